@@ -1,0 +1,43 @@
+# graphfleet — every target creates or refreshes the virtualenv it needs from uv.lock.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.synced
+
+.PHONY: install run test test-unit lint fmt bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'uv>=0.5'
+
+# Re-sync whenever the lock or the project metadata changes.
+$(STAMP): $(UV) uv.lock pyproject.toml
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --quiet
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/python -m lb.devrun
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(VENV)/bin/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lb worker tests bench
+	$(VENV)/bin/ruff format --check lb worker tests bench
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format lb worker tests bench
+	$(VENV)/bin/ruff check --fix lb worker tests bench
+
+bench: $(STAMP)
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
