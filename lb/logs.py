@@ -42,5 +42,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "json") -> None:
         cache_logger_on_first_use=True,
     )
     # Libraries that log through the standard library (aiohttp, psycopg) follow the same level.
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
     logging.getLogger().setLevel(numeric)

@@ -1,0 +1,47 @@
+"""``python -m lb``: the graphfleet load balancer."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import prometheus_client
+import structlog
+
+from lb.app import LoadBalancer
+from lb.logs import configure_logging
+from lb.settings import LBSettings, load_settings
+
+log = structlog.get_logger("lb")
+
+
+async def serve(settings: LBSettings) -> None:
+    balancer = LoadBalancer(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await balancer.start()
+    try:
+        await stop.wait()
+    finally:
+        await balancer.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = load_settings(LBSettings, argv, prog="python -m lb", env_prefix="LB_")
+    configure_logging(settings.log_level, settings.log_format)
+    # Counters without the *_created companions: nobody graphs them and they double the series.
+    prometheus_client.disable_created_metrics()
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
+        asyncio.run(serve(settings))
+    else:
+        uvloop.run(serve(settings))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The load balancer's settings: environment first (``LB_*``), overridable on the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+StrategyName = Literal["least_loaded", "round_robin", "random", "power_of_two"]
+AutoscaleBackend = Literal["off", "local", "kubernetes", "docker"]
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+class LBSettings(BaseSettings):
+    """Every knob of ``python -m lb``. Built once in ``main()`` and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="LB_", extra="ignore")
+
+    # Addresses
+    host: str = Field("127.0.0.1", description="Address the proxy listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the proxy listens on.")
+    admin_host: str = Field("127.0.0.1", description="Address of the admin API and /metrics.")
+    admin_port: int = Field(8081, ge=0, le=65535, description="Port of the admin API.")
+    admin_token: str = Field(
+        "", description="Bearer token for /admin/*; required when the admin host is not loopback."
+    )
+
+    # Membership and routing
+    instances: str = Field(
+        "", description="Static worker URLs, comma-separated (http://host:port,...)."
+    )
+    strategy: StrategyName = Field("least_loaded", description="Balancing strategy.")
+    default_max_capacity: int = Field(
+        100, gt=0, description="Concurrent requests an instance takes until it reports its own."
+    )
+    affinity_table_size: int = Field(
+        100_000, gt=0, description="Threads and runs remembered for affinity routing."
+    )
+    affinity_ttl_s: float = Field(
+        3600.0, gt=0, description="How long a thread stays pinned to the worker that ran it."
+    )
+
+    # Queueing when every instance is at capacity
+    queue_size: int = Field(1024, ge=0, description="Requests that may wait for capacity.")
+    queue_timeout_s: float = Field(
+        10.0, ge=0, description="How long a request waits for capacity before a 503."
+    )
+    retry_after_s: int = Field(1, ge=0, description="Retry-After sent with LB-made 503s.")
+
+    # Active health checks (HAProxy's defaults)
+    health_path: str = Field("/health", description="Path of each worker's health check.")
+    health_interval_s: float = Field(2.0, gt=0, description="Time between health checks.")
+    health_timeout_s: float = Field(1.0, gt=0, description="Timeout of one health check.")
+    health_jitter: float = Field(
+        0.1, ge=0, le=1, description="Random share of the interval added or removed per check."
+    )
+    health_rise: int = Field(2, ge=1, description="Passing checks that make an instance healthy.")
+    health_fall: int = Field(3, ge=1, description="Failing checks that make it unhealthy.")
+
+    # Passive ejection (Envoy's outlier detection)
+    eject_consecutive_errors: int = Field(
+        5, ge=0, description="Consecutive connect errors or 5xx that eject an instance (0: off)."
+    )
+    eject_base_s: float = Field(
+        30.0, gt=0, description="First ejection time; it grows with each repeated ejection."
+    )
+    eject_max_s: float = Field(300.0, gt=0, description="Longest ejection time.")
+    eject_max_percent: int = Field(
+        50, ge=0, le=100, description="Largest share of the fleet ejected at once."
+    )
+
+    # Proxying
+    retries: int = Field(2, ge=0, description="Extra attempts on other instances.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Timeout to connect to a worker.")
+    first_byte_timeout_s: float = Field(
+        300.0, gt=0, description="Timeout for a worker's response headers (runs.wait may be long)."
+    )
+    max_body_bytes: int = Field(
+        1 << 30, ge=0, description="Largest request body; larger gets 413 (0: unlimited)."
+    )
+    max_header_bytes: int = Field(
+        16384, gt=0, description="Largest total size of request headers; larger gets 431."
+    )
+    replay_buffer_bytes: int = Field(
+        65536,
+        ge=0,
+        description="Request bodies up to this size are kept so a refused POST can be retried.",
+    )
+    shutdown_timeout_s: float = Field(
+        30.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
+    )
+    access_log: bool = Field(True, description="Log one line per proxied request.")
+
+    # Control plane
+    data_dir: Path = Field(Path("data/lb"), description="Where the registry's state file lives.")
+    redis_url: str = Field("", description="Redis URL to share the registry between LBs.")
+    instance_ttl_s: float = Field(
+        60.0, ge=0, description="Registered instances silent and failing this long are removed."
+    )
+    drain_timeout_s: float = Field(
+        300.0, ge=0, description="Longest wait for a draining instance's work to finish."
+    )
+    autoscale: AutoscaleBackend = Field("off", description="Scaling backend.")
+
+    # Logging
+    log_level: str = Field("info", description="debug, info, warning or error.")
+    log_format: Literal["json", "console"] = Field("json", description="Log output format.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("must be debug, info, warning, error or critical")
+        return value.lower()
+
+    def instance_urls(self) -> list[str]:
+        return [url.strip() for url in self.instances.split(",") if url.strip()]
+
+
+def settings_parser(
+    model: type[BaseSettings], prog: str, env_prefix: str
+) -> argparse.ArgumentParser:
+    """An argparse parser with one ``--flag`` per setting, documenting env var and default."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Every option may also be set by its environment variable.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for name, field in model.model_fields.items():
+        env = f"{env_prefix}{name.upper()}"
+        default = field.default
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
+            metavar=env,
+            help=f"{field.description} [env {env}; default: {default!s}]",
+        )
+    return parser
+
+
+def load_settings(
+    model: type[SettingsT], argv: list[str] | None, prog: str, env_prefix: str
+) -> SettingsT:
+    """Environment first, then command-line flags on top."""
+    args = settings_parser(model, prog, env_prefix).parse_args(argv)
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None}
+    return model(**overrides)
