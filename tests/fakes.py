@@ -86,7 +86,7 @@ async def _echo(request: web.Request) -> web.Response:
             "worker": fake.name,
             "method": request.method,
             "path": request.path_qs,
-            "headers": {k: v for k, v in request.headers.items()},
+            "headers": dict(request.headers.items()),
             "body_length": len(body),
         },
         headers={"X-Custom": "yes", "Connection": "keep-alive, X-Drop", "X-Drop": "hop"},
