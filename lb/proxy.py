@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 import structlog
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, istr
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from lb.affinity import AffinityTable, key_from_location, key_from_path
 from lb.capacity import CapacityQueue, QueueFull
@@ -64,7 +64,7 @@ X_FORWARDED_HOST: Final = istr("X-Forwarded-Host")
 # nginx's proxy buffers do; anything larger, or of unknown length (SSE), streams.
 SMALL_RESPONSE_BYTES: Final = 65536
 STREAM_CHUNK_BYTES: Final = 65536
-_UPGRADED: Final = "lb.websocket_instance"
+_UPGRADED: Final = web.RequestKey("lb.websocket_instance", str)
 
 
 class NoInstance(Exception):
@@ -198,6 +198,8 @@ class Proxy:
         try:
             response, instance_id, attempts = await self._proxy(request, request_id)
             status = response.status
+            if not response.prepared:  # streamed responses got it with their headers
+                response.headers[X_REQUEST_ID] = request_id
             return response
         except asyncio.CancelledError:
             # The client went away and the upstream request was aborted with it; a WebSocket
@@ -211,7 +213,12 @@ class Proxy:
         except Exception:
             log.exception("proxy_error", request_id=request_id, path=request.path)
             status = 502
-            return error_response(502, "proxy_error", "the load balancer failed this request")
+            return error_response(
+                502,
+                "proxy_error",
+                "the load balancer failed this request",
+                headers={X_REQUEST_ID: request_id},
+            )
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.observe_request(instance_id, request.method, status, elapsed)
@@ -293,11 +300,7 @@ class Proxy:
                 last = failure
                 # Streaming bodies cannot be resent once read; idempotency is checked inside.
                 if not (failure.retryable and replayable) or attempt >= self._attempts:
-                    return (
-                        error_response(failure.status, failure.code, failure.message),
-                        instance.id,
-                        attempt,
-                    )
+                    return self._failed(failure), instance.id, attempt
                 if tried is None:
                     tried = set()
                 tried.add(instance.id)
@@ -311,23 +314,15 @@ class Proxy:
             finally:
                 self._release(instance)
         assert last is not None
-        return error_response(last.status, last.code, last.message), "-", attempt
+        return self._failed(last), "-", attempt
+
+    def _failed(self, failure: _Attempt) -> web.Response:
+        headers = self._retry_after if failure.status == 503 else None
+        return error_response(failure.status, failure.code, failure.message, headers=headers)
 
     def _forward_headers(self, request: web.Request, request_id: str) -> CIMultiDict[str]:
-        out: CIMultiDict[str] = CIMultiDict()
-        connection_tokens: frozenset[str] | None = None
-        for name, value in request.headers.items():
-            if name in HOP_BY_HOP or name == hdrs.HOST:
-                if name == hdrs.CONNECTION:
-                    connection_tokens = frozenset(
-                        t.strip().lower() for t in value.split(",") if t.strip()
-                    )
-                continue
-            out.add(name, value)
-        if connection_tokens:
-            # Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
-            for token in connection_tokens:
-                out.popall(token, None)
+        out = end_to_end_headers(request.headers)
+        out.popall(hdrs.HOST, None)  # the client library sets the worker's own
         peer = request.remote or ""
         prior = out.get(X_FORWARDED_FOR)
         out[X_FORWARDED_FOR] = f"{prior}, {peer}" if prior else peer
@@ -392,7 +387,9 @@ class Proxy:
             ) from exc
 
         try:
-            return await self._respond(request, instance, upstream, replayable)
+            return await self._respond(
+                request, instance, upstream, replayable, upstream_headers[X_REQUEST_ID]
+            )
         finally:
             upstream.release()
 
@@ -402,6 +399,7 @@ class Proxy:
         instance: Instance,
         upstream: aiohttp.ClientResponse,
         replayable: bool,
+        request_id: str,
     ) -> web.StreamResponse:
         status = upstream.status
         if status >= 500:
@@ -415,6 +413,7 @@ class Proxy:
             if _is_at_capacity(body):
                 raise _Attempt(503, "at_capacity", "every instance is at capacity", True)
         out_headers = self._response_headers(upstream, instance)
+        out_headers[X_REQUEST_ID] = request_id
         if small or request.method == "HEAD" or status in (204, 304):
             body = await upstream.read()
             small_response = web.Response(
@@ -444,13 +443,11 @@ class Proxy:
     def _response_headers(
         self, upstream: aiohttp.ClientResponse, instance: Instance
     ) -> CIMultiDict[str]:
-        out: CIMultiDict[str] = CIMultiDict()
-        for name, value in upstream.headers.items():
-            if name in HOP_BY_HOP:
-                continue
-            out.add(name, value)
-            if name == hdrs.LOCATION or name == hdrs.CONTENT_LOCATION:
-                learned = key_from_location(value)
+        out = end_to_end_headers(upstream.headers)
+        for name in (hdrs.LOCATION, hdrs.CONTENT_LOCATION):
+            location = out.get(name)
+            if location is not None:
+                learned = key_from_location(location)
                 if learned is not None:
                     self.affinity.pin(learned, instance.id)
         out[X_FLEET_INSTANCE] = instance.id
@@ -469,6 +466,22 @@ class Proxy:
             return response, instance.id, 1
         finally:
             self._release(instance)
+
+
+def end_to_end_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """A copy without hop-by-hop headers, including those the Connection header names
+    (RFC 9110 section 7.6.1)."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        if name not in HOP_BY_HOP:
+            out.add(name, value)
+    connection = headers.get(hdrs.CONNECTION)
+    if connection:
+        for token in connection.split(","):
+            token = token.strip()
+            if token:
+                out.popall(token, None)
+    return out
 
 
 def _is_at_capacity(body: bytes) -> bool:

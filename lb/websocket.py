@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import aiohttp
 from aiohttp import WSMsgType, hdrs, web
@@ -42,6 +41,7 @@ async def proxy_websocket(
             headers=headers,
             protocols=protocols,
             autoping=False,
+            autoclose=False,
             max_msg_size=0,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
         )
@@ -57,6 +57,7 @@ async def proxy_websocket(
     client = web.WebSocketResponse(
         protocols=[upstream.protocol] if upstream.protocol else (),
         autoping=False,
+        autoclose=False,
         max_msg_size=0,
     )
     try:
@@ -67,27 +68,28 @@ async def proxy_websocket(
     return client
 
 
+Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
 async def _pump_both(
     client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
 ) -> None:
-    to_upstream = asyncio.create_task(_pump(client, upstream))
-    to_client = asyncio.create_task(_pump(upstream, client))
+    # Each direction runs until its source closes; the side that sees a close frame performs
+    # the closing handshake for both. aiohttp lets close() run while the other pump waits in
+    # receive(): that pump is woken with CLOSING and simply ends.
+    pumps = (
+        asyncio.create_task(_pump(client, upstream)),
+        asyncio.create_task(_pump(upstream, client)),
+    )
     try:
-        await asyncio.wait((to_upstream, to_client), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.gather(*pumps)
     finally:
-        for task in (to_upstream, to_client):
+        for task in pumps:
             task.cancel()
-        for task in (to_upstream, to_client):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*pumps, return_exceptions=True)
 
 
-async def _pump(
-    source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-    sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-) -> None:
-    code: int = aiohttp.WSCloseCode.OK
-    reason = b""
+async def _pump(source: Socket, sink: Socket) -> None:
     while True:
         message = await source.receive()
         kind = message.type
@@ -100,14 +102,20 @@ async def _pump(
         elif kind is WSMsgType.PONG:
             await sink.pong(message.data)
         elif kind is WSMsgType.CLOSE:
-            code, reason = message.data, (message.extra or "").encode()
-            break
-        else:  # CLOSING, CLOSED, ERROR: the source is gone without a close frame for us
+            # Pass the close on with its code and reason, wait for the far end's answer, and
+            # give that answer back: both ends see the code the other end chose.
+            if not sink.closed:
+                await sink.close(code=message.data, message=(message.extra or "").encode())
+            await source.close(code=sink.close_code or message.data)
+            return
+        elif kind is WSMsgType.CLOSING:
+            return  # the other pump is closing this socket
+        else:  # CLOSED or ERROR: the source is gone without a close frame
             known = source.close_code
             # 1005 and 1006 are for reporting only and may not be sent in a close frame.
             sendable = known is not None and known not in (1005, 1006)
-            code = known if sendable and known else aiohttp.WSCloseCode.INTERNAL_ERROR
-            break
-    # Close the other side with the same code and reason, so the far end learns why.
-    if not sink.closed:
-        await sink.close(code=code, message=reason)
+            if not sink.closed:
+                await sink.close(
+                    code=known if sendable and known else aiohttp.WSCloseCode.INTERNAL_ERROR
+                )
+            return

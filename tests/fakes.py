@@ -27,6 +27,7 @@ class FakeWorker:
     cancelled: int = 0
     started: int = 0
     upload_bytes: int = 0
+    ws_close_codes: list[int | None] = field(default_factory=list)
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -46,6 +47,7 @@ class FakeWorker:
         r.add_route("*", "/status/{code}", _status)
         r.add_get("/download", _download)
         r.add_post("/upload", _upload)
+        r.add_route("*", "/drop", _drop)
         r.add_post("/runs", _runs)
         r.add_post("/threads/{thread_id}/runs", _runs)
         r.add_get("/threads/{thread_id}/runs/{run_id}", _echo)
@@ -124,7 +126,7 @@ async def _sse(request: web.Request) -> web.StreamResponse:
 
 
 async def _ws(request: web.Request) -> web.WebSocketResponse:
-    _fake(request)
+    fake = _fake(request)
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     async for message in ws:
@@ -135,6 +137,7 @@ async def _ws(request: web.Request) -> web.WebSocketResponse:
             await ws.send_str("echo:" + message.data)
         elif message.type is WSMsgType.BINARY:
             await ws.send_bytes(message.data[::-1])
+    fake.ws_close_codes.append(ws.close_code)
     return ws
 
 
@@ -168,6 +171,15 @@ async def _upload(request: web.Request) -> web.Response:
         total += len(chunk)
     fake.upload_bytes = total
     return web.json_response({"received": total})
+
+
+async def _drop(request: web.Request) -> web.Response:
+    """Receive the request, then hang up without answering (a worker crashing mid-request)."""
+    _fake(request)
+    await request.read()
+    assert request.transport is not None
+    request.transport.close()
+    raise asyncio.CancelledError
 
 
 async def _runs(request: web.Request) -> web.Response:

@@ -1,0 +1,88 @@
+"""Fixtures for load balancer tests: fake workers and an in-process LB, all on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from lb.app import LoadBalancer
+from lb.settings import LBSettings
+from tests.fakes import FakeWorker
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool], timeout_s: float = 10.0, interval_s: float = 0.02
+) -> None:
+    """Poll ``check`` until it is true, failing after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(interval_s)
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[list[FakeWorker]]:
+    fakes = [await FakeWorker(name).start() for name in ("a", "b", "c")]
+    yield fakes
+    for fake in fakes:
+        await fake.stop()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+StartLB = Callable[..., Awaitable[LoadBalancer]]
+
+
+@pytest.fixture
+async def start_lb() -> AsyncIterator[StartLB]:
+    """Start an LB in this process with fast health checks; waits until every instance is up."""
+    started: list[LoadBalancer] = []
+
+    async def start(
+        fakes: list[FakeWorker], expect_routable: int | None = None, **overrides: Any
+    ) -> LoadBalancer:
+        options: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "admin_port": 0,
+            "instances": ",".join(w.url for w in fakes),
+            "health_interval_s": 0.1,
+            "health_timeout_s": 0.5,
+            "access_log": False,
+            "shutdown_timeout_s": 2.0,
+        }
+        options.update(overrides)
+        balancer = LoadBalancer(LBSettings(**options))
+        await balancer.start()
+        started.append(balancer)
+        assert balancer.fleet is not None
+        fleet = balancer.fleet
+        expected = len(fakes) if expect_routable is None else expect_routable
+        await eventually(lambda: len(fleet.registry.snapshot.routable) >= expected)
+        return balancer
+
+    yield start
+    for balancer in started:
+        await balancer.stop()
+        assert balancer.fleet is not None
+        leaked = {i.id: i.load.inflight for i in balancer.fleet.registry.snapshot.instances}
+        assert all(v == 0 for v in leaked.values()), f"in-flight counters leaked: {leaked}"
+
+
+def url(balancer: LoadBalancer, path: str) -> str:
+    return f"http://127.0.0.1:{balancer.proxy_port}{path}"

@@ -1,0 +1,234 @@
+"""Retries that never repeat work, limits, headers and the LB's own error JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+import pytest
+
+from tests.fakes import FakeWorker
+from tests.integration.lb.conftest import StartLB, eventually, url
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_post_to_an_unreachable_instance_is_sent_to_another(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:2], strategy="round_robin")
+    assert balancer.fleet is not None
+    await workers[0].stop()  # still routable: no health check has failed yet
+    for _ in range(4):
+        async with client.post(url(balancer, "/echo"), json={"x": 1}) as response:
+            assert response.status == 200
+            assert (await response.json())["worker"] == "b"
+    assert workers[1].seen["POST /echo"] == 4
+
+
+async def test_a_post_the_worker_received_is_never_repeated(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers, strategy="round_robin", retries=2)
+    async with client.post(url(balancer, "/drop"), json={"x": 1}) as response:
+        assert response.status == 502
+        body = await response.json()
+    assert body["error"]["code"] == "upstream_error"
+    assert sum(w.seen["POST /drop"] for w in workers) == 1
+
+
+async def test_a_get_the_worker_dropped_is_retried_elsewhere_once_per_instance(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers, strategy="round_robin", retries=2)
+    async with client.get(url(balancer, "/drop")) as response:
+        assert response.status == 502
+    # Idempotent: tried on each of the three instances. aiohttp's client also resends an
+    # idempotent request once on the same instance when the connection drops (its guard
+    # against stale keep-alive connections), hence two sends per instance, never more.
+    assert [w.seen["GET /drop"] for w in workers] == [2, 2, 2]
+
+
+async def test_post_refused_with_at_capacity_goes_to_another_instance(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    workers[0].at_capacity = True
+    workers[1].at_capacity = True
+    balancer = await start_lb(workers, strategy="round_robin")
+    for _ in range(3):
+        async with client.post(url(balancer, "/threads/t1/runs"), json={"a": 1}) as response:
+            assert response.status == 200
+            assert (await response.json())["worker"] == "c"
+
+
+async def test_at_capacity_everywhere_is_a_503_with_retry_after(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    for fake in workers:
+        fake.at_capacity = True
+    balancer = await start_lb(workers)
+    async with client.post(url(balancer, "/runs"), json={"a": 1}) as response:
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert (await response.json())["error"]["code"] == "at_capacity"
+    assert sum(w.seen["POST /runs"] for w in workers) == 3
+
+
+async def test_requests_wait_for_capacity_then_get_a_503(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1], default_max_capacity=1, queue_timeout_s=0.3)
+    holder = asyncio.create_task(client.get(url(balancer, "/slow?s=0.6")))
+    await eventually(lambda: workers[0].started == 1)
+    # Full: this one waits 0.3 s in the queue and gives up.
+    async with client.get(url(balancer, "/echo")) as response:
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert (await response.json())["error"]["code"] == "at_capacity"
+    # A queued request that outlives the holder gets through.
+    waiting = asyncio.create_task(client.get(url(balancer, "/echo")))
+    first = await holder
+    assert first.status == 200
+    first.release()
+    second = await waiting
+    assert second.status == 200
+    second.release()
+
+
+async def test_queue_full_is_refused_at_once(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1], default_max_capacity=1, queue_size=1, queue_timeout_s=5)
+    holder = asyncio.create_task(client.get(url(balancer, "/slow?s=0.5")))
+    await eventually(lambda: workers[0].started == 1)
+    queued = asyncio.create_task(client.get(url(balancer, "/echo")))
+    assert balancer.fleet is not None
+    proxy = balancer.fleet.proxy
+    await eventually(lambda: len(proxy.queue) == 1)
+    async with client.get(url(balancer, "/echo")) as response:
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "queue_full"
+    for task in (holder, queued):
+        response = await task
+        assert response.status == 200
+        response.release()
+
+
+async def test_body_over_the_limit_is_413_and_never_reaches_a_worker(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1], max_body_bytes=1000)
+    async with client.post(url(balancer, "/upload"), data=b"x" * 1001) as response:
+        assert response.status == 413
+        assert (await response.json())["error"]["code"] == "body_too_large"
+    assert workers[0].seen["POST /upload"] == 0
+
+
+async def test_chunked_body_over_the_limit_is_413(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1], max_body_bytes=100_000)
+
+    async def chunks() -> object:
+        for _ in range(10):
+            yield b"z" * 20_000
+
+    async with client.post(url(balancer, "/upload"), data=chunks()) as response:
+        assert response.status == 413
+        assert (await response.json())["error"]["code"] == "body_too_large"
+
+
+async def test_headers_over_the_limit_are_431(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1], max_header_bytes=4096)
+    headers = {f"X-Big-{i}": "v" * 1000 for i in range(5)}
+    async with client.get(url(balancer, "/echo"), headers=headers) as response:
+        assert response.status == 431
+        assert (await response.json())["error"]["code"] == "headers_too_large"
+    assert workers[0].seen["GET /echo"] == 0
+
+
+async def test_forwarding_headers(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1])
+    async with client.get(
+        url(balancer, "/echo?q=1"),
+        headers={
+            "X-Request-ID": "req-123",
+            "X-Forwarded-For": "10.0.0.1",
+            "Connection": "keep-alive, X-Secret",
+            "X-Secret": "hop-by-hop by Connection",
+            "Keep-Alive": "timeout=5",
+        },
+    ) as response:
+        assert response.status == 200
+        seen = (await response.json())["headers"]
+        assert response.headers["X-Request-ID"] == "req-123"
+        assert response.headers["X-Fleet-Instance"].startswith("127.0.0.1_")
+        assert response.headers["X-Custom"] == "yes"
+        assert "X-Drop" not in response.headers  # named in the worker's Connection header
+    assert seen["X-Request-ID"] == "req-123"
+    assert seen["X-Forwarded-For"] == "10.0.0.1, 127.0.0.1"
+    assert seen["X-Forwarded-Proto"] == "http"
+    assert seen["X-Forwarded-Host"] == f"127.0.0.1:{balancer.proxy_port}"
+    assert "X-Secret" not in seen
+    assert "Keep-Alive" not in seen
+
+
+async def test_a_request_id_is_created_when_missing(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1])
+    async with client.get(url(balancer, "/echo")) as response:
+        created = response.headers["X-Request-ID"]
+        assert (await response.json())["headers"]["X-Request-ID"] == created
+    assert len(created) == 32
+
+
+async def test_thread_requests_stick_to_the_worker_that_ran_the_thread(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers, strategy="round_robin")
+    async with client.post(url(balancer, "/threads/t-42/runs"), json={}) as response:
+        holder = (await response.json())["worker"]
+    for _ in range(6):
+        async with client.get(url(balancer, "/threads/t-42/runs/r1")) as response:
+            assert (await response.json())["worker"] == holder
+    # Unrelated requests still rotate.
+    others = set()
+    for _ in range(6):
+        async with client.get(url(balancer, "/echo")) as response:
+            others.add((await response.json())["worker"])
+    assert others == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize("header", ["X-Thread-ID"])
+async def test_thread_header_is_an_affinity_key(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession, header: str
+) -> None:
+    balancer = await start_lb(workers, strategy="round_robin")
+    async with client.post(url(balancer, "/runs"), json={}) as response:
+        # The worker's Content-Location named the new thread: the LB learned where it lives.
+        holder = (await response.json())["worker"]
+    for _ in range(5):
+        async with client.get(url(balancer, "/echo"), headers={header: "t-new"}) as response:
+            assert (await response.json())["worker"] == holder
+
+
+async def test_unreachable_static_instance_never_becomes_routable(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    dead = f"http://127.0.0.1:{_free_port()}"
+    balancer = await start_lb(workers[:1], expect_routable=1, instances=f"{workers[0].url},{dead}")
+    assert balancer.fleet is not None
+    registry = balancer.fleet.registry
+    await eventually(lambda: any(i.state == "unhealthy" for i in registry.snapshot.instances))
+    async with client.get(url(balancer, "/echo")) as response:
+        assert response.status == 200
