@@ -1,0 +1,96 @@
+"""``python -m lb`` as a real process: serving, SIGTERM draining in-flight work, exit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from tests.fakes import FakeWorker
+from tests.integration.lb.conftest import eventually
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LBProcess:
+    def __init__(self, process: asyncio.subprocess.Process, port: int, admin_port: int) -> None:
+        self.process = process
+        self.port = port
+        self.admin_port = admin_port
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+async def lb_process(workers: list[FakeWorker]) -> AsyncIterator[LBProcess]:
+    port, admin_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "LB_PORT": str(port),
+        "LB_ADMIN_PORT": str(admin_port),
+        "LB_INSTANCES": ",".join(w.url for w in workers[:2]),
+        "LB_HEALTH_INTERVAL_S": "0.1",
+        "LB_SHUTDOWN_TIMEOUT_S": "2",
+        "LB_LOG_LEVEL": "warning",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lb", env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    running = LBProcess(process, port, admin_port)
+    async with aiohttp.ClientSession() as session:
+
+        async def ready() -> bool:
+            try:
+                async with session.get(f"http://127.0.0.1:{admin_port}/ready") as response:
+                    return response.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await eventually(ready, timeout_s=20)
+    yield running
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
+async def test_sigterm_lets_in_flight_requests_finish_then_exits(
+    lb_process: LBProcess, workers: list[FakeWorker]
+) -> None:
+    async with aiohttp.ClientSession() as client:
+        slow = asyncio.create_task(client.get(lb_process.url("/slow?s=0.5")))
+        await eventually(lambda: sum(w.started for w in workers) == 1)
+        lb_process.process.send_signal(signal.SIGTERM)
+        response = await slow
+        assert response.status == 200
+        assert (await response.json())["slept"] is True
+        # New connections are refused once the LB stopped accepting.
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with client.get(lb_process.url("/echo")):
+                pass
+    assert await asyncio.wait_for(lb_process.process.wait(), 10) == 0
+
+
+async def test_sigterm_cuts_requests_that_outlive_the_shutdown_timeout(
+    lb_process: LBProcess, workers: list[FakeWorker]
+) -> None:
+    async with aiohttp.ClientSession() as client:
+        stuck = asyncio.create_task(client.get(lb_process.url("/slow?s=60")))
+        await eventually(lambda: sum(w.started for w in workers) == 1)
+        lb_process.process.send_signal(signal.SIGTERM)
+        # LB_SHUTDOWN_TIMEOUT_S=2: the process ends and the worker's request is cancelled.
+        assert await asyncio.wait_for(lb_process.process.wait(), 15) == 0
+        await eventually(lambda: sum(w.cancelled for w in workers) == 1)
+        with pytest.raises(aiohttp.ClientError):
+            response = await stuck
+            await response.read()
