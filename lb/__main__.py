@@ -9,7 +9,7 @@ import sys
 import prometheus_client
 import structlog
 
-from lb.app import LoadBalancer
+from lb.app import ConfigError, LoadBalancer
 from lb.logs import configure_logging
 from lb.settings import LBSettings, load_settings
 
@@ -22,7 +22,11 @@ async def serve(settings: LBSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await balancer.start()
+    try:
+        await balancer.start()
+    except ConfigError as exc:
+        log.error("lb_refused_to_start", reason=str(exc))
+        raise SystemExit(2) from None
     try:
         await stop.wait()
     finally:

@@ -1,18 +1,44 @@
-"""The admin port: health, readiness and metrics; the admin API proper is in admin routes."""
+"""The admin port: health, readiness, metrics, and the admin API under ``/admin``.
+
+``/admin/*`` needs ``Authorization: Bearer <LB_ADMIN_TOKEN>`` (compared in constant time)
+whenever a token is configured; the LB refuses to start with a non-loopback admin address and
+no token. Every error is JSON ``{"error": {"code", "message", "field"?}}``; a refused request
+changes nothing.
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
-from lb.app import FLEET, Fleet
+from lb.app import FLEET
+from lb.control import Conflict
+from lb.errors import error_response
+from lb.registry import INSTANCE_ID, Instance
+from lb.strategies import STRATEGIES, make_strategy
+
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Invalid(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
 
 
 def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+# -- open endpoints --------------------------------------------------------------------------
 
 
 async def health(request: web.Request) -> web.Response:
@@ -35,10 +61,197 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-def admin_app(fleet: Fleet) -> web.Application:
-    app = web.Application(client_max_size=1 << 16)
+# -- validation ------------------------------------------------------------------------------
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_ADMIN_BODY_BYTES:
+        raise Invalid(413, "body_too_large", f"body over {MAX_ADMIN_BODY_BYTES} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Invalid(413, "body_too_large", f"body over {MAX_ADMIN_BODY_BYTES} bytes") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Invalid(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Invalid(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def _url(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise Invalid(422, "invalid_field", "url must be a string", "url")
+    try:
+        parsed = URL(value)
+    except ValueError:
+        raise Invalid(422, "invalid_field", "url is not a valid URL", "url") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise Invalid(422, "invalid_field", "url must be http(s)://host[:port]", "url")
+    if parsed.query_string or parsed.fragment or parsed.user:
+        raise Invalid(422, "invalid_field", "url must not carry a query, fragment or user", "url")
+    return value.rstrip("/")
+
+
+def _positive_int(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise Invalid(422, "invalid_field", f"{name} must be a positive integer", name)
+    if value > 1_000_000:
+        raise Invalid(422, "invalid_field", f"{name} must be at most 1000000", name)
+    return value
+
+
+def _instance_id(value: object) -> str:
+    if not isinstance(value, str) or not INSTANCE_ID.fullmatch(value):
+        raise Invalid(422, "invalid_field", "id must be 1-64 characters of A-Z a-z 0-9 . _ -", "id")
+    return value
+
+
+_REGISTER_FIELDS = frozenset({"url", "id", "max_capacity", "weight"})
+
+
+# -- admin API ---------------------------------------------------------------------------------
+
+
+async def list_instances(request: web.Request) -> web.Response:
+    snapshot = request.app[FLEET].registry.snapshot
+    return _json({"instances": [i.to_json() for i in snapshot.instances]})
+
+
+async def register_instance(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    data = await _body(request)
+    unknown = sorted(set(data) - _REGISTER_FIELDS)
+    if unknown:
+        raise Invalid(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
+    url = _url(data.get("url"))
+    instance_id = _instance_id(data["id"]) if data.get("id") is not None else None
+    max_capacity = _positive_int(data, "max_capacity")
+    weight = _positive_int(data, "weight")
+    try:
+        instance, created = fleet.membership.register(url, instance_id, max_capacity, weight)
+    except Conflict as exc:
+        raise Invalid(409, "conflict", str(exc), "id" if instance_id else "url") from None
+    if created:
+        # Check it now rather than at the next interval: a new worker takes traffic at once.
+        await fleet.health.check(instance)
+        instance = fleet.registry.get(instance.id) or instance
+    return _json(instance.to_json(), status=201 if created else 200)
+
+
+def _existing(request: web.Request) -> Instance:
+    instance_id = request.match_info["instance_id"]
+    instance = request.app[FLEET].registry.get(instance_id)
+    if instance is None:
+        raise Invalid(404, "not_found", f"no instance {instance_id!r}")
+    return instance
+
+
+async def get_instance(request: web.Request) -> web.Response:
+    return _json(_existing(request).to_json())
+
+
+async def delete_instance(request: web.Request) -> web.Response:
+    instance = _existing(request)
+    fleet = request.app[FLEET]
+    fleet.membership.remove(instance.id)
+    current = fleet.registry.get(instance.id)
+    body = current.to_json() if current is not None else {**instance.to_json(), "removed": True}
+    return _json(body, status=202)
+
+
+async def drain_instance(request: web.Request) -> web.Response:
+    instance = _existing(request)
+    updated = request.app[FLEET].membership.drain(instance.id) or instance
+    return _json(updated.to_json())
+
+
+async def enable_instance(request: web.Request) -> web.Response:
+    instance = _existing(request)
+    updated = request.app[FLEET].membership.enable(instance.id) or instance
+    return _json(updated.to_json())
+
+
+async def get_strategy(request: web.Request) -> web.Response:
+    return _json({"strategy": request.app[FLEET].proxy.strategy.name})
+
+
+async def put_strategy(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    data = await _body(request)
+    name = data.get("strategy")
+    if not isinstance(name, str) or name not in STRATEGIES:
+        raise Invalid(
+            422, "invalid_field", f"strategy must be one of {', '.join(STRATEGIES)}", "strategy"
+        )
+    fleet.proxy.strategy = make_strategy(name, fleet.rng)
+    return _json({"strategy": name})
+
+
+async def get_autoscaler(request: web.Request) -> web.Response:
+    fleet = request.app[FLEET]
+    return _json(
+        {"backend": fleet.settings.autoscale, "enabled": fleet.settings.autoscale != "off"}
+    )
+
+
+# -- middleware ------------------------------------------------------------------------------
+
+
+@web.middleware
+async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    fleet = request.app[FLEET]
+    is_admin = request.path.startswith("/admin")
+    route = request.match_info.route.resource
+    operation = f"{request.method} {route.canonical if route is not None else 'unmatched'}"
+    outcome = "error"
+    try:
+        if is_admin and fleet.settings.admin_token:
+            supplied = request.headers.get("Authorization", "")
+            expected = f"Bearer {fleet.settings.admin_token}"
+            if not hmac.compare_digest(supplied.encode(), expected.encode()):
+                outcome = "unauthorized"
+                return error_response(
+                    401,
+                    "unauthorized",
+                    "missing or wrong bearer token",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        try:
+            response = await handler(request)
+        except Invalid as exc:
+            outcome = "rejected"
+            return error_response(exc.status, exc.code, exc.message, field=exc.field)
+        except web.HTTPException as exc:
+            outcome = "rejected"
+            if exc.status < 400:
+                raise
+            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        outcome = "ok" if response.status < 400 else "rejected"
+        return response
+    finally:
+        if is_admin:
+            fleet.metrics.admin_requests.labels(operation, outcome).inc()
+
+
+def admin_app(fleet: Any) -> web.Application:
+    app = web.Application(client_max_size=MAX_ADMIN_BODY_BYTES, middlewares=[admin_middleware])
     app[FLEET] = fleet
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/metrics", metrics)
+    r = app.router
+    r.add_get("/health", health)
+    r.add_get("/ready", ready)
+    r.add_get("/metrics", metrics)
+    r.add_get("/admin/instances", list_instances)
+    r.add_post("/admin/instances", register_instance)
+    r.add_get("/admin/instances/{instance_id}", get_instance)
+    r.add_delete("/admin/instances/{instance_id}", delete_instance)
+    r.add_post("/admin/instances/{instance_id}/drain", drain_instance)
+    r.add_post("/admin/instances/{instance_id}/enable", enable_instance)
+    r.add_get("/admin/strategy", get_strategy)
+    r.add_put("/admin/strategy", put_strategy)
+    r.add_get("/admin/autoscaler", get_autoscaler)
     return app

@@ -8,24 +8,26 @@ accepting on the proxy port, let in-flight requests and streams finish up to
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import random
-import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 import structlog
 from aiohttp import web
-from yarl import URL
 
 from lb.affinity import AffinityTable
+from lb.control import Membership
 from lb.ejection import OutlierDetector
 from lb.health import CheckResult, HealthChecker
 from lb.metrics import LBMetrics
 from lb.proxy import Proxy
-from lb.registry import Clock, Instance, Registry
+from lb.registry import Clock, Instance, Registry, instance_id_for_url
 from lb.settings import LBSettings
+from lb.statefile import StateFileWriter, load_records
 from lb.strategies import make_strategy
 
 log = structlog.get_logger("lb")
@@ -48,20 +50,25 @@ class Fleet:
     session: aiohttp.ClientSession
     rng: random.Random
     clock: Clock
+    membership: Membership
+    state_file: StateFileWriter
     stopping: bool = False
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 FLEET = web.AppKey("fleet", Fleet)
 
 
-def static_instance_id(url: str) -> str:
-    parsed = URL(url)
-    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{parsed.host}_{parsed.port}")[:64]
+class ConfigError(Exception):
+    """Settings that cannot run safely; the process exits with this message."""
 
 
-def normalize_url(url: str) -> str:
-    return url.rstrip("/")
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def create_fleet(
@@ -106,19 +113,34 @@ def create_fleet(
         lambda: len(proxy.queue),
         lambda: outliers.ejections_total,
     )
+    membership = Membership(registry, settings)
+    state_file = StateFileWriter(settings.data_dir / "registry.json", membership.records)
+    membership.on_change(state_file.mark_dirty)
+
+    def forget(instance_id: str) -> None:
+        metrics.forget_instance(instance_id)
+        affinity.forget_instance(instance_id)
+
+    membership.on_removal(forget)
     now = clock()
     for url in settings.instance_urls():
         registry.add(
             Instance(
-                id=static_instance_id(url),
-                url=normalize_url(url),
+                id=instance_id_for_url(url),
+                url=url.rstrip("/"),
                 max_capacity=settings.default_max_capacity,
                 static=True,
                 registered_at=now,
                 last_seen_at=now,
             )
         )
+    static_urls = {i.url for i in registry.snapshot.instances}
+    membership.apply_records(
+        [r for r in load_records(state_file.path) if r["url"] not in static_urls]
+    )
     return Fleet(
+        membership=membership,
+        state_file=state_file,
         settings=settings,
         registry=registry,
         proxy=proxy,
@@ -135,7 +157,14 @@ def create_fleet(
 async def _background(app: web.Application) -> AsyncIterator[None]:
     fleet = app[FLEET]
     fleet.health.start()
+    tasks = [
+        asyncio.create_task(fleet.membership.run_sweeper(), name="membership-sweeper"),
+        asyncio.create_task(fleet.state_file.run(), name="state-file"),
+    ]
     yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     fleet.outliers.stop()
     await fleet.health.stop()
     await fleet.session.close()
@@ -180,6 +209,11 @@ class LoadBalancer:
         from lb.admin import admin_app
 
         settings = self.settings
+        if not settings.admin_token and not is_loopback(settings.admin_host):
+            raise ConfigError(
+                f"LB_ADMIN_HOST={settings.admin_host} is not a loopback address: "
+                "set LB_ADMIN_TOKEN so the admin API is not open to the network"
+            )
         fleet = create_fleet(settings, clock=self._clock, rng=self._rng)
         self.fleet = fleet
         self._admin_runner = web.AppRunner(admin_app(fleet), access_log=None)

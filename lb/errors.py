@@ -12,12 +12,15 @@ def error_response(
     status: int,
     code: str,
     message: str,
+    *,
     headers: Mapping[str, str] | None = None,
-    **extra: object,
+    field: str | None = None,
 ) -> web.Response:
-    """``{"error": {"code", "message", ...}}`` with the given status; never a stack trace."""
+    """``{"error": {"code", "message", "field"?}}`` with the given status; ``field`` names the
+    request field at fault. Never a stack trace."""
     body: dict[str, object] = {"code": code, "message": message}
-    body.update(extra)
+    if field is not None:
+        body["field"] = field
     return web.Response(
         status=status,
         body=orjson.dumps({"error": body}),

@@ -16,12 +16,22 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from yarl import URL
+
 Clock = Callable[[], float]
+INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def instance_id_for_url(url: str) -> str:
+    """A stable id for an instance known only by its URL: ``127.0.0.1_8001``."""
+    parsed = URL(url)
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{parsed.host}_{parsed.port}")[:64]
 
 
 class Health(enum.StrEnum):
@@ -61,6 +71,7 @@ class Instance:
     registered_at: float = 0.0
     last_seen_at: float = 0.0  # last registration heartbeat or passing check
     drain_started_at: float | None = None
+    pending_removal: bool = False  # DELETE asked: leaves once its in-flight work is done
     load: Load = field(default_factory=Load, compare=False, repr=False)
 
     @property
@@ -94,6 +105,18 @@ class Instance:
             "consecutive_failures": self.consecutive_failures,
             "last_check_at": self.last_check_at,
             "static": self.static,
+            "pending_removal": self.pending_removal,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """The membership facts that outlive a process and are shared between LBs."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "max_capacity": self.max_capacity,
+            "weight": self.weight,
+            "draining": self.draining,
+            "pending_removal": self.pending_removal,
         }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -49,7 +50,7 @@ StartLB = Callable[..., Awaitable[LoadBalancer]]
 
 
 @pytest.fixture
-async def start_lb() -> AsyncIterator[StartLB]:
+async def start_lb(tmp_path: Path) -> AsyncIterator[StartLB]:
     """Start an LB in this process with fast health checks; waits until every instance is up."""
     started: list[LoadBalancer] = []
 
@@ -65,6 +66,7 @@ async def start_lb() -> AsyncIterator[StartLB]:
             "health_timeout_s": 0.5,
             "access_log": False,
             "shutdown_timeout_s": 2.0,
+            "data_dir": tmp_path / "lb",
         }
         options.update(overrides)
         balancer = LoadBalancer(LBSettings(**options))
