@@ -32,6 +32,11 @@ class LBProcess:
         return f"http://127.0.0.1:{self.port}{path}"
 
 
+async def _read_all(pending: asyncio.Task[aiohttp.ClientResponse]) -> bytes:
+    response = await pending
+    return await response.read()
+
+
 @pytest.fixture
 async def lb_process(workers: list[FakeWorker]) -> AsyncIterator[LBProcess]:
     port, admin_port = free_port(), free_port()
@@ -92,5 +97,4 @@ async def test_sigterm_cuts_requests_that_outlive_the_shutdown_timeout(
         assert await asyncio.wait_for(lb_process.process.wait(), 15) == 0
         await eventually(lambda: sum(w.cancelled for w in workers) == 1)
         with pytest.raises(aiohttp.ClientError):
-            response = await stuck
-            await response.read()
+            await _read_all(stuck)
