@@ -27,6 +27,7 @@ from lb.metrics import LBMetrics
 from lb.proxy import Proxy
 from lb.registry import Clock, Instance, Registry, instance_id_for_url
 from lb.settings import LBSettings
+from lb.shared import SharedRegistry
 from lb.statefile import StateFileWriter, load_records
 from lb.strategies import make_strategy
 
@@ -52,6 +53,7 @@ class Fleet:
     clock: Clock
     membership: Membership
     state_file: StateFileWriter
+    shared: SharedRegistry | None = None
     stopping: bool = False
 
 
@@ -139,6 +141,9 @@ def create_fleet(
         [r for r in load_records(state_file.path) if r["url"] not in static_urls]
     )
     return Fleet(
+        shared=SharedRegistry(settings.redis_url, membership, settings.redis_key_prefix)
+        if settings.redis_url
+        else None,
         membership=membership,
         state_file=state_file,
         settings=settings,
@@ -161,6 +166,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(fleet.membership.run_sweeper(), name="membership-sweeper"),
         asyncio.create_task(fleet.state_file.run(), name="state-file"),
     ]
+    if fleet.shared is not None:
+        tasks.append(asyncio.create_task(fleet.shared.run(), name="shared-registry"))
     yield
     for task in tasks:
         task.cancel()

@@ -97,6 +97,9 @@ class LBSettings(BaseSettings):
     # Control plane
     data_dir: Path = Field(Path("data/lb"), description="Where the registry's state file lives.")
     redis_url: str = Field("", description="Redis URL to share the registry between LBs.")
+    redis_key_prefix: str = Field(
+        "graphfleet:lb", description="Prefix of the Redis keys of this fleet's shared registry."
+    )
     instance_ttl_s: float = Field(
         60.0, ge=0, description="Registered instances silent and failing this long are removed."
     )
