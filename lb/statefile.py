@@ -8,6 +8,7 @@ happen off the event loop and are coalesced: a burst of registrations is one wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -76,6 +77,7 @@ class StateFileWriter:
         self.path = path
         self._records = records
         self._dirty = asyncio.Event()
+        self._writing: asyncio.Future[None] | None = None
 
     def mark_dirty(self) -> None:
         self._dirty.set()
@@ -86,6 +88,11 @@ class StateFileWriter:
                 await self._dirty.wait()
                 await self.flush()
         finally:
+            # Cancelling the wait does not stop a write already in its thread: let it land
+            # first, or it could replace the final write below with older records.
+            if self._writing is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(self._writing)
             if self._dirty.is_set():
                 # Shutting down with changes unwritten: write them before we go.
                 write_records(self.path, self._records())
@@ -93,7 +100,13 @@ class StateFileWriter:
     async def flush(self) -> None:
         self._dirty.clear()
         records = self._records()  # taken on the loop: a consistent view
+        self._writing = asyncio.ensure_future(
+            asyncio.to_thread(write_records, self.path, records)
+        )
         try:
-            await asyncio.to_thread(write_records, self.path, records)
+            await asyncio.shield(self._writing)
         except OSError as exc:
             log.error("state_file_write_failed", path=str(self.path), error=repr(exc))
+        finally:
+            if self._writing.done():
+                self._writing = None
