@@ -192,13 +192,6 @@ async def put_strategy(request: web.Request) -> web.Response:
     return _json({"strategy": name})
 
 
-async def get_autoscaler(request: web.Request) -> web.Response:
-    fleet = request.app[FLEET]
-    return _json(
-        {"backend": fleet.settings.autoscale, "enabled": fleet.settings.autoscale != "off"}
-    )
-
-
 # -- middleware ------------------------------------------------------------------------------
 
 
@@ -253,5 +246,4 @@ def admin_app(fleet: Any) -> web.Application:
     r.add_post("/admin/instances/{instance_id}/enable", enable_instance)
     r.add_get("/admin/strategy", get_strategy)
     r.add_put("/admin/strategy", put_strategy)
-    r.add_get("/admin/autoscaler", get_autoscaler)
     return app

@@ -10,7 +10,6 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 StrategyName = Literal["least_loaded", "round_robin", "random", "power_of_two"]
-AutoscaleBackend = Literal["off", "local", "kubernetes", "docker"]
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
@@ -106,7 +105,6 @@ class LBSettings(BaseSettings):
     drain_timeout_s: float = Field(
         300.0, ge=0, description="Longest wait for a draining instance's work to finish."
     )
-    autoscale: AutoscaleBackend = Field("off", description="Scaling backend.")
 
     # Logging
     log_level: str = Field("info", description="debug, info, warning or error.")

@@ -144,10 +144,9 @@ class PowerOfTwo:
         second = _weighted_pick(self._rng, candidates, _Excluding(exclude, first.id))
         if second is None:
             return first
-        a, b = load_score(first), load_score(second)
-        if a == b:
-            return first if self._rng.random() < 0.5 else second
-        return first if a < b else second
+        # A tie keeps ``first``: it is itself a weighted draw, so idle instances get work in
+        # proportion to weight (a coin flip between the two would pull 5:1:1 to 48/26/26 %).
+        return second if load_score(second) < load_score(first) else first
 
 
 class _Excluding:

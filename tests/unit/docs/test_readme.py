@@ -1,0 +1,28 @@
+"""Every setting appears in the README, with the default the code has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from lb.settings import LBSettings
+
+README = (Path(__file__).parents[3] / "README.md").read_text()
+
+
+def _rows(model: type[BaseSettings], prefix: str) -> list[tuple[str, str]]:
+    rows = []
+    for name, field in model.model_fields.items():
+        default = field.default
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        rows.append((f"{prefix}{name.upper()}", shown if shown else "(none)"))
+    return rows
+
+
+@pytest.mark.parametrize(("variable", "default"), _rows(LBSettings, "LB_"))
+def test_lb_setting_is_documented_with_its_default(variable: str, default: str) -> None:
+    row = next((line for line in README.splitlines() if line.startswith(f"| `{variable}` |")), None)
+    assert row is not None, f"{variable} is missing from the README's settings table"
+    assert default in row, f"README shows another default for {variable}: {row}"
