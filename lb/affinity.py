@@ -37,7 +37,8 @@ def key_from_location(location: str) -> str | None:
         # Same-origin absolute URL: keep the path only.
         slash = location.find("/", location.find("//") + 2)
         location = location[slash:] if slash >= 0 else "/"
-    return key_from_path(location)
+    # Unlike a request's path, a header is a whole URI reference: drop its query and fragment.
+    return key_from_path(location.partition("?")[0].partition("#")[0])
 
 
 class AffinityTable:

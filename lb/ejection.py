@@ -2,8 +2,9 @@
 
 An ejection lasts ``eject_base_s`` times the number of recent ejections, at most
 ``eject_max_s``; an instance that has behaved for ``eject_max_s`` starts over at the base time.
-Never more than ``eject_max_percent`` of the fleet is ejected at once, and never all of it:
-ejecting the last instance would turn a partial outage into a total one.
+Never more than ``eject_max_percent`` of the instances that take work (healthy, not draining) is
+ejected at once, and never all of them: ejecting the last one would turn a partial outage into
+a total one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 
 import structlog
 
-from lb.registry import Instance, Registry
+from lb.registry import Health, Instance, Registry
 from lb.settings import LBSettings
 
 log = structlog.get_logger("lb.ejection")
@@ -55,8 +56,15 @@ class OutlierDetector:
         current = snapshot.get(instance_id)
         if current is None or current.ejected:
             return
-        ejected = sum(1 for i in snapshot.instances if i.ejected)
-        if ejected >= max_ejectable(len(snapshot.instances), self._max_percent):
+        # The share is of the instances that take work when not ejected: counting unhealthy or
+        # draining members too would let the last one that serves be ejected.
+        serving = [
+            i
+            for i in snapshot.instances
+            if i.health is Health.HEALTHY and not i.draining and not i.worker_draining
+        ]
+        ejected = sum(1 for i in serving if i.ejected)
+        if ejected >= max_ejectable(len(serving), self._max_percent):
             log.warning("ejection_skipped", instance_id=instance_id, ejected=ejected)
             return
         now = self._registry.now()
