@@ -167,15 +167,7 @@ def _logical_cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _graphfleet_revision(repo: Path) -> str:
-    commit = _command_output("git", "-C", str(repo), "rev-parse", "--short", "HEAD")
-    if not re.fullmatch(r"[0-9a-f]+", commit):
-        return "unknown"
-    dirty = _command_output("git", "-C", str(repo), "status", "--porcelain", "--", "lb")
-    return f"{commit} (lb/ with uncommitted changes)" if dirty else commit
-
-
-def environment_lines(repo: Path) -> list[str]:
+def environment_lines(lb_revision: str) -> list[str]:
     nginx = _first_match(r"nginx/(\S+)", _command_output("nginx", "-v"))
     haproxy = _first_match(r"version (\S+)", _command_output("haproxy", "-v"))
     wrk = _first_match(r"wrk (?:debian/)?(\S+)", _command_output("wrk", "--version"))
@@ -187,7 +179,7 @@ def environment_lines(repo: Path) -> list[str]:
         f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {_logical_cpus()} logical CPUs, {_cpu_model()}, Linux {platform.release()}",
         f"- Versions: {versions}",
-        f"- graphfleet: commit {_graphfleet_revision(repo)}",
+        f"- graphfleet lb measured: commit {lb_revision}",
     ]
 
 
@@ -249,7 +241,7 @@ def _goal_line(runs: list[Run], medians: dict[str, float], scenario: str) -> str
 
 
 def render(runs: list[Run], skipped: dict[tuple[str, str], str], args: argparse.Namespace) -> str:
-    lines = [HEADER, "## This run", "", *environment_lines(Path(args.repo))]
+    lines = [HEADER, "## This run", "", *environment_lines(args.lb_revision)]
     lines.append(
         f"- Settings: `wrk -t{args.threads} --latency`, {args.duration_s:g} s per run after a "
         f"{args.warmup_s:g} s warm-up, {args.repeats} repeat(s), targets alternating"
@@ -347,7 +339,7 @@ def main() -> int:
     out = commands.add_parser("render", help="write the Markdown report and print its tables")
     out.add_argument("--results", required=True)
     out.add_argument("--out", required=True)
-    out.add_argument("--repo", default=".")
+    out.add_argument("--lb-revision", default="unknown", help="what lb/ code was measured")
     out.add_argument("--threads", type=int, required=True)
     out.add_argument("--duration-s", type=float, required=True)
     out.add_argument("--warmup-s", type=float, required=True)

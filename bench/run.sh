@@ -14,6 +14,7 @@
 #   BENCH_TARGETS="direct nginx haproxy lb"
 #   BENCH_REPORT=docs/benchmarks.md   where the Markdown report goes
 #   BENCH_OUT_DIR=.bench         raw wrk output and results.jsonl of the last run
+#   BENCH_LB_REV=                a git revision of lb/ to measure (default: the work tree's lb/)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +31,7 @@ SCENARIOS=${BENCH_SCENARIOS:-small latency}
 TARGETS=${BENCH_TARGETS:-direct nginx haproxy lb}
 REPORT=${BENCH_REPORT:-$ROOT/docs/benchmarks.md}
 OUT_DIR=${BENCH_OUT_DIR:-$ROOT/.bench}
+LB_REV=${BENCH_LB_REV:-}
 READY_TIMEOUT_S=30
 
 WORK_DIR=""
@@ -38,6 +40,8 @@ WRK_PID=""               # the wrk run in progress, if any
 declare -A TARGET_URL=() # target -> URL wrk loads
 declare -A TARGET_PID=() # target -> pid whose process tree's CPU time is measured
 RESULTS=""
+LB_SRC=""                # a copy of lb/ taken at the start, so edits during the run don't leak in
+LB_REVISION=""           # what the report says was measured
 BACKGROUND_BUSY_PCT=0
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -268,11 +272,30 @@ EOF
     wait_ready haproxy "${TARGET_URL[haproxy]}"
 }
 
+# Copy lb/ once, so that every scenario measures the same code even while lb/ is being edited.
+snapshot_lb() {
+    LB_SRC="$WORK_DIR/src"
+    mkdir -p "$LB_SRC"
+    local head
+    head=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [[ -n $LB_REV ]]; then
+        git -C "$ROOT" archive "$LB_REV" lb | tar -x -C "$LB_SRC" ||
+            die "cannot read lb/ at revision $LB_REV"
+        LB_REVISION="$(git -C "$ROOT" rev-parse --short "$LB_REV")"
+    elif [[ -d $ROOT/lb ]]; then
+        cp -r "$ROOT/lb" "$LB_SRC/lb"
+        LB_REVISION=$head
+        if [[ -n $(git -C "$ROOT" status --porcelain -- lb 2>/dev/null) ]]; then
+            LB_REVISION="$head + uncommitted changes in lb/"
+        fi
+    fi
+}
+
 # Prints why the LB cannot be measured, or nothing when it can.
 lb_unavailable() {
-    if [[ ! -f $ROOT/lb/__main__.py ]]; then
+    if [[ ! -f $LB_SRC/lb/__main__.py ]]; then
         echo "lb/__main__.py does not exist yet"
-    elif ! (cd "$ROOT" && "$PY" -m lb --help >/dev/null 2>&1); then
+    elif ! (cd "$LB_SRC" && "$PY" -m lb --help >/dev/null 2>&1); then
         echo "python -m lb --help fails"
     fi
 }
@@ -280,8 +303,8 @@ lb_unavailable() {
 start_lb() {
     local port=$1 admin_port=$2 u1=$3 u2=$4
     mkdir -p "$WORK_DIR/lb-data"
-    # cd: `python -m lb` must import this checkout's lb/, not an installed copy.
-    start lb env -C "$ROOT" \
+    # -C: `python -m lb` imports the snapshot's lb/ ahead of any installed copy.
+    start lb env -C "$LB_SRC" \
         LB_HOST=127.0.0.1 LB_PORT="$port" LB_ADMIN_HOST=127.0.0.1 LB_ADMIN_PORT="$admin_port" \
         LB_INSTANCES="http://127.0.0.1:$u1,http://127.0.0.1:$u2" \
         LB_LOG_LEVEL=warning LB_DATA_DIR="$WORK_DIR/lb-data" LB_SHUTDOWN_TIMEOUT_S=5 \
@@ -396,6 +419,7 @@ main() {
     WORK_DIR=$(mktemp -d -t graphfleet-bench.XXXXXX)
     # nginx workers run as nobody and must reach their temp paths.
     chmod 755 "$WORK_DIR"
+    snapshot_lb
     mkdir -p "$OUT_DIR"
     rm -f "$OUT_DIR"/wrk-*.txt
     RESULTS="$OUT_DIR/results.jsonl"
@@ -413,7 +437,8 @@ main() {
         esac
     done
     mkdir -p "$(dirname "$REPORT")"
-    "$PY" "$ROOT/bench/report.py" render --results "$RESULTS" --out "$REPORT" --repo "$ROOT" \
+    "$PY" "$ROOT/bench/report.py" render --results "$RESULTS" --out "$REPORT" \
+        --lb-revision "${LB_REVISION:-none}" \
         --threads "$THREADS" --duration-s "$DURATION_S" --warmup-s "$WARMUP_S" \
         --repeats "$REPEATS" --background-busy-pct "$BACKGROUND_BUSY_PCT"
     log "report written to $REPORT"
