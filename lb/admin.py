@@ -177,7 +177,7 @@ async def enable_instance(request: web.Request) -> web.Response:
 
 
 async def get_strategy(request: web.Request) -> web.Response:
-    return _json({"strategy": request.app[FLEET].proxy.strategy.name})
+    return _json({"strategy": request.app[FLEET].router.strategy.name})
 
 
 async def put_strategy(request: web.Request) -> web.Response:
@@ -188,7 +188,7 @@ async def put_strategy(request: web.Request) -> web.Response:
         raise Invalid(
             422, "invalid_field", f"strategy must be one of {', '.join(STRATEGIES)}", "strategy"
         )
-    fleet.proxy.strategy = make_strategy(name, fleet.rng)
+    fleet.router.strategy = make_strategy(name, fleet.rng)
     return _json({"strategy": name})
 
 

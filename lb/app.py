@@ -1,9 +1,10 @@
-"""Assembles the load balancer: the shared core, the proxy app and the admin app, and runs them.
+"""Assembles the load balancer: the shared core, the proxy port and the admin app, and runs them.
 
-One lifecycle (STYLE 5): the upstream client session and the health checker live in the proxy
-app's ``cleanup_ctx``; the admin app only reads the core. Shutdown goes in order: stop
-accepting on the proxy port, let in-flight requests and streams finish up to
-``shutdown_timeout_s``, cancel the rest, close the session, then stop the admin port.
+One lifecycle (STYLE 5): the health checker's client session and every background loop (health
+checks, drain sweeper, state file, shared registry, idle upstream connections) live in the
+admin app's ``cleanup_ctx``. Shutdown goes in order: stop accepting on the proxy port, let
+in-flight requests and streams finish up to ``shutdown_timeout_s``, cancel the rest, then stop
+the background loops and the admin port.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import asyncio
 import ipaddress
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import structlog
@@ -24,8 +26,10 @@ from lb.control import Membership
 from lb.ejection import OutlierDetector
 from lb.health import CheckResult, HealthChecker
 from lb.metrics import LBMetrics
-from lb.proxy import Proxy
+from lb.proxy import Proxy, Upstreams
 from lb.registry import Clock, Instance, Registry, instance_id_for_url
+from lb.routing import Router
+from lb.server import ProxyServer
 from lb.settings import LBSettings
 from lb.shared import SharedRegistry
 from lb.statefile import StateFileWriter, load_records
@@ -33,26 +37,28 @@ from lb.strategies import make_strategy
 
 log = structlog.get_logger("lb")
 
-# The aiohttp server's own header limits sit above ours so that our check answers 431 in JSON.
-_PARSER_LIMIT_FACTOR = 2
+UPSTREAM_IDLE_S = 15.0  # below aiohttp's server keep-alive, so workers never close first
+CLIENT_KEEPALIVE_S = 75.0
 
 
 @dataclass
 class Fleet:
-    """What the proxy and admin apps share. Built once per LB process."""
+    """What the proxy port and the admin app share. Built once per LB process."""
 
     settings: LBSettings
     registry: Registry
+    router: Router
     proxy: Proxy
+    upstreams: Upstreams
     health: HealthChecker
     outliers: OutlierDetector
     metrics: LBMetrics
     affinity: AffinityTable
+    membership: Membership
+    state_file: StateFileWriter
     session: aiohttp.ClientSession
     rng: random.Random
     clock: Clock
-    membership: Membership
-    state_file: StateFileWriter
     shared: SharedRegistry | None = None
     stopping: bool = False
 
@@ -82,28 +88,17 @@ def create_fleet(
     metrics = LBMetrics()
     outliers = OutlierDetector(registry, settings)
     affinity = AffinityTable(settings.affinity_table_size, settings.affinity_ttl_s, clock)
-    connector = aiohttp.TCPConnector(
-        limit=0,  # the LB's own capacity limits apply; the pool must never be the bottleneck
-        keepalive_timeout=15.0,  # below aiohttp's server default, so workers never close first
-        ttl_dns_cache=60,
-    )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-        max_line_size=settings.max_header_bytes * _PARSER_LIMIT_FACTOR,
-        max_field_size=settings.max_header_bytes * _PARSER_LIMIT_FACTOR,
-    )
-    proxy = Proxy(
+    router = Router(
         registry,
         make_strategy(settings.strategy, rng),
-        session,
-        settings,
-        outliers,
-        metrics,
         affinity,
+        metrics,
+        settings.queue_size,
+        settings.queue_timeout_s,
     )
+    upstreams = Upstreams(settings.connect_timeout_s)
+    proxy = Proxy(router, upstreams, settings, outliers, metrics, affinity)
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
 
     def on_check(instance: Instance, result: CheckResult) -> None:
         metrics.health_checks.labels(instance.id, "pass" if result.ok else "fail").inc()
@@ -112,7 +107,7 @@ def create_fleet(
     health = HealthChecker(registry, session, settings, rng, clock, on_result=on_check)
     metrics.watch(
         lambda: registry.snapshot,
-        lambda: len(proxy.queue),
+        lambda: len(router.queue),
         lambda: outliers.ejections_total,
     )
     membership = Membership(registry, settings)
@@ -122,6 +117,7 @@ def create_fleet(
     def forget(instance_id: str) -> None:
         metrics.forget_instance(instance_id)
         affinity.forget_instance(instance_id)
+        upstreams.retain({i.url for i in registry.snapshot.instances})
 
     membership.on_removal(forget)
     now = clock()
@@ -141,62 +137,56 @@ def create_fleet(
         [r for r in load_records(state_file.path) if r["url"] not in static_urls]
     )
     return Fleet(
-        shared=SharedRegistry(settings.redis_url, membership, settings.redis_key_prefix)
-        if settings.redis_url
-        else None,
-        membership=membership,
-        state_file=state_file,
         settings=settings,
         registry=registry,
+        router=router,
         proxy=proxy,
+        upstreams=upstreams,
         health=health,
         outliers=outliers,
         metrics=metrics,
         affinity=affinity,
+        membership=membership,
+        state_file=state_file,
         session=session,
         rng=rng,
         clock=clock,
+        shared=SharedRegistry(settings.redis_url, membership, settings.redis_key_prefix)
+        if settings.redis_url
+        else None,
     )
+
+
+async def _close_idle_upstreams(upstreams: Upstreams) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(UPSTREAM_IDLE_S / 3)
+        upstreams.close_idle(loop.time() - UPSTREAM_IDLE_S)
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     fleet = app[FLEET]
     fleet.health.start()
-    tasks = [
-        asyncio.create_task(fleet.membership.run_sweeper(), name="membership-sweeper"),
-        asyncio.create_task(fleet.state_file.run(), name="state-file"),
+    loops: list[Coroutine[Any, Any, None]] = [
+        fleet.membership.run_sweeper(),
+        fleet.state_file.run(),
+        _close_idle_upstreams(fleet.upstreams),
     ]
     if fleet.shared is not None:
-        tasks.append(asyncio.create_task(fleet.shared.run(), name="shared-registry"))
+        loops.append(fleet.shared.run())
+    tasks = [asyncio.create_task(loop) for loop in loops]
     yield
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     fleet.outliers.stop()
     await fleet.health.stop()
+    fleet.upstreams.close()
     await fleet.session.close()
 
 
-def proxy_app(fleet: Fleet) -> web.Application:
-    app = web.Application(handler_args=_handler_args(fleet.settings))
-    app[FLEET] = fleet
-    app.router.add_route("*", "/{tail:.*}", fleet.proxy.handle)
-    app.cleanup_ctx.append(_background)
-    return app
-
-
-def _handler_args(settings: LBSettings) -> dict[str, object]:
-    limit = settings.max_header_bytes * _PARSER_LIMIT_FACTOR
-    return {
-        "max_line_size": limit,
-        "max_field_size": limit,
-        # Bodies pass through untouched: a gzip upload reaches the worker still gzipped.
-        "auto_decompress": False,
-    }
-
-
 class LoadBalancer:
-    """Runs the proxy and admin apps on their ports; used by ``main()`` and by tests."""
+    """Runs the proxy port and the admin app; used by ``main()`` and by tests."""
 
     def __init__(
         self,
@@ -209,8 +199,9 @@ class LoadBalancer:
         self._clock = clock
         self._rng = rng
         self.fleet: Fleet | None = None
-        self._proxy_runner: web.AppRunner | None = None
+        self._server: ProxyServer | None = None
         self._admin_runner: web.AppRunner | None = None
+        self.proxy_port = 0
 
     async def start(self) -> None:
         from lb.admin import admin_app
@@ -223,19 +214,17 @@ class LoadBalancer:
             )
         fleet = create_fleet(settings, clock=self._clock, rng=self._rng)
         self.fleet = fleet
-        self._admin_runner = web.AppRunner(admin_app(fleet), access_log=None)
+        app = admin_app(fleet)
+        app.cleanup_ctx.append(_background)
+        self._admin_runner = web.AppRunner(app, access_log=None)
         await self._admin_runner.setup()
         await web.TCPSite(self._admin_runner, settings.admin_host, settings.admin_port).start()
-        self._proxy_runner = web.AppRunner(
-            proxy_app(fleet),
-            access_log=None,
-            handler_cancellation=True,  # a client that leaves cancels its upstream request
-            shutdown_timeout=settings.shutdown_timeout_s,
+        self._server = ProxyServer(
+            fleet.proxy.serve,
+            max_header_bytes=settings.max_header_bytes,
+            keepalive_timeout_s=CLIENT_KEEPALIVE_S,
         )
-        await self._proxy_runner.setup()
-        await web.TCPSite(
-            self._proxy_runner, settings.host, settings.port, reuse_address=True
-        ).start()
+        self.proxy_port = await self._server.start(settings.host, settings.port)
         log.info(
             "lb_started",
             proxy=f"http://{settings.host}:{self.proxy_port}",
@@ -243,11 +232,6 @@ class LoadBalancer:
             strategy=settings.strategy,
             instances=len(fleet.registry.snapshot.instances),
         )
-
-    @property
-    def proxy_port(self) -> int:
-        assert self._proxy_runner is not None
-        return int(self._proxy_runner.addresses[0][1])
 
     @property
     def admin_port(self) -> int:
@@ -258,13 +242,15 @@ class LoadBalancer:
         """Stop accepting, drain in-flight work up to the shutdown timeout, then close."""
         if self.fleet is not None:
             self.fleet.stopping = True
-        if self._proxy_runner is not None:
-            inflight = 0
-            if self.fleet is not None:
-                inflight = sum(i.load.inflight for i in self.fleet.registry.snapshot.instances)
-            log.info("lb_stopping", inflight=inflight, timeout_s=self.settings.shutdown_timeout_s)
-            await self._proxy_runner.cleanup()
-            self._proxy_runner = None
+            self.fleet.proxy.closing = True
+        if self._server is not None:
+            log.info(
+                "lb_stopping",
+                active=self._server.active,
+                timeout_s=self.settings.shutdown_timeout_s,
+            )
+            await self._server.shutdown(self.settings.shutdown_timeout_s)
+            self._server = None
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
             self._admin_runner = None

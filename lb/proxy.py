@@ -1,10 +1,10 @@
 """The proxy's request path: route, forward, stream back, and account for every request.
 
-Per request: check limits, pick an instance (affinity, then the strategy, then the capacity
-queue), forward with streaming bodies both ways, and retry on another instance when that is
-safe. The in-flight counter of the chosen instance is raised the moment it is chosen and
-lowered in a ``finally`` when the last byte of the response has gone, so long streams and
-WebSockets count for their whole life.
+Per request: pick an instance (see :mod:`lb.routing`), send the request head and body to it,
+and pass the response back — in one write when it is complete on arrival, otherwise piece by
+piece straight from the worker's socket to the client's with back-pressure both ways. The
+instance's in-flight count is raised when it is chosen and lowered in a ``finally`` after the
+last byte, so long streams and WebSockets count for their whole life.
 
 Retry rules: a request that never reached a worker (connect error) may go to another one; a
 request a worker received is retried only when its method is idempotent, or when the worker
@@ -16,62 +16,31 @@ stream and are never replayed once sent.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Final
 
-import aiohttp
 import orjson
 import structlog
-from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy, istr
+from yarl import URL
 
 from lb.affinity import AffinityTable, key_from_location, key_from_path
-from lb.capacity import CapacityQueue, QueueFull
 from lb.ejection import OutlierDetector
-from lb.errors import error_response
 from lb.metrics import LBMetrics
-from lb.registry import Health, Instance, Registry
+from lb.registry import Instance
+from lb.routing import NoInstance, Router
+from lb.server import ClientConnection, Exchange
 from lb.settings import LBSettings
-from lb.strategies import Strategy, has_room
-from lb.websocket import proxy_websocket
+from lb.upstream import UpstreamConnection, UpstreamError, UpstreamPool
+from lb.wire import CRLF, HOP_BY_HOP, LAST_CHUNK, chunk, json_error, reason
 
 log = structlog.get_logger("lb.proxy")
 
-HOP_BY_HOP: Final = frozenset(
-    istr(h)
-    for h in (
-        "Connection",
-        "Keep-Alive",
-        "Proxy-Authenticate",
-        "Proxy-Authorization",
-        "Proxy-Connection",
-        "TE",
-        "Trailer",
-        "Transfer-Encoding",
-        "Upgrade",
-    )
-)
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-X_REQUEST_ID: Final = istr("X-Request-ID")
-X_FLEET_INSTANCE: Final = istr("X-Fleet-Instance")
-X_THREAD_ID: Final = istr("X-Thread-ID")
-X_FORWARDED_FOR: Final = istr("X-Forwarded-For")
-X_FORWARDED_PROTO: Final = istr("X-Forwarded-Proto")
-X_FORWARDED_HOST: Final = istr("X-Forwarded-Host")
-# Responses up to this size with a Content-Length are read whole and sent in one write, as
-# nginx's proxy buffers do; anything larger, or of unknown length (SSE), streams.
-SMALL_RESPONSE_BYTES: Final = 65536
-STREAM_CHUNK_BYTES: Final = 65536
-_UPGRADED: Final = web.RequestKey("lb.websocket_instance", str)
-
-
-class NoInstance(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+# A 503 body this small is read to see whether it is the worker's ``at_capacity`` promise.
+_AT_CAPACITY_PEEK_BYTES: Final = 65536
+_RUN_CREATION: Final = ("/runs", "/runs/wait", "/runs/stream")
 
 
 class BodyTooLarge(Exception):
@@ -89,415 +58,453 @@ class _Attempt(Exception):
         self.retryable = retryable
 
 
+class Upstreams:
+    """A connection pool per instance, created on first use and closed when it leaves."""
+
+    def __init__(self, connect_timeout_s: float) -> None:
+        self._connect_timeout_s = connect_timeout_s
+        self._pools: dict[str, UpstreamPool] = {}
+
+    def pool(self, instance: Instance) -> UpstreamPool:
+        pool = self._pools.get(instance.url)
+        if pool is None:
+            url = URL(instance.url)
+            context = ssl.create_default_context() if url.scheme == "https" else None
+            pool = UpstreamPool(
+                url.host or "127.0.0.1",
+                url.port or (443 if context else 80),
+                self._connect_timeout_s,
+                asyncio.get_running_loop(),
+                ssl_context=context,
+            )
+            self._pools[instance.url] = pool
+        return pool
+
+    def retain(self, urls: set[str]) -> None:
+        """Drop the pools of instances that left; their busy connections close when done."""
+        for url in [u for u in self._pools if u not in urls]:
+            self._pools.pop(url).close_idle(float("inf"))
+
+    def close_idle(self, older_than: float) -> None:
+        for pool in self._pools.values():
+            pool.close_idle(older_than)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+
 class Proxy:
-    """The request handler of the proxy port. ``strategy`` may be swapped at run time."""
+    """Serves each :class:`Exchange` of the proxy port."""
 
     def __init__(
         self,
-        registry: Registry,
-        strategy: Strategy,
-        session: aiohttp.ClientSession,
+        router: Router,
+        upstreams: Upstreams,
         settings: LBSettings,
         outliers: OutlierDetector,
         metrics: LBMetrics,
         affinity: AffinityTable,
     ) -> None:
-        self.registry = registry
-        self.strategy = strategy
-        self.session = session
+        self.router = router
+        self.upstreams = upstreams
         self.outliers = outliers
         self.metrics = metrics
         self.affinity = affinity
-        self.queue = CapacityQueue(settings.queue_size)
-        self._settings = settings
+        self.closing = False
         self._max_body = settings.max_body_bytes
-        self._max_header_bytes = settings.max_header_bytes
         self._replay_bytes = settings.replay_buffer_bytes
         self._attempts = settings.retries + 1
-        self._queue_timeout_s = settings.queue_timeout_s
-        self._retry_after = {"Retry-After": str(settings.retry_after_s)}
+        self._retry_after_s = settings.retry_after_s
         self._first_byte_timeout_s = settings.first_byte_timeout_s
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout_s, sock_read=None
-        )
         # Decided once: a disabled access log costs the hot path one attribute test.
         self._access_log = settings.access_log and settings.log_level in ("debug", "info")
-        registry.subscribe(lambda _snapshot: self.queue.wake_all())
 
-    # -- routing ---------------------------------------------------------------------------
-
-    def _pick(self, key: str | None, creates_work: bool, tried: set[str] | None) -> Instance | None:
-        snapshot = self.registry.snapshot
-        if key is not None:
-            owner_id = self.affinity.get(key)
-            if owner_id is not None and (tried is None or owner_id not in tried):
-                owner = snapshot.by_id.get(owner_id)
-                # The holder of a thread keeps answering for it while it is healthy, even
-                # draining (join, cancel, resume); only new work looks elsewhere.
-                if (
-                    owner is not None
-                    and owner.health is Health.HEALTHY
-                    and not owner.ejected
-                    and (not creates_work or (owner.routable and has_room(owner)))
-                ):
-                    return owner
-        if tried is None:
-            return self.strategy.choose(snapshot.routable)
-        return self.strategy.choose(snapshot.routable, tried)
-
-    async def _acquire(
-        self, key: str | None, creates_work: bool, tried: set[str] | None
-    ) -> Instance:
-        """Choose an instance and count the request against it, waiting for room if needed."""
-        queue = self.queue
-        deadline: float | None = None
-        while True:
-            if not queue or deadline is not None:
-                instance = self._pick(key, creates_work, tried)
-                if instance is not None:
-                    # No await between choosing and counting: the count is what the next
-                    # request's choice sees.
-                    instance.load.inflight += 1
-                    return instance
-            snapshot = self.registry.snapshot
-            candidates = [i for i in snapshot.routable if tried is None or i.id not in tried]
-            if not candidates:
-                if tried:
-                    raise NoInstance("no_instance_left", "every healthy instance was tried")
-                raise NoInstance("no_healthy_instances", "no healthy instance can take requests")
-            loop_time = asyncio.get_running_loop().time()
-            if deadline is None:
-                deadline = loop_time + self._queue_timeout_s
-            remaining = deadline - loop_time
-            if remaining <= 0:
-                raise NoInstance("at_capacity", "every instance is at capacity")
-            waited_from = time.perf_counter()
-            try:
-                await queue.wait(remaining)
-            except QueueFull:
-                raise NoInstance("queue_full", "too many requests are waiting") from None
-            except TimeoutError:
-                raise NoInstance("at_capacity", "every instance is at capacity") from None
-            finally:
-                self.metrics.queue_wait.observe(time.perf_counter() - waited_from)
-
-    def _release(self, instance: Instance) -> None:
-        instance.load.inflight -= 1
-        if self.queue:
-            self.queue.wake_one()
-
-    # -- the handler -----------------------------------------------------------------------
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def serve(self, ex: Exchange) -> None:
         started = time.perf_counter()
-        headers = request.headers
-        request_id = headers.get(X_REQUEST_ID) or uuid.uuid4().hex
         status = 0
         instance_id = "-"
         attempts = 0
+        request_id = ""
         try:
-            response, instance_id, attempts = await self._proxy(request, request_id)
-            status = response.status
-            if not response.prepared:  # streamed responses got it with their headers
-                response.headers[X_REQUEST_ID] = request_id
-            return response
+            request_id, head = self._request_head(ex)
+            status, instance_id, attempts = await self._serve(ex, request_id, head)
         except asyncio.CancelledError:
-            # The client went away and the upstream request was aborted with it; a WebSocket
-            # that was already open ended normally when its client hung up.
-            upgraded = request.get(_UPGRADED)
-            if upgraded is None:
-                status = 499
-            else:
-                status, instance_id, attempts = 101, upgraded, 1
+            # The client went away (or shutdown ran out of time); the worker's request was
+            # aborted with it. An upgraded connection that ends this way ended normally.
+            status = 101 if ex.upgrade and ex.response_started else 499
             raise
+        except (ConnectionError, BodyTooLarge) as exc:
+            status = 413 if isinstance(exc, BodyTooLarge) else 499
+            if isinstance(exc, BodyTooLarge) and not ex.response_started:
+                self._error(ex, 413, "body_too_large", "request body is too large", request_id)
+            ex.keep_alive = False
         except Exception:
-            log.exception("proxy_error", request_id=request_id, path=request.path)
+            log.exception("proxy_error", request_id=request_id, path=ex.path)
             status = 502
-            return error_response(
-                502,
-                "proxy_error",
-                "the load balancer failed this request",
-                headers={X_REQUEST_ID: request_id},
-            )
+            if not ex.response_started:
+                self._error(
+                    ex, 502, "proxy_error", "the load balancer failed this request", request_id
+                )
+            ex.keep_alive = False
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.observe_request(instance_id, request.method, status, elapsed)
+            self.metrics.observe_request(instance_id, ex.method, status, elapsed)
             if self._access_log:
                 log.info(
                     "request",
                     request_id=request_id,
-                    method=request.method,
-                    path=request.path,
+                    method=ex.method,
+                    path=ex.path,
                     instance_id=instance_id,
                     status=status,
                     attempts=attempts,
                     duration_ms=round(elapsed * 1000, 3),
                 )
 
-    async def _proxy(
-        self, request: web.Request, request_id: str
-    ) -> tuple[web.StreamResponse, str, int]:
-        headers = request.headers
-        header_bytes = 0
-        for name, value in request.raw_headers:
-            header_bytes += len(name) + len(value)
-        if header_bytes > self._max_header_bytes:
-            return (
-                error_response(431, "headers_too_large", "request headers are too large"),
-                "-",
-                0,
+    def _error(
+        self,
+        ex: Exchange,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str,
+        retry_after: bool = False,
+    ) -> None:
+        ex.write(
+            json_error(
+                status,
+                code,
+                message,
+                request_id=request_id,
+                keep_alive=ex.keep_alive and ex.body_complete,
+                retry_after_s=self._retry_after_s if retry_after else None,
+                head_only=ex.method == "HEAD",
             )
-        length = request.content_length
-        if self._max_body and length is not None and length > self._max_body:
-            return error_response(413, "body_too_large", "request body is too large"), "-", 0
+        )
 
-        method = request.method
-        path = request.path
-        key = headers.get(X_THREAD_ID)
-        key = f"thread:{key}" if key else key_from_path(path)
-        creates_work = method == "POST" and path.endswith(("/runs", "/runs/wait", "/runs/stream"))
+    def _request_head(self, ex: Exchange) -> tuple[str, bytes]:
+        """The request id and the head to send to a worker (the same for every attempt)."""
+        request_id = ""
+        forwarded_for = b""
+        thread_id = b""
+        upgrade = b""
+        tokens: frozenset[bytes] = frozenset()
+        kept: list[bytes] = []
+        for name, value in ex.headers:
+            lower = name.lower()
+            if lower in HOP_BY_HOP:
+                if lower == b"connection":
+                    tokens = tokens | frozenset(
+                        t.strip().lower() for t in value.split(b",") if t.strip()
+                    )
+                elif lower == b"upgrade":
+                    upgrade = value
+                continue
+            if lower == b"x-request-id":
+                request_id = value.decode("latin-1")
+                continue
+            if lower == b"x-forwarded-for":
+                forwarded_for = value
+                continue
+            if lower == b"expect":
+                continue  # answered here (100 Continue) when the body is read
+            if lower == b"x-thread-id":
+                thread_id = value
+            kept.append(name + b": " + value)
+        if tokens:
+            # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+            kept = [h for h in kept if h.split(b":", 1)[0].lower() not in tokens]
+        if not request_id:
+            request_id = uuid.uuid4().hex
+        peer = ex.conn.peer.encode()
+        kept.append(
+            b"X-Forwarded-For: " + (forwarded_for + b", " + peer if forwarded_for else peer)
+        )
+        kept.append(b"X-Forwarded-Proto: http")
+        kept.append(b"X-Forwarded-Host: " + ex.host)
+        kept.append(b"X-Request-ID: " + request_id.encode())
+        if ex.chunked:
+            kept.append(b"Transfer-Encoding: chunked")
+        if ex.upgrade and upgrade:
+            kept.append(b"Connection: Upgrade")
+            kept.append(b"Upgrade: " + upgrade)
+        ex.thread_id = thread_id
+        head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (ex.method.encode(), ex.target, CRLF.join(kept))
+        return request_id, head
 
-        upstream_headers = self._forward_headers(request, request_id)
-        if headers.get(hdrs.UPGRADE, "").lower() == "websocket":
-            return await self._websocket(request, upstream_headers, key)
+    async def _serve(self, ex: Exchange, request_id: str, head: bytes) -> tuple[int, str, int]:
+        if self._max_body and ex.content_length is not None and ex.content_length > self._max_body:
+            self._error(ex, 413, "body_too_large", "request body is too large", request_id)
+            ex.keep_alive = False
+            return 413, "-", 0
+        method = ex.method
+        path = ex.path
+        key = "thread:" + ex.thread_id.decode("latin-1") if ex.thread_id else key_from_path(path)
+        creates_work = method == "POST" and path.endswith(_RUN_CREATION)
 
-        # Keep small bodies so a refused request can go elsewhere; stream the rest.
-        body: bytes | AsyncIterator[bytes] | None
+        body: bytes | None = None
         replayable = True
-        if request.body_exists:
-            if length is not None and length <= self._replay_bytes:
-                body = await request.read()
-            else:
-                body = self._stream_body(request)
-                replayable = False
-        else:
-            body = None
+        if ex.upgrade:
+            pass
+        elif ex.content_length is not None and ex.content_length <= self._replay_bytes:
+            body = await ex.read_body() if ex.content_length else b""
+        elif ex.has_body:
+            replayable = False
 
+        router = self.router
         tried: set[str] | None = None
         last: _Attempt | None = None
         attempt = 0
         while attempt < self._attempts:
             attempt += 1
             try:
-                instance = await self._acquire(key, creates_work, tried)
+                instance = await router.acquire(key, creates_work, tried)
             except NoInstance as exc:
                 if last is not None:
                     break  # report the worker's failure rather than the empty fleet
                 self.metrics.no_instance.labels(exc.code).inc()
-                return (
-                    error_response(503, exc.code, exc.message, headers=self._retry_after),
-                    "-",
-                    attempt,
-                )
+                self._error(ex, 503, exc.code, exc.message, request_id, retry_after=True)
+                return 503, "-", attempt
             try:
-                response = await self._forward(
-                    request, instance, upstream_headers, body, replayable
-                )
-                if key is not None and 200 <= response.status < 300:
+                status = await self._attempt(ex, instance, head, body, replayable, request_id)
+                if key is not None and 200 <= status < 300:
                     self.affinity.pin(key, instance.id)
-                return response, instance.id, attempt
+                return status, instance.id, attempt
             except _Attempt as failure:
                 last = failure
-                # Streaming bodies cannot be resent once read; idempotency is checked inside.
                 if not (failure.retryable and replayable) or attempt >= self._attempts:
-                    return self._failed(failure), instance.id, attempt
+                    break
                 if tried is None:
                     tried = set()
                 tried.add(instance.id)
                 self.metrics.retries.inc()
-            except BodyTooLarge:
-                return (
-                    error_response(413, "body_too_large", "request body is too large"),
-                    instance.id,
-                    attempt,
-                )
             finally:
-                self._release(instance)
+                router.release(instance)
         assert last is not None
-        return self._failed(last), "-", attempt
+        self._error(
+            ex, last.status, last.code, last.message, request_id, retry_after=last.status == 503
+        )
+        return last.status, "-" if tried is None else instance.id, attempt
 
-    def _failed(self, failure: _Attempt) -> web.Response:
-        headers = self._retry_after if failure.status == 503 else None
-        return error_response(failure.status, failure.code, failure.message, headers=headers)
-
-    def _forward_headers(self, request: web.Request, request_id: str) -> CIMultiDict[str]:
-        out = end_to_end_headers(request.headers)
-        out.popall(hdrs.HOST, None)  # the client library sets the worker's own
-        peer = request.remote or ""
-        prior = out.get(X_FORWARDED_FOR)
-        out[X_FORWARDED_FOR] = f"{prior}, {peer}" if prior else peer
-        out[X_FORWARDED_PROTO] = request.scheme
-        out[X_FORWARDED_HOST] = request.host
-        out[X_REQUEST_ID] = request_id
-        return out
-
-    async def _stream_body(self, request: web.Request) -> AsyncIterator[bytes]:
-        limit = self._max_body
-        seen = 0
-        async for chunk in request.content.iter_chunked(STREAM_CHUNK_BYTES):
-            seen += len(chunk)
-            if limit and seen > limit:
-                raise BodyTooLarge
-            yield chunk
-
-    async def _forward(
+    async def _attempt(
         self,
-        request: web.Request,
+        ex: Exchange,
         instance: Instance,
-        upstream_headers: CIMultiDict[str],
-        body: bytes | AsyncIterator[bytes] | None,
+        head: bytes,
+        body: bytes | None,
         replayable: bool,
-    ) -> web.StreamResponse:
+        request_id: str,
+    ) -> int:
+        pool = self.upstreams.pool(instance)
         try:
-            async with asyncio.timeout(self._first_byte_timeout_s):
-                upstream = await self.session.request(
-                    request.method,
-                    instance.url + request.raw_path,
-                    headers=upstream_headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=self._timeout,
-                )
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            if ex.upgrade:
+                conn = await pool.connect()  # a tunnel never goes back to the pool
+            else:
+                conn, _ = await pool.acquire()
+        except UpstreamError as exc:
             # Never reached the worker: always safe to try another.
             self.outliers.failure(instance)
             raise _Attempt(
                 502, "upstream_unreachable", f"instance {instance.id} is unreachable", True
             ) from exc
+        try:
+            return await self._exchange(ex, instance, conn, head, body, replayable, request_id)
+        finally:
+            pool.release(conn)
+
+    async def _exchange(
+        self,
+        ex: Exchange,
+        instance: Instance,
+        conn: UpstreamConnection,
+        head: bytes,
+        body: bytes | None,
+        replayable: bool,
+        request_id: str,
+    ) -> int:
+        conn.begin(head_only=ex.method == "HEAD")
+        try:
+            if body is not None or not ex.has_body or ex.upgrade:
+                conn.write(head + body if body else head)
+            else:
+                conn.write(head)
+                await self._send_body(ex, conn)
+            await conn.wait_head(self._first_byte_timeout_s)
         except TimeoutError as exc:
+            conn.close()
             raise _Attempt(
                 504, "upstream_timeout", f"instance {instance.id} did not answer in time", False
             ) from exc
-        except aiohttp.ClientPayloadError as exc:
-            if isinstance(exc.__cause__, BodyTooLarge):
-                raise BodyTooLarge from exc
-            raise _Attempt(
-                502, "upstream_error", "the request body could not be sent", False
-            ) from exc
-        except aiohttp.ClientError as exc:
-            if _caused_by(exc, BodyTooLarge):
-                raise BodyTooLarge from exc
+        except UpstreamError as exc:
             # The worker may have received the request: retry only what may be repeated.
             self.outliers.failure(instance)
             raise _Attempt(
                 502,
                 "upstream_error",
-                f"instance {instance.id} failed: {type(exc).__name__}",
-                request.method in IDEMPOTENT,
+                f"instance {instance.id} failed: {exc}",
+                ex.method in IDEMPOTENT,
             ) from exc
 
-        try:
-            return await self._respond(
-                request, instance, upstream, replayable, upstream_headers[X_REQUEST_ID]
-            )
-        finally:
-            upstream.release()
-
-    async def _respond(
-        self,
-        request: web.Request,
-        instance: Instance,
-        upstream: aiohttp.ClientResponse,
-        replayable: bool,
-        request_id: str,
-    ) -> web.StreamResponse:
-        status = upstream.status
+        status = conn.status
         if status >= 500:
             self.outliers.failure(instance)
+            if status == 503 and replayable and await self._is_at_capacity(conn):
+                raise _Attempt(503, "at_capacity", "every instance is at capacity", True)
         else:
             self.outliers.success(instance)
-        length = upstream.content_length
-        small = length is not None and length <= SMALL_RESPONSE_BYTES
-        if status == 503 and small and replayable:
-            body = await upstream.read()
-            if _is_at_capacity(body):
-                raise _Attempt(503, "at_capacity", "every instance is at capacity", True)
-        out_headers = self._response_headers(upstream, instance)
-        out_headers[X_REQUEST_ID] = request_id
-        if small or request.method == "HEAD" or status in (204, 304):
-            body = await upstream.read()
-            small_response = web.Response(
-                status=status, reason=upstream.reason, headers=out_headers
-            )
-            if body:
-                small_response.body = body
-            return small_response
-        response = web.StreamResponse(status=status, reason=upstream.reason, headers=out_headers)
-        await response.prepare(request)
-        try:
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            upstream.close()  # the client is gone: drop the worker's stream with it
-            raise
-        except aiohttp.ClientPayloadError:
-            # The worker broke off mid-body; the status is sent, so cut the client off too.
-            upstream.close()
-            self.outliers.failure(instance)
-            if request.transport is not None:
-                request.transport.close()
-            return response
-        await response.write_eof()
-        return response
 
-    def _response_headers(
-        self, upstream: aiohttp.ClientResponse, instance: Instance
-    ) -> CIMultiDict[str]:
-        out = end_to_end_headers(upstream.headers)
-        for name in (hdrs.LOCATION, hdrs.CONTENT_LOCATION):
-            location = out.get(name)
-            if location is not None:
-                learned = key_from_location(location)
+        client = ex.conn
+        rechunk, response_head = self._response_head(ex, conn, instance, request_id)
+        if conn.complete:
+            if status == 101 and ex.upgrade:
+                ex.write(response_head)
+                await self._tunnel(ex, conn)
+                return 101
+            # The whole response is here: one write.
+            body_bytes = conn.take_body()
+            if rechunk:
+                body_bytes = (chunk(body_bytes) if body_bytes else b"") + LAST_CHUNK
+            ex.write(response_head + body_bytes)
+            return status
+        ex.write(response_head + self._framed(conn.take_body(), rechunk))
+        # Stream the rest straight from the worker's socket to the client's.
+        conn.sink = (lambda data: client.write(chunk(data))) if rechunk else client.write
+        client.on_backpressure = lambda paused: (
+            conn.pause_reading() if paused else conn.resume_reading()
+        )
+        try:
+            await conn.wait_done()
+        except UpstreamError:
+            # The worker broke off mid-body; the status is sent, so cut the client off too.
+            self.outliers.failure(instance)
+            ex.keep_alive = False
+            client.close()
+            return status
+        finally:
+            conn.sink = None
+            client.on_backpressure = None
+        if rechunk:
+            client.write(LAST_CHUNK)
+        return status
+
+    @staticmethod
+    def _framed(data: bytes, rechunk: bool) -> bytes:
+        return chunk(data) if rechunk and data else data
+
+    async def _send_body(self, ex: Exchange, conn: UpstreamConnection) -> None:
+        limit = self._max_body
+        chunked = ex.chunked
+        async for piece in ex.iter_body():
+            if limit and ex.body_seen > limit:
+                conn.close()
+                raise BodyTooLarge
+            conn.write(chunk(piece) if chunked else piece)
+            await conn.drain()
+        if chunked:
+            conn.write(LAST_CHUNK)
+
+    async def _is_at_capacity(self, conn: UpstreamConnection) -> bool:
+        length = _content_length(conn.headers)
+        if length is None or length > _AT_CAPACITY_PEEK_BYTES:
+            return False
+        await conn.wait_done()
+        body = b"".join(conn.body)
+        if b"at_capacity" not in body:
+            return False
+        try:
+            error = orjson.loads(body).get("error")
+        except (orjson.JSONDecodeError, AttributeError):
+            return False
+        return isinstance(error, dict) and error.get("code") == "at_capacity"
+
+    def _response_head(
+        self, ex: Exchange, conn: UpstreamConnection, instance: Instance, request_id: str
+    ) -> tuple[bool, bytes]:
+        """The head for the client, and whether the body must be re-chunked."""
+        status = conn.status
+        tokens: frozenset[bytes] = frozenset()
+        kept: list[bytes] = []
+        framed = False
+        chunked = False
+        upgrade = b""
+        for name, value in conn.headers:
+            lower = name.lower()
+            if lower in HOP_BY_HOP:
+                if lower == b"connection":
+                    tokens = tokens | frozenset(
+                        t.strip().lower() for t in value.split(b",") if t.strip()
+                    )
+                elif lower == b"transfer-encoding":
+                    chunked = True
+                elif lower == b"upgrade":
+                    upgrade = value
+                continue
+            if lower == b"content-length":
+                framed = True
+            elif lower == b"location" or lower == b"content-location":
+                learned = key_from_location(value.decode("latin-1"))
                 if learned is not None:
                     self.affinity.pin(learned, instance.id)
-        out[X_FLEET_INSTANCE] = instance.id
-        return out
+            elif lower == b"x-request-id":
+                continue  # ours is added below (the worker echoes the same one)
+            kept.append(name + b": " + value)
+        if tokens:
+            kept = [h for h in kept if h.split(b":", 1)[0].lower() not in tokens]
+        kept.append(b"X-Fleet-Instance: " + instance.id.encode())
+        kept.append(b"X-Request-ID: " + request_id.encode())
+        rechunk = False
+        no_body = ex.method == "HEAD" or status in (204, 304) or status < 200
+        if status == 101:
+            kept.append(b"Connection: Upgrade")
+            kept.append(b"Upgrade: " + upgrade)
+        elif not framed and not no_body:
+            if chunked and ex.version == "1.1":
+                kept.append(b"Transfer-Encoding: chunked")
+                rechunk = True
+            else:
+                ex.keep_alive = False  # the body ends when the connection closes
+        if not ex.keep_alive or self.closing:
+            ex.keep_alive = False
+            kept.append(b"Connection: close")
+        status_line = b"HTTP/1.1 %d %s\r\n" % (status, conn.reason or reason(status))
+        return rechunk, status_line + CRLF.join(kept) + b"\r\n\r\n"
 
-    async def _websocket(
-        self, request: web.Request, upstream_headers: CIMultiDict[str], key: str | None
-    ) -> tuple[web.StreamResponse, str, int]:
+    async def _tunnel(self, ex: Exchange, conn: UpstreamConnection) -> None:
+        """After a 101, pass bytes both ways untouched until either side closes."""
+        client: ClientConnection = ex.conn
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def upstream_closed() -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        ex.keep_alive = False
+        conn.on_close = upstream_closed
+        conn.tunnel = client.write
+        client.tunnel = conn.write
+        client.on_backpressure = lambda paused: (
+            conn.pause_reading() if paused else conn.resume_reading()
+        )
+        if conn.upgrade_tail:
+            client.write(conn.upgrade_tail)
+        if ex.upgrade_tail:
+            conn.write(ex.upgrade_tail)
+        client.resume_reading()
         try:
-            instance = await self._acquire(key, False, None)
-        except NoInstance as exc:
-            return error_response(503, exc.code, exc.message, headers=self._retry_after), "-", 1
-        try:
-            request[_UPGRADED] = instance.id
-            response = await proxy_websocket(request, self.session, instance, upstream_headers)
-            return response, instance.id, 1
+            if not conn.closed:
+                await closed
         finally:
-            self._release(instance)
+            conn.close()
+            client.close()
 
 
-def end_to_end_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    """A copy without hop-by-hop headers, including those the Connection header names
-    (RFC 9110 section 7.6.1)."""
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        if name not in HOP_BY_HOP:
-            out.add(name, value)
-    connection = headers.get(hdrs.CONNECTION)
-    if connection:
-        for token in connection.split(","):
-            token = token.strip()
-            if token:
-                out.popall(token, None)
-    return out
-
-
-def _is_at_capacity(body: bytes) -> bool:
-    if b"at_capacity" not in body:
-        return False
-    try:
-        error = orjson.loads(body).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        return False
-    return isinstance(error, dict) and error.get("code") == "at_capacity"
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -170,7 +170,7 @@ async def test_bad_requests_are_refused_and_change_nothing(
         assert r.status == 201
     before = await _instances(client, balancer)
     assert balancer.fleet is not None
-    strategy_before = balancer.fleet.proxy.strategy.name
+    strategy_before = balancer.fleet.router.strategy.name
     kwargs: dict[str, Any] = {"headers": headers}
     if isinstance(body, bytes):
         kwargs["data"] = body
@@ -184,7 +184,7 @@ async def test_bad_requests_are_refused_and_change_nothing(
     assert error["message"]
     assert error.get("field") == field
     assert await _instances(client, balancer) == before
-    assert balancer.fleet.proxy.strategy.name == strategy_before
+    assert balancer.fleet.router.strategy.name == strategy_before
 
 
 async def test_admin_is_refused_on_a_public_address_without_a_token(tmp_path: Path) -> None:

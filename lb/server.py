@@ -1,0 +1,426 @@
+"""The proxy port: an asyncio protocol per client connection, parsing with llhttp (httptools).
+
+A connection turns each request into an :class:`Exchange` and hands it to the proxy, one at a
+time (pipelined requests wait their turn). The exchange streams the request body in with
+back-pressure (reading pauses while too much is buffered) and the response out with
+back-pressure (``pause_writing`` tells whoever feeds the response to stop reading).
+
+A client that goes away cancels the task serving its exchange; that aborts the worker's
+request with it. Shutdown stops listening, closes idle connections, lets exchanges in
+progress finish up to a deadline (their connections close after the response), then cancels
+what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final, cast
+
+import httptools
+import structlog
+from httptools.parser.errors import HttpParserError, HttpParserUpgrade
+
+from lb.wire import Headers, json_error
+
+log = structlog.get_logger("lb.server")
+
+_HIGH_WATER: Final = 256 * 1024  # request body bytes buffered before reading pauses
+_LOW_WATER: Final = 64 * 1024
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+class Exchange:
+    """One request and its response on a client connection."""
+
+    __slots__ = (
+        "_body_waiter",
+        "_buffered",
+        "_chunks",
+        "body_complete",
+        "body_seen",
+        "chunked",
+        "conn",
+        "content_length",
+        "expect_continue",
+        "headers",
+        "host",
+        "keep_alive",
+        "method",
+        "response_started",
+        "target",
+        "task",
+        "thread_id",
+        "upgrade",
+        "upgrade_tail",
+        "version",
+    )
+
+    def __init__(
+        self,
+        conn: ClientConnection,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        version: str,
+        keep_alive: bool,
+        upgrade: bool,
+    ) -> None:
+        self.conn = conn
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.version = version
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
+        self.upgrade_tail = b""
+        self.response_started = False
+        self.task: asyncio.Task[None] | None = None
+        self.content_length: int | None = None
+        self.chunked = False
+        self.expect_continue = False
+        self.host = b""
+        self.thread_id = b""
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                self.content_length = int(value)  # llhttp has checked it is a number
+            elif lower == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()
+            elif lower == b"expect":
+                self.expect_continue = value.lower() == b"100-continue"
+            elif lower == b"host":
+                self.host = value
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self.body_seen = 0
+        self.body_complete = False
+        self._body_waiter: asyncio.Future[None] | None = None
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    @property
+    def path(self) -> str:
+        end = self.target.find(b"?")
+        return (self.target if end < 0 else self.target[:end]).decode("latin-1")
+
+    # -- request body (fed by the connection) ----------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        self.body_seen += len(data)
+        if self._buffered > _HIGH_WATER:
+            self.conn.pause_reading()
+        self._wake()
+
+    def _finish_body(self) -> None:
+        self.body_complete = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait_body(self) -> None:
+        if self.conn.closed:
+            raise ConnectionResetError("the client closed the connection")
+        if self.expect_continue and not self.response_started:
+            self.expect_continue = False
+            self.conn.write(_CONTINUE)
+        self._body_waiter = self.conn.loop.create_future()
+        try:
+            await self._body_waiter
+        finally:
+            self._body_waiter = None
+
+    async def read_body(self) -> bytes:
+        """The whole body (callers use it only for bodies of a known, small length)."""
+        while not self.body_complete:
+            await self._wait_body()
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        self.conn.resume_reading()
+        return body
+
+    async def iter_body(self) -> AsyncIterator[bytes]:
+        """The body piece by piece as it arrives."""
+        chunks = self._chunks
+        while True:
+            while chunks:
+                data = chunks.popleft()
+                self._buffered -= len(data)
+                if self._buffered < _LOW_WATER:
+                    self.conn.resume_reading()
+                yield data
+            if self.body_complete:
+                return
+            await self._wait_body()
+
+    # -- response --------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self.response_started = True
+        self.conn.write(data)
+
+
+Serve = Callable[[Exchange], Awaitable[None]]
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: ProxyServer) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.closed = False
+        self.parser = httptools.HttpRequestParser(self)
+        self.current: Exchange | None = None
+        self.pending: collections.deque[Exchange] = collections.deque()
+        self.last_active = 0.0
+        self.tunnel: Callable[[bytes], None] | None = None
+        # Called with True when the client stops reading our writes, False when it resumes.
+        self.on_backpressure: Callable[[bool], None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._url = b""
+        self._headers: Headers = []
+        self._header_bytes = 0
+
+    # -- asyncio.Protocol --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else ""
+        self.last_active = self.loop.time()
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
+        if self.tunnel is not None:
+            self.tunnel(data)
+            return
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as upgrade:
+            # The rest belongs to the upgraded protocol; hold it until the tunnel is up.
+            exchange = self.pending[-1] if self.pending else self.current
+            if exchange is not None:
+                exchange.upgrade_tail = data[upgrade.args[0] :]
+            self.pause_reading()
+        except HttpParserError as exc:
+            too_large = isinstance(exc.__context__, _HeadersTooLarge)
+            self._refuse(
+                431 if too_large else 400,
+                "headers_too_large" if too_large else "bad_request",
+                "request headers are too large" if too_large else "malformed HTTP request",
+            )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        for exchange in (self.current, *self.pending):
+            if exchange is not None:
+                exchange._wake()
+        # The client is gone: stop serving it, which aborts the worker's request too.
+        if self.current is not None and self.current.task is not None:
+            self.current.task.cancel()
+        self.pending.clear()
+
+    def pause_writing(self) -> None:
+        self._writable = self.loop.create_future()
+        if self.on_backpressure is not None:
+            self.on_backpressure(True)
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+        if self.on_backpressure is not None:
+            self.on_backpressure(False)
+
+    # -- llhttp callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._header_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > self.server.max_header_bytes:
+            raise _HeadersTooLarge
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        exchange = Exchange(
+            self,
+            parser.get_method().decode("ascii"),
+            self._url,
+            self._headers,
+            parser.get_http_version(),
+            parser.should_keep_alive() and not self.server.closing,
+            parser.should_upgrade(),
+        )
+        if self.current is None:
+            self._start(exchange)
+        else:
+            self.pending.append(exchange)
+
+    def on_body(self, data: bytes) -> None:
+        exchange = self.pending[-1] if self.pending else self.current
+        if exchange is not None:
+            exchange._feed(data)
+
+    def on_message_complete(self) -> None:
+        exchange = self.pending[-1] if self.pending else self.current
+        if exchange is not None:
+            exchange._finish_body()
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def _start(self, exchange: Exchange) -> None:
+        self.current = exchange
+        self.server.exchange_started()
+        exchange.task = self.loop.create_task(self._serve(exchange))
+
+    async def _serve(self, exchange: Exchange) -> None:
+        try:
+            await self.server.serve(exchange)
+        finally:
+            self._done(exchange)
+
+    def _done(self, exchange: Exchange) -> None:
+        self.current = None
+        self.server.exchange_done()
+        self.on_backpressure = None
+        self.last_active = self.loop.time()
+        if self.closed:
+            return
+        if not exchange.keep_alive or self.server.closing or not exchange.body_complete:
+            # An unread request body would be parsed as the next request: close instead.
+            self.close()
+        elif self.pending:
+            self._start(self.pending.popleft())
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self._writable is not None:
+            await asyncio.shield(self._writable)
+        if self.closed:
+            raise ConnectionResetError("the client closed the connection")
+
+    def pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None and not self.closed:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None and not self.closed:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        if self.current is None or not self.current.response_started:
+            self.write(json_error(status, code, message, request_id="-", keep_alive=False))
+        if self.current is not None and self.current.task is not None:
+            self.current.task.cancel()
+        self.close()
+
+
+class ProxyServer:
+    """Listens, owns the client connections, and shuts them down in order."""
+
+    def __init__(
+        self,
+        serve: Serve,
+        *,
+        max_header_bytes: int,
+        keepalive_timeout_s: float,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.serve = serve
+        self.max_header_bytes = max_header_bytes
+        self.keepalive_timeout_s = keepalive_timeout_s
+        self.connections: set[ClientConnection] = set()
+        self.closing = False
+        self.active = 0  # exchanges being served
+        self._all_done = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await self.loop.create_server(
+            lambda: ClientConnection(self), host, port, reuse_address=True, backlog=1024
+        )
+        self._sweeper = self.loop.create_task(self._sweep_idle())
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def exchange_started(self) -> None:
+        self.active += 1
+
+    def exchange_done(self) -> None:
+        self.active -= 1
+        if self.active == 0 and self.closing:
+            self._all_done.set()
+
+    async def _sweep_idle(self) -> None:
+        # One timer for all connections instead of one per request.
+        interval = min(5.0, self.keepalive_timeout_s / 2)
+        while True:
+            await asyncio.sleep(interval)
+            horizon = self.loop.time() - self.keepalive_timeout_s
+            for conn in [c for c in self.connections if c.current is None]:
+                if conn.last_active < horizon and conn.tunnel is None:
+                    conn.close()
+
+    async def shutdown(self, timeout_s: float) -> None:
+        """Stop accepting, finish what is in progress up to ``timeout_s``, cancel the rest."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for conn in [c for c in self.connections if c.current is None]:
+            conn.close()
+        if self.active:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_done.wait(), timeout_s)
+        tasks = [c.current.task for c in self.connections if c.current and c.current.task]
+        if tasks:
+            log.warning("shutdown_cancelling", exchanges=len(tasks), timeout_s=timeout_s)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            await self._server.wait_closed()

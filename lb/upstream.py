@@ -1,0 +1,300 @@
+"""Connections to workers: a keep-alive pool per instance and an llhttp response parser.
+
+A response is delivered in two steps so the proxy can decide before anything reaches the
+client: :meth:`UpstreamConnection.wait_head` returns once the status and headers are in (the
+body bytes that came with them are kept), then the proxy either reads the rest
+(:meth:`wait_done`, for a small body or an ``at_capacity`` check) or attaches a *sink* that
+receives every further body piece straight from ``data_received`` — no queue, no task switch
+per chunk — with back-pressure by pausing this connection's reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+from typing import Final, cast
+
+import httptools
+from httptools.parser.errors import HttpParserError, HttpParserUpgrade
+
+from lb.wire import Headers
+
+_FINAL: Final = 200  # statuses below are interim (100 Continue, 103 Early Hints) and skipped
+
+
+class UpstreamError(Exception):
+    """The worker failed the request. ``reached`` is False only when nothing was sent."""
+
+    def __init__(self, message: str, *, reached: bool) -> None:
+        super().__init__(message)
+        self.reached = reached
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to a worker, serving one request at a time."""
+
+    def __init__(self, pool: UpstreamPool) -> None:
+        self.pool = pool
+        self.loop = pool.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_since = 0.0
+        self.tunnel: Callable[[bytes], None] | None = None  # after a 101, bytes go here raw
+        self.on_close: Callable[[], None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.reason = b""
+        self.headers: Headers = []
+        self.keep_alive = False
+        self.head_ready = False
+        self.complete = False
+        self.received_any = False
+        self.head_only = False
+        self.body: list[bytes] = []
+        self.sink: Callable[[bytes], None] | None = None
+        self.upgrade_tail = b""
+        self._head_waiter: asyncio.Future[None] | None = None
+        self._done_waiter: asyncio.Future[None] | None = None
+        self.error: UpstreamError | None = None
+
+    # -- the proxy's side ----------------------------------------------------------------------
+
+    def begin(self, head_only: bool) -> None:
+        """Start a new exchange on this (idle) connection."""
+        self._reset()
+        self.head_only = head_only
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the worker is slower to read than we are to send (request bodies)."""
+        if self._writable is not None:
+            await asyncio.shield(self._writable)
+        if self.closed:
+            raise self.error or UpstreamError("connection closed", reached=True)
+
+    async def wait_head(self, timeout_s: float) -> None:
+        if self.head_ready:
+            return
+        if self.error is not None:
+            raise self.error
+        waiter = self._head_waiter = self.loop.create_future()
+        timer = self.loop.call_later(timeout_s, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._head_waiter = None
+
+    async def wait_done(self) -> None:
+        if self.complete:
+            return
+        if self.error is not None:
+            raise self.error
+        waiter = self._done_waiter = self.loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._done_waiter = None
+
+    def take_body(self) -> bytes:
+        body = b"".join(self.body)
+        self.body.clear()
+        return body
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    @property
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not self.closed and not self.head_only
+
+    # -- asyncio.Protocol --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.received_any = True
+        if self.tunnel is not None:
+            self.tunnel(data)
+            return
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as upgrade:
+            # 101 Switching Protocols: what follows the head is the tunnel's first bytes.
+            self.upgrade_tail = data[upgrade.args[0] :]
+            self.complete = True
+            self._wake_done()
+        except HttpParserError as exc:
+            self._fail(UpstreamError(f"invalid response from the worker: {exc}", reached=True))
+            self.close()
+
+    def pause_writing(self) -> None:
+        self._writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.discard(self)
+        self.resume_writing()
+        if not self.complete:
+            if self.head_ready and not self.keep_alive and self._no_length():
+                # A body delimited by the connection closing: this is its end.
+                self.complete = True
+                self._wake_done()
+            else:
+                self._fail(UpstreamError("the worker closed the connection", reached=True))
+        if self.on_close is not None:
+            self.on_close()
+
+    # -- llhttp callbacks ----------------------------------------------------------------------
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < _FINAL and status != 101:
+            self.headers = []  # an interim response: wait for the real one
+            self.reason = b""
+            return
+        self.status = status
+        self.keep_alive = self.parser.should_keep_alive()
+        self.head_ready = True
+        if self.head_only:
+            self.complete = True
+        waiter = self._head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def on_body(self, data: bytes) -> None:
+        if self.head_only:
+            return
+        sink = self.sink
+        if sink is None:
+            self.body.append(data)
+        else:
+            sink(data)
+
+    def on_message_complete(self) -> None:
+        if self.status == 0:
+            return  # the end of an interim response
+        self.complete = True
+        self._wake_done()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _no_length(self) -> bool:
+        for name, _ in self.headers:
+            lower = name.lower()
+            if lower in (b"content-length", b"transfer-encoding"):
+                return False
+        return True
+
+    def _wake_done(self) -> None:
+        waiter = self._done_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: UpstreamError) -> None:
+        self.error = error
+        for waiter in (self._head_waiter, self._done_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class UpstreamPool:
+    """Idle keep-alive connections to one worker, most recently used first."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        connect_timeout_s: float,
+        loop: asyncio.AbstractEventLoop,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self._ssl = ssl_context
+        self.port = port
+        self.loop = loop
+        self._connect_timeout_s = connect_timeout_s
+        self._idle: list[UpstreamConnection] = []
+        self._all: set[UpstreamConnection] = set()
+
+    async def acquire(self) -> tuple[UpstreamConnection, bool]:
+        """A connection and whether it was reused; raises UpstreamError(reached=False)."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn, True
+        return await self.connect(), False
+
+    async def connect(self) -> UpstreamConnection:
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                _, protocol = await self.loop.create_connection(
+                    lambda: UpstreamConnection(self), self.host, self.port, ssl=self._ssl
+                )
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(
+                f"cannot connect to {self.host}:{self.port}: {exc!r}", reached=False
+            ) from exc
+        assert isinstance(protocol, UpstreamConnection)
+        self._all.add(protocol)
+        return protocol
+
+    def release(self, conn: UpstreamConnection) -> None:
+        if conn.reusable:
+            conn.idle_since = self.loop.time()
+            conn.sink = None
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        self._all.discard(conn)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(conn)
+
+    def close_idle(self, older_than: float) -> None:
+        for conn in [c for c in self._idle if c.idle_since <= older_than]:
+            self._idle.remove(conn)
+            conn.close()
+
+    def close(self) -> None:
+        for conn in list(self._all):
+            conn.close()
+        self._idle.clear()
