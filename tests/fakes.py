@@ -48,6 +48,7 @@ class FakeWorker:
         r.add_get("/download", _download)
         r.add_post("/upload", _upload)
         r.add_route("*", "/drop", _drop)
+        r.add_get("/chunked", _chunked)
         r.add_post("/runs", _runs)
         r.add_post("/threads/{thread_id}/runs", _runs)
         r.add_get("/threads/{thread_id}/runs/{run_id}", _echo)
@@ -171,6 +172,18 @@ async def _upload(request: web.Request) -> web.Response:
         total += len(chunk)
     fake.upload_bytes = total
     return web.json_response({"received": total})
+
+
+async def _chunked(request: web.Request) -> web.StreamResponse:
+    """A body of unknown length: chunked on the wire."""
+    _fake(request)
+    response = web.StreamResponse()
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for piece in (b"alpha-", b"beta-", b"gamma"):
+        await response.write(piece)
+    await response.write_eof()
+    return response
 
 
 async def _drop(request: web.Request) -> web.Response:
