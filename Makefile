@@ -18,8 +18,10 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 
 install: $(STAMP)
 
+# The LB on :8080 (admin :8081) and two workers on :8000-8001 sharing one SQLite store.
 run: $(STAMP)
-	$(VENV)/bin/python -m lb.devrun
+	LB_LOG_FORMAT=$${LB_LOG_FORMAT:-console} WORKER_LOG_FORMAT=$${WORKER_LOG_FORMAT:-console} \
+		$(VENV)/bin/python -m lb.local_fleet --workers $${WORKERS:-2}
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
