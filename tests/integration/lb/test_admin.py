@@ -358,3 +358,24 @@ async def test_silent_failing_instances_expire_after_the_ttl(
     )
     balancer.fleet.membership.sweep()
     assert [i.id for i in registry.snapshot.instances] == [static.id]
+
+
+async def test_a_drain_that_outlives_the_drain_timeout_removes_the_instance(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb([], admin_token=TOKEN, drain_timeout_s=0.3)
+    async with client.post(
+        admin(balancer, "/admin/instances"), json={"url": workers[0].url, "id": "w"}, headers=AUTH
+    ) as r:
+        assert r.status == 201
+    stuck = asyncio.create_task(client.get(url(balancer, "/slow?s=3")))
+    await eventually(lambda: workers[0].started == 1)
+    async with client.delete(admin(balancer, "/admin/instances/w"), headers=AUTH) as r:
+        assert r.status == 202
+    assert balancer.fleet is not None
+    registry = balancer.fleet.registry
+    await eventually(lambda: registry.get("w") is None, timeout_s=3)
+    # Removal from the registry does not cut the request already in flight.
+    response = await stuck
+    assert response.status == 200
+    response.release()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -98,3 +100,48 @@ async def test_sigterm_cuts_requests_that_outlive_the_shutdown_timeout(
         await eventually(lambda: sum(w.cancelled for w in workers) == 1)
         with pytest.raises(aiohttp.ClientError):
             await _read_all(stuck)
+
+
+async def test_one_json_log_line_per_request(workers: list[FakeWorker], tmp_path: Path) -> None:
+    port, admin_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "LB_PORT": str(port),
+        "LB_ADMIN_PORT": str(admin_port),
+        "LB_INSTANCES": workers[0].url,
+        "LB_DATA_DIR": str(tmp_path),
+        "LB_LOG_LEVEL": "info",
+        "LB_LOG_FORMAT": "json",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lb", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with aiohttp.ClientSession() as client:
+
+            async def ready() -> bool:
+                try:
+                    async with client.get(f"http://127.0.0.1:{admin_port}/ready") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await eventually(ready, timeout_s=20)
+            async with client.get(
+                f"http://127.0.0.1:{port}/echo?q=1", headers={"X-Request-ID": "log-me"}
+            ) as response:
+                assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        output = await asyncio.wait_for(process.stderr.read(), 15)
+        await process.wait()
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith(b"{")]
+    requests = [line for line in lines if line.get("event") == "request"]
+    assert len(requests) == 1
+    line = requests[0]
+    assert line["request_id"] == "log-me"
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/echo", 200)
+    assert line["instance_id"].startswith("127.0.0.1_")
+    assert line["duration_ms"] >= 0
+    assert line["level"] == "info"

@@ -230,3 +230,14 @@ async def test_unreachable_static_instance_never_becomes_routable(
     await eventually(lambda: any(i.state == "unhealthy" for i in registry.snapshot.instances))
     async with client.get(url(balancer, "/echo")) as response:
         assert response.status == 200
+
+
+async def test_a_worker_that_does_not_answer_in_time_is_a_504(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1], first_byte_timeout_s=0.3)
+    async with client.get(url(balancer, "/slow?s=5")) as response:
+        assert response.status == 504
+        assert (await response.json())["error"]["code"] == "upstream_timeout"
+    # The worker's request was abandoned with its connection.
+    await eventually(lambda: workers[0].cancelled == 1)
