@@ -1,0 +1,1 @@
+"""HTTP and WebSocket handlers; each module registers one API's routes."""

@@ -1,0 +1,74 @@
+"""Server-sent events exactly as the LangGraph SDK parses them.
+
+``event: NAME\\r\\ndata: JSON\\r\\nid: SEQ\\r\\n\\r\\n``; a ``: heartbeat`` comment when the run is
+quiet, so proxies keep the connection and a dead client is noticed. Every event carries its
+id (the run's sequence number): a client reconnecting with ``Last-Event-ID`` resumes right
+after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from aiohttp import web
+
+from worker import jsonutil
+from worker.runs.events import RunEvents, StreamEvent
+
+HEARTBEAT = b": heartbeat\r\n\r\n"
+
+
+def frame(name: str, data: bytes, event_id: str | None = None) -> bytes:
+    out = b"event: " + name.encode() + b"\r\ndata: " + data + b"\r\n"
+    if event_id is not None:
+        out += b"id: " + event_id.encode() + b"\r\n"
+    return out + b"\r\n"
+
+
+async def open_stream(request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+    response = web.StreamResponse(
+        status=200,
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",  # proxies must pass events as they come
+            **headers,
+        },
+    )
+    await response.prepare(request)
+    return response
+
+
+def parse_last_event_id(value: str | None) -> int:
+    """The sequence number to resume after; -1 (from the start) when absent or foreign."""
+    try:
+        return int(value) if value else -1
+    except ValueError:
+        return -1
+
+
+def wanted(event: StreamEvent, modes: Collection[str] | None) -> bool:
+    """Whether a join_stream asking for ``modes`` gets ``event`` (errors always pass)."""
+    if not modes or event.name in ("error", "end"):
+        return True
+    return event.mode in modes
+
+
+async def send_metadata(response: web.StreamResponse, run_id: str) -> None:
+    await response.write(frame("metadata", jsonutil.dumps({"run_id": run_id, "attempt": 1})))
+
+
+async def pump(
+    response: web.StreamResponse,
+    events: RunEvents,
+    *,
+    after_seq: int,
+    heartbeat_s: float,
+    modes: Collection[str] | None = None,
+) -> None:
+    """Write the run's events until it ends. Raises ``ConnectionError`` if the client left."""
+    async for event in events.follow(after_seq, idle_s=heartbeat_s):
+        if event is None:
+            await response.write(HEARTBEAT)
+        elif wanted(event, modes):
+            await response.write(frame(event.name, event.data, str(event.seq)))

@@ -1,0 +1,174 @@
+"""Assistants and threads of the LangGraph Server API.
+
+One assistant per graph: its id is the graph name's uuid5 (as LangGraph derives it), and
+the graph name itself is accepted wherever an assistant id is.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+from langgraph.errors import InvalidUpdateError
+from langgraph.types import StateSnapshot
+
+from worker.api.errors import json_response
+from worker.api.schemas import (
+    AssistantSearchBody,
+    StateUpdateBody,
+    ThreadCreateBody,
+    ThreadSearchBody,
+    parse_body,
+)
+from worker.api.views import assistant_view, checkpoint_view, empty_state, state_view, thread_view
+from worker.errors import Conflict, Unprocessable
+from worker.graphs import GraphEntry
+from worker.keys import GRAPHS, MANAGER, SERVICE, STORE
+from worker.runs.executor import thread_config
+from worker.store.base import ThreadExistsError, ThreadQuery, ThreadRecord
+
+# assistants
+
+
+async def _assistant(request: web.Request, entry: GraphEntry) -> dict[str, Any]:
+    record = await request.app[STORE].ensure_assistant(entry.assistant_id, entry.graph_id)
+    return assistant_view(entry, record)
+
+
+async def search_assistants(request: web.Request) -> web.Response:
+    body = await parse_body(request, AssistantSearchBody)
+    found = [
+        await _assistant(request, entry)
+        for entry in request.app[GRAPHS]
+        if (body.graph_id is None or entry.graph_id == body.graph_id)
+        and (body.name is None or body.name.lower() in entry.graph_id.lower())
+        and (not body.metadata or body.metadata.items() <= {"created_by": "system"}.items())
+    ]
+    if body.sort_by:
+        found.sort(key=lambda a: a[body.sort_by or ""], reverse=body.sort_order == "desc")
+    found = found[body.offset : body.offset + body.limit]
+    if body.select:
+        found = [{k: v for k, v in a.items() if k in body.select} for a in found]
+    return json_response(found)
+
+
+async def get_assistant(request: web.Request) -> web.Response:
+    entry = request.app[SERVICE].graph(request.match_info["assistant_id"])
+    return json_response(await _assistant(request, entry))
+
+
+# threads
+
+
+def _entry_of(request: web.Request, thread: ThreadRecord) -> GraphEntry | None:
+    graph_id = thread.metadata.get("graph_id")
+    return request.app[GRAPHS].get(graph_id) if isinstance(graph_id, str) else None
+
+
+async def _snapshot(request: web.Request, thread: ThreadRecord) -> StateSnapshot | None:
+    entry = _entry_of(request, thread)
+    if entry is None:
+        return None
+    return await entry.graph.aget_state(thread_config(thread.thread_id))
+
+
+async def _thread_json(request: web.Request, thread: ThreadRecord) -> dict[str, Any]:
+    return thread_view(thread, await _snapshot(request, thread))
+
+
+async def create_thread(request: web.Request) -> web.Response:
+    body = await parse_body(request, ThreadCreateBody)
+    metadata = dict(body.metadata or {})
+    if body.graph_id is not None:
+        metadata["graph_id"] = body.graph_id
+    graph_id = metadata.get("graph_id")
+    if graph_id is not None:
+        request.app[SERVICE].graph(str(graph_id))  # 404 for a graph this worker lacks
+    thread_id = body.thread_id or str(uuid.uuid4())
+    store = request.app[STORE]
+    try:
+        thread = await store.create_thread(thread_id, metadata)
+    except ThreadExistsError:
+        if body.if_exists != "do_nothing":
+            raise Conflict(f"thread {thread_id} already exists", code="thread_exists") from None
+        thread = await request.app[SERVICE].thread(thread_id)
+    return json_response(await _thread_json(request, thread))
+
+
+async def get_thread(request: web.Request) -> web.Response:
+    thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
+    return json_response(await _thread_json(request, thread))
+
+
+async def delete_thread(request: web.Request) -> web.Response:
+    thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
+    if request.app[MANAGER].thread_active(thread.thread_id):
+        raise Conflict(f"thread {thread.thread_id} has active runs", code="thread_busy")
+    await request.app[STORE].delete_thread(thread.thread_id)
+    return web.Response(status=204)
+
+
+async def search_threads(request: web.Request) -> web.Response:
+    body = await parse_body(request, ThreadSearchBody)
+    threads = await request.app[STORE].search_threads(
+        ThreadQuery(
+            metadata=body.metadata,
+            ids=body.ids,
+            status=body.status,
+            limit=body.limit,
+            offset=body.offset,
+            sort_by=body.sort_by,
+            sort_order=body.sort_order,
+        )
+    )
+    return json_response([await _thread_json(request, t) for t in threads])
+
+
+async def get_state(request: web.Request) -> web.Response:
+    thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
+    entry = _entry_of(request, thread)
+    if entry is None:
+        return json_response(empty_state(thread.thread_id))
+    subgraphs = request.query.get("subgraphs", "false").lower() in ("1", "true")
+    checkpoint_id = request.match_info.get("checkpoint_id")
+    snapshot = await entry.graph.aget_state(
+        thread_config(thread.thread_id, checkpoint_id), subgraphs=subgraphs
+    )
+    return json_response(state_view(snapshot))
+
+
+async def update_state(request: web.Request) -> web.Response:
+    thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
+    body = await parse_body(request, StateUpdateBody)
+    entry = _entry_of(request, thread)
+    if entry is None:
+        raise Conflict(
+            f"thread {thread.thread_id} has no graph yet: run it once, or create it with a "
+            "graph_id",
+            code="thread_has_no_graph",
+        )
+    if request.app[MANAGER].thread_active(thread.thread_id):
+        raise Conflict(f"thread {thread.thread_id} has an active run", code="thread_busy")
+    checkpoint_id = body.checkpoint_id or (
+        body.checkpoint.checkpoint_id if body.checkpoint else None
+    )
+    try:
+        config = await entry.graph.aupdate_state(
+            thread_config(thread.thread_id, checkpoint_id), body.values, as_node=body.as_node
+        )
+    except (InvalidUpdateError, ValueError, KeyError) as exc:
+        raise Unprocessable(f"cannot update state: {exc}", code="invalid_update") from None
+    return json_response({"checkpoint": checkpoint_view(config)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/assistants/search", search_assistants)
+    app.router.add_get("/assistants/{assistant_id}", get_assistant)
+    app.router.add_post("/threads", create_thread)
+    app.router.add_post("/threads/search", search_threads)
+    app.router.add_get("/threads/{thread_id}", get_thread)
+    app.router.add_delete("/threads/{thread_id}", delete_thread)
+    app.router.add_get("/threads/{thread_id}/state", get_state)
+    app.router.add_post("/threads/{thread_id}/state", update_state)
+    app.router.add_get("/threads/{thread_id}/state/{checkpoint_id}", get_state)

@@ -1,0 +1,117 @@
+"""Records and LangGraph snapshots as the LangGraph Server's JSON (the SDK's TypedDicts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import StateSnapshot
+
+from worker import jsonutil
+from worker.graphs import GraphEntry
+from worker.runs.model import api_status
+from worker.store.base import AssistantRecord, RunRecord, ThreadRecord
+
+
+def assistant_view(entry: GraphEntry, record: AssistantRecord) -> dict[str, Any]:
+    return {
+        "assistant_id": entry.assistant_id,
+        "graph_id": entry.graph_id,
+        "config": {},
+        "context": {},
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "metadata": {"created_by": "system"},
+        "version": 1,
+        "name": entry.graph_id,
+        "description": None,
+    }
+
+
+def run_view(record: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "thread_id": record.thread_id,
+        "assistant_id": record.assistant_id,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "status": api_status(record.status),
+        "metadata": record.metadata,
+        "multitask_strategy": record.multitask_strategy,
+        "kwargs": record.kwargs,
+    }
+
+
+def checkpoint_view(config: RunnableConfig | None) -> dict[str, Any] | None:
+    if not config:
+        return None
+    configurable = config.get("configurable") or {}
+    return {
+        "thread_id": configurable.get("thread_id"),
+        "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+        "checkpoint_id": configurable.get("checkpoint_id"),
+        "checkpoint_map": configurable.get("checkpoint_map"),
+    }
+
+
+def state_view(snapshot: StateSnapshot) -> dict[str, Any]:
+    tasks = [
+        {
+            "id": task.id,
+            "name": task.name,
+            "error": repr(task.error) if task.error else None,
+            "interrupts": jsonutil.to_jsonable(list(task.interrupts)),
+            "checkpoint": None,
+            "state": state_view(task.state) if isinstance(task.state, StateSnapshot) else None,
+            "result": jsonutil.to_jsonable(task.result) if task.result is not None else None,
+        }
+        for task in snapshot.tasks
+    ]
+    return {
+        "values": jsonutil.to_jsonable(snapshot.values),
+        "next": list(snapshot.next),
+        "checkpoint": checkpoint_view(snapshot.config),
+        "metadata": jsonutil.to_jsonable(snapshot.metadata or {}),
+        "created_at": snapshot.created_at,
+        "parent_checkpoint": checkpoint_view(snapshot.parent_config),
+        "tasks": tasks,
+        "interrupts": jsonutil.to_jsonable(list(snapshot.interrupts)),
+    }
+
+
+def empty_state(thread_id: str) -> dict[str, Any]:
+    """The state of a thread no run has touched yet."""
+    return {
+        "values": {},
+        "next": [],
+        "checkpoint": {
+            "thread_id": thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": None,
+            "checkpoint_map": None,
+        },
+        "metadata": {},
+        "created_at": None,
+        "parent_checkpoint": None,
+        "tasks": [],
+        "interrupts": [],
+    }
+
+
+def thread_view(record: ThreadRecord, snapshot: StateSnapshot | None) -> dict[str, Any]:
+    interrupts: dict[str, list[Any]] = {}
+    values: Any = {}
+    if snapshot is not None:
+        values = jsonutil.to_jsonable(snapshot.values)
+        for task in snapshot.tasks:
+            if task.interrupts:
+                interrupts[task.id] = jsonutil.to_jsonable(list(task.interrupts))
+    return {
+        "thread_id": record.thread_id,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "metadata": record.metadata,
+        "status": record.status,
+        "values": values,
+        "interrupts": interrupts,
+    }

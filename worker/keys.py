@@ -1,0 +1,26 @@
+"""Typed application keys: the components handlers reach through ``request.app``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiohttp
+from aiohttp import web
+
+from worker.graphs import GraphRegistry
+from worker.metrics import WorkerMetrics
+from worker.runs.events import GraphFeed
+from worker.runs.manager import RunManager
+from worker.runs.service import RunService
+from worker.settings import WorkerSettings
+from worker.store.base import Store
+
+SETTINGS = web.AppKey("settings", WorkerSettings)
+METRICS = web.AppKey("metrics", WorkerMetrics)
+FEED = web.AppKey("feed", GraphFeed)
+STARTED_AT = web.AppKey("started_at", datetime)
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+STORE = web.AppKey("store", Store)
+GRAPHS = web.AppKey("graphs", GraphRegistry)
+MANAGER = web.AppKey("manager", RunManager)
+SERVICE = web.AppKey("service", RunService)

@@ -1,0 +1,1 @@
+"""Runs: admission, per-thread ordering, execution and event fan-out."""

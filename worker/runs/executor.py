@@ -1,0 +1,155 @@
+"""Executing one run: LangGraph's ``astream`` turned into events, and the run's outcome.
+
+The executor knows LangGraph, not HTTP: it maps the requested stream modes to LangGraph's,
+names each chunk as the LangGraph Server does (``mode`` or ``mode|namespace``), and
+classifies how the run ended. Persistence and ordering are the manager's job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphDrained
+from langgraph.pregel import Pregel
+from langgraph.runtime import RunControl
+from langgraph.types import Command
+
+from worker import jsonutil
+from worker.runs.model import STREAM_MODES, RunSpec
+from worker.store.base import RunRecord, RunState
+
+Emit = Callable[[str, Any], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended and the body ``wait``/``join`` answer with."""
+
+    state: RunState
+    output: Any
+    error: dict[str, Any] | None = None
+
+
+def thread_config(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
+    configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+    if checkpoint_id is not None:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+def run_config(record: RunRecord, spec: RunSpec) -> RunnableConfig:
+    """The RunnableConfig of a run: the caller's config plus thread, checkpoint and ids."""
+    config: dict[str, Any] = dict(spec.config)
+    configurable = {**(config.get("configurable") or {}), "thread_id": record.thread_id}
+    if spec.checkpoint_id is not None:
+        configurable["checkpoint_id"] = spec.checkpoint_id
+    if spec.checkpoint_ns is not None:
+        configurable["checkpoint_ns"] = spec.checkpoint_ns
+    config["configurable"] = configurable
+    # Lands in every checkpoint's metadata: rollback and history find the run by it.
+    config["metadata"] = {
+        **(config.get("metadata") or {}),
+        **record.metadata,
+        "run_id": record.run_id,
+        "thread_id": record.thread_id,
+        "graph_id": record.graph_id,
+        "assistant_id": record.assistant_id,
+    }
+    config["run_id"] = uuid.UUID(record.run_id)
+    return config  # type: ignore[return-value]
+
+
+def graph_input(spec: RunSpec) -> Any:
+    if spec.command is not None:
+        return Command(
+            resume=spec.command.get("resume"),
+            update=spec.command.get("update"),
+            goto=spec.command.get("goto") or (),
+        )
+    return spec.input
+
+
+async def final_values(graph: Pregel[Any, Any, Any, Any], thread_id: str) -> tuple[Any, bool]:
+    """The thread's values as ``wait`` returns them, and whether it waits at an interrupt."""
+    snapshot = await graph.aget_state(thread_config(thread_id))
+    values = jsonutil.to_jsonable(snapshot.values)
+    if snapshot.interrupts:
+        if not isinstance(values, dict):
+            values = {"__root__": values}
+        values["__interrupt__"] = jsonutil.to_jsonable(list(snapshot.interrupts))
+    return values, bool(snapshot.interrupts or snapshot.next)
+
+
+class _MessageAccumulator:
+    """Builds ``messages/partial`` events (whole messages so far) from message chunks."""
+
+    def __init__(self) -> None:
+        self._messages: dict[str, Any] = {}
+
+    def feed(self, chunk: Any, metadata: Any, name: str, emit: Emit) -> None:
+        msg_id = getattr(chunk, "id", None) or str(id(chunk))
+        if msg_id not in self._messages:
+            self._messages[msg_id] = chunk
+            emit(name.replace("messages", "messages/metadata", 1), {msg_id: {"metadata": metadata}})
+        else:
+            try:
+                self._messages[msg_id] = self._messages[msg_id] + chunk
+            except TypeError:
+                self._messages[msg_id] = chunk
+        emit(name.replace("messages", "messages/partial", 1), [self._messages[msg_id]])
+
+
+async def execute(
+    graph: Pregel[Any, Any, Any, Any],
+    record: RunRecord,
+    spec: RunSpec,
+    control: RunControl,
+    emit: Emit,
+) -> Outcome:
+    """Run ``graph`` for ``record``; every chunk goes to ``emit(event_name, data)``.
+
+    Returns the outcome for a graph that finished, paused (drained by ``control``) or
+    raised. ``CancelledError`` propagates: the caller decides what a cancellation means.
+    """
+    requested = spec.stream_mode
+    lg_modes = sorted({STREAM_MODES[m] for m in requested})
+    tuple_messages = "messages-tuple" in requested
+    partial_messages = "messages" in requested
+    accumulator = _MessageAccumulator()
+    config = run_config(record, spec)
+    try:
+        async for chunk in graph.astream(
+            graph_input(spec),
+            config,
+            context=spec.context,
+            stream_mode=lg_modes,
+            subgraphs=True,
+            interrupt_before=spec.interrupt_before,
+            interrupt_after=spec.interrupt_after,
+            durability=spec.durability,
+            control=control,
+        ):
+            namespace, mode, data = chunk
+            if namespace and not spec.stream_subgraphs:
+                continue
+            name = "|".join((mode, *namespace))
+            if mode == "messages":
+                if tuple_messages:
+                    emit(name, list(data))
+                if partial_messages:
+                    accumulator.feed(data[0], data[1], name, emit)
+            else:
+                emit(name, data)
+    except GraphDrained:
+        values, _ = await final_values(graph, record.thread_id)
+        return Outcome("paused", values)
+    except Exception as exc:
+        error = {"error": type(exc).__name__, "message": str(exc)}
+        emit("error", error)
+        return Outcome("error", {"__error__": error}, error)
+    values, waiting = await final_values(graph, record.thread_id)
+    return Outcome("interrupted" if waiting else "success", values)

@@ -1,0 +1,152 @@
+"""Creating runs: the steps every API (LangGraph, simple, WebSocket) shares, in order.
+
+1. take a capacity slot (503 ``at_capacity`` before anything else),
+2. resolve the assistant and the thread (404, or create it),
+3. refuse a thread another worker is running (409),
+4. admit the run on its thread per ``multitask_strategy`` (409 on reject),
+5. write the run's record, and only then
+6. start it. The caller answers 2xx after this returns: an accepted run is always on record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from worker.errors import Conflict, NotFound
+from worker.graphs import GraphEntry, GraphRegistry
+from worker.runs.manager import ActiveRun, Reservation, RunManager, run_kwargs
+from worker.runs.model import MultitaskStrategy, RunSpec
+from worker.store.base import RunRecord, Store, ThreadExistsError, ThreadRecord
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunService:
+    """Admission and persistence of new runs; see the module docstring for the order."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        graphs: GraphRegistry,
+        manager: RunManager,
+        worker_id: str,
+        check_webhook: Callable[[str], None],
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.graphs = graphs
+        self.manager = manager
+        self._worker_id = worker_id
+        self._check_webhook = check_webhook
+        self._clock = clock
+
+    def graph(self, assistant_or_graph_id: str) -> GraphEntry:
+        entry = self.graphs.get(assistant_or_graph_id)
+        if entry is None:
+            raise NotFound(
+                f"assistant {assistant_or_graph_id!r} not found; "
+                f"graphs served here: {', '.join(self.graphs.names)}",
+                code="assistant_not_found",
+            )
+        return entry
+
+    async def thread(self, thread_id: str) -> ThreadRecord:
+        thread = await self.store.get_thread(thread_id)
+        if thread is None:
+            raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
+        return thread
+
+    async def create(
+        self,
+        *,
+        assistant_id: str,
+        spec: RunSpec,
+        thread_id: str | None,
+        if_not_exists: str = "reject",
+        multitask_strategy: MultitaskStrategy = "enqueue",
+        metadata: dict[str, Any] | None = None,
+    ) -> ActiveRun:
+        """Admit, record and start a run; ``thread_id=None`` makes a stateless run."""
+        with self.manager.reservation() as slot:
+            entry = self.graph(assistant_id)
+            if spec.webhook:
+                self._check_webhook(spec.webhook)
+            ephemeral = False
+            if thread_id is None:
+                thread_id = str(uuid.uuid4())
+                ephemeral = spec.on_completion == "delete"
+                await self.store.create_thread(thread_id, {"graph_id": entry.graph_id})
+            elif await self.store.get_thread(thread_id) is None:
+                if if_not_exists != "create":
+                    raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
+                # Another request may create it concurrently: then use that one.
+                with contextlib.suppress(ThreadExistsError):
+                    await self.store.create_thread(thread_id, {"graph_id": entry.graph_id})
+            now = self._clock()
+            record = RunRecord(
+                run_id=str(uuid.uuid4()),
+                thread_id=thread_id,
+                assistant_id=entry.assistant_id,
+                graph_id=entry.graph_id,
+                status="pending",
+                created_at=now,
+                updated_at=now,
+                metadata=dict(metadata or {}),
+                multitask_strategy=multitask_strategy,
+                kwargs=run_kwargs(spec),
+                worker_id=self._worker_id,
+            )
+            return await self._admit_and_start(slot, record, spec, entry, ephemeral)
+
+    async def restart(self, record: RunRecord, spec: RunSpec) -> ActiveRun:
+        """Run ``record`` again under its own id (the simple API's resume)."""
+        with self.manager.reservation() as slot:
+            entry = self.graph(record.graph_id)
+            again = dataclasses.replace(
+                record,
+                status="pending",
+                updated_at=self._clock(),
+                kwargs=run_kwargs(spec),
+                worker_id=self._worker_id,
+                result=None,
+                error=None,
+            )
+            return await self._admit_and_start(slot, again, spec, entry, ephemeral=False)
+
+    async def _admit_and_start(
+        self,
+        slot: Reservation,
+        record: RunRecord,
+        spec: RunSpec,
+        entry: GraphEntry,
+        ephemeral: bool,
+    ) -> ActiveRun:
+        strategy: MultitaskStrategy = record.multitask_strategy  # type: ignore[assignment]
+        elsewhere = await self.store.active_runs_elsewhere(record.thread_id, self._worker_id)
+        if elsewhere:
+            raise Conflict(
+                f"thread {record.thread_id} has an active run ({elsewhere[0].run_id}) on "
+                f"worker {elsewhere[0].worker_id}; send requests for this thread there",
+                code="thread_busy",
+            )
+        run = self.manager.admit(slot, record, spec, entry, strategy, ephemeral=ephemeral)
+        try:
+            await self.store.create_run(record)
+            await self.store.update_thread(
+                record.thread_id,
+                status="busy",
+                metadata={"graph_id": entry.graph_id, "assistant_id": entry.assistant_id},
+            )
+        except BaseException:
+            self.manager.abort(run)
+            raise
+        self.manager.start(run)
+        return run

@@ -1,0 +1,152 @@
+"""Worker configuration: environment first (``WORKER_*``), command-line flags override.
+
+``WorkerSettings`` is built once in ``main()`` and passed down; nothing reads the environment
+at import time. ``build_parser()`` derives one ``--flag`` per field from the model, so
+``python -m worker --help`` always lists every setting with its variable and default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "WORKER_"
+EXAMPLES_GRAPHS = Path(__file__).parent / "examples" / "langgraph.json"
+
+
+class WorkerSettings(BaseSettings):
+    """Every knob of one worker process; each has a default and a description."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on (0: any free).")
+    instance_id: str = Field(
+        "",
+        description="Id this worker registers under at the LB; empty: derived from the URL.",
+    )
+    advertise_url: str = Field(
+        "", description="URL the LB reaches this worker at; empty: http://HOST:PORT."
+    )
+    graphs: Path = Field(
+        EXAMPLES_GRAPHS, description="Path to the langgraph.json that names the graphs to serve."
+    )
+    store: str = Field(
+        "sqlite:///./data/worker.sqlite",
+        description="Where threads, runs and checkpoints live (sqlite:///PATH or sqlite://:memory:).",
+    )
+    redis_url: str | None = Field(
+        None, description="Redis URL for cross-worker stream fan-out (not used yet)."
+    )
+    max_concurrency: int = Field(
+        8, ge=1, description="Runs this worker executes or queues at once; more get 503."
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body accepted (larger: 413)."
+    )
+    heartbeat_s: float = Field(
+        5.0, gt=0, description="Interval of ': heartbeat' comments on SSE and blanks on waits."
+    )
+    stream_retention_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long a finished run's events stay replayable by join_stream.",
+    )
+    stream_buffer_events: int = Field(
+        10_000, ge=1, description="Events kept per run for join_stream and Last-Event-ID."
+    )
+    lb_admin_url: str | None = Field(
+        None, description="LB admin API to register with, e.g. http://127.0.0.1:8081."
+    )
+    lb_admin_token: str | None = Field(None, description="Bearer token for the LB admin API.")
+    heartbeat_interval_s: float = Field(
+        10.0, gt=0, description="Interval between registration heartbeats to the LB."
+    )
+    lb_timeout_s: float = Field(5.0, gt=0, description="Timeout of one call to the LB admin API.")
+    shutdown_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long running runs may finish before cancelling."
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST.")
+    webhook_attempts: int = Field(3, ge=1, description="Tries per webhook delivery.")
+    webhook_backoff_s: float = Field(
+        0.5, ge=0, description="First retry delay of a webhook; doubles each try, with jitter."
+    )
+    webhook_secret: str | None = Field(
+        None, description="HMAC-SHA256 key signing webhook bodies (X-Graphfleet-Signature)."
+    )
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="URLs told of graph.started, graph.completed and graph.failed "
+        "(comma-separated or a JSON list).",
+    )
+    webhook_allow_loopback: bool = Field(
+        False, description="Allow webhook URLs on loopback or private addresses (tests, dev)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
+    log_format: Literal["json", "console"] = Field("json", description="Log format.")
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_store(self) -> WorkerSettings:
+        if not self.store.startswith("sqlite://"):
+            raise ValueError(f"store {self.store!r}: only sqlite:// URLs are supported")
+        return self
+
+    @property
+    def url(self) -> str:
+        """The URL the LB should use to reach this worker."""
+        return self.advertise_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def worker_id(self) -> str:
+        """A stable id for registration and for marking the runs this worker holds."""
+        if self.instance_id:
+            return self.instance_id
+        return "worker-" + re.sub(r"[^A-Za-z0-9]+", "-", self.url.split("://", 1)[-1]).strip("-")
+
+
+def _env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One ``--flag`` per setting; flags default to "unset" so the environment shows through."""
+    parser = argparse.ArgumentParser(
+        prog="python -m worker",
+        description="graphfleet worker: runs LangGraph graphs behind the load balancer. "
+        "Every flag can also be set by its environment variable; flags win.",
+    )
+    for name, field in WorkerSettings.model_fields.items():
+        default = field.default
+        shown = "(none)" if default in (None, "") else str(default)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=argparse.SUPPRESS,
+            metavar=_env_name(name),
+            help=f"{field.description} [env {_env_name(name)}; default {shown}]",
+        )
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None) -> WorkerSettings:
+    """Settings from the environment, overridden by command-line flags in ``argv``."""
+    args: dict[str, Any] = vars(build_parser().parse_args(argv))
+    return WorkerSettings(**args)
