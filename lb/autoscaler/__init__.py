@@ -1,0 +1,1 @@
+"""The autoscaler: a pure policy, a loop that observes and acts, and scaling backends."""

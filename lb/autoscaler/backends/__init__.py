@@ -1,0 +1,1 @@
+"""Scaling backends: how the autoscaler adds and removes workers."""
