@@ -44,7 +44,8 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-ID")
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+    context = {"request_id": request_id} if request_id else {}
+    with structlog.contextvars.bound_contextvars(**context):
         try:
             return await handler(request)
         except ApiError as exc:
