@@ -18,7 +18,7 @@ Composed of small steps, each table-tested:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 Mode = Literal["threshold", "target"]
@@ -53,9 +53,11 @@ class PolicyConfig:
 
 @dataclass(frozen=True, slots=True)
 class PolicyState:
-    """Recent raw recommendations, newest last: ``(time, instances)``."""
+    """Recent raw recommendations, newest last: ``(time, instances)``, and when watching
+    began (no window is trusted before it has been watched whole)."""
 
     history: tuple[tuple[float, int], ...] = ()
+    since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,22 +108,21 @@ def raw_target(obs: Observation, u: float, config: PolicyConfig) -> tuple[int, s
 def stabilize(
     raw: int, current: int, now: float, state: PolicyState, config: PolicyConfig
 ) -> tuple[int, PolicyState]:
+    since = now if state.since is None else state.since
     horizon = now - max(config.up_window_s, config.down_window_s)
     history = (*(h for h in state.history if h[0] >= horizon), (now, raw))
-    new_state = replace(state, history=history)
+    new_state = PolicyState(history=history, since=since)
     if raw > current:
+        if now - since < config.up_window_s:
+            return current, new_state  # not watched for a whole window yet
         # Up only as far as every recommendation of the up-window agrees.
         window = [n for t, n in history if t >= now - config.up_window_s]
-        oldest = history[0][0] if history else now
-        if oldest > now - config.up_window_s and config.up_window_s > 0:
-            return current, new_state  # not watched for a whole window yet
         return max(current, min(window)), new_state
     if raw < current:
+        if now - since < config.down_window_s:
+            return current, new_state
         # Down only to the highest recommendation of the down-window.
         window = [n for t, n in history if t >= now - config.down_window_s]
-        oldest = history[0][0] if history else now
-        if oldest > now - config.down_window_s and config.down_window_s > 0:
-            return current, new_state
         return min(current, max(window)), new_state
     return current, new_state
 
