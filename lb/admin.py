@@ -192,6 +192,38 @@ async def put_strategy(request: web.Request) -> web.Response:
     return _json({"strategy": name})
 
 
+async def get_autoscaler(request: web.Request) -> web.Response:
+    autoscaler = request.app[FLEET].autoscaler
+    if autoscaler is None:
+        return _json({"backend": "off"})
+    return _json(autoscaler.describe())
+
+
+async def put_autoscaler(request: web.Request) -> web.Response:
+    autoscaler = request.app[FLEET].autoscaler
+    data = await _body(request)
+    if autoscaler is None:
+        raise Invalid(409, "autoscaler_off", "the autoscaler is off (LB_AUTOSCALE=off)")
+    unknown = sorted(set(data) - {"min", "max", "paused"})
+    if unknown:
+        raise Invalid(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
+    changes: dict[str, Any] = {}
+    low = data.get("min", autoscaler.config.min_instances)
+    high = data.get("max", autoscaler.config.max_instances)
+    for name, value in (("min", low), ("max", high)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise Invalid(422, "invalid_field", f"{name} must be a non-negative integer", name)
+    if high < max(low, 1):
+        raise Invalid(422, "invalid_field", "max must be at least min and at least 1", "max")
+    changes.update(min_instances=low, max_instances=high)
+    if "paused" in data:
+        if not isinstance(data["paused"], bool):
+            raise Invalid(422, "invalid_field", "paused must be true or false", "paused")
+        changes["paused"] = data["paused"]
+    autoscaler.reconfigure(**changes)
+    return _json(autoscaler.describe())
+
+
 # -- middleware ------------------------------------------------------------------------------
 
 
@@ -246,4 +278,6 @@ def admin_app(fleet: Any) -> web.Application:
     r.add_post("/admin/instances/{instance_id}/enable", enable_instance)
     r.add_get("/admin/strategy", get_strategy)
     r.add_put("/admin/strategy", put_strategy)
+    r.add_get("/admin/autoscaler", get_autoscaler)
+    r.add_put("/admin/autoscaler", put_autoscaler)
     return app

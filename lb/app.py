@@ -22,6 +22,8 @@ import structlog
 from aiohttp import web
 
 from lb.affinity import AffinityTable
+from lb.autoscaler.backends.base import ScalingBackend
+from lb.autoscaler.loop import Autoscaler, policy_config
 from lb.control import Membership
 from lb.ejection import OutlierDetector
 from lb.health import CheckResult, HealthChecker
@@ -60,6 +62,7 @@ class Fleet:
     rng: random.Random
     clock: Clock
     shared: SharedRegistry | None = None
+    autoscaler: Autoscaler | None = None
     stopping: bool = False
 
 
@@ -136,7 +139,7 @@ def create_fleet(
     membership.apply_records(
         [r for r in load_records(state_file.path) if r["url"] not in static_urls]
     )
-    return Fleet(
+    fleet = Fleet(
         settings=settings,
         registry=registry,
         router=router,
@@ -155,6 +158,36 @@ def create_fleet(
         if settings.redis_url
         else None,
     )
+    backend = make_backend(fleet)
+    if backend is not None:
+        fleet.autoscaler = Autoscaler(
+            backend,
+            policy_config(settings),
+            registry,
+            membership,
+            router,
+            metrics,
+            interval_s=settings.autoscale_interval_s,
+            drain_timeout_s=settings.drain_timeout_s,
+            clock=clock,
+        )
+    return fleet
+
+
+def make_backend(fleet: Fleet) -> ScalingBackend | None:
+    settings = fleet.settings
+    if settings.autoscale == "local":
+        from lb.autoscaler.backends.local import LocalBackend
+
+        return LocalBackend(
+            fleet.membership,
+            settings.data_dir,
+            check_now=fleet.health.check,
+            start_timeout_s=settings.autoscale_start_timeout_s,
+        )
+    if settings.autoscale != "off":
+        raise ConfigError(f"LB_AUTOSCALE={settings.autoscale} is not available yet")
+    return None
 
 
 async def _close_idle_upstreams(upstreams: Upstreams) -> None:
@@ -174,6 +207,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     ]
     if fleet.shared is not None:
         loops.append(fleet.shared.run())
+    if fleet.autoscaler is not None:
+        loops.append(fleet.autoscaler.run())
     tasks = [asyncio.create_task(loop) for loop in loops]
     yield
     for task in tasks:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 StrategyName = Literal["least_loaded", "round_robin", "random", "power_of_two"]
+AutoscaleBackend = Literal["off", "local", "kubernetes", "docker"]
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
@@ -104,6 +105,38 @@ class LBSettings(BaseSettings):
     )
     drain_timeout_s: float = Field(
         300.0, ge=0, description="Longest wait for a draining instance's work to finish."
+    )
+
+    # Autoscaler
+    autoscale: AutoscaleBackend = Field(
+        "off", description="Scaling backend: off, local, kubernetes or docker."
+    )
+    autoscale_mode: Literal["threshold", "target"] = Field(
+        "threshold", description="threshold (up above/down below) or target (HPA-style)."
+    )
+    autoscale_min: int = Field(2, ge=0, description="Fewest workers the autoscaler keeps.")
+    autoscale_max: int = Field(10, ge=1, description="Most workers the autoscaler starts.")
+    autoscale_interval_s: float = Field(5.0, gt=0, description="Time between decisions.")
+    autoscale_up_at: float = Field(
+        0.8, gt=0, description="threshold mode: scale up above this utilization."
+    )
+    autoscale_down_at: float = Field(
+        0.2, ge=0, description="threshold mode: scale down below this utilization."
+    )
+    autoscale_target: float = Field(
+        0.6, gt=0, description="target mode: the utilization to aim for."
+    )
+    autoscale_tolerance: float = Field(
+        0.1, ge=0, description="target mode: relative deviation that changes nothing."
+    )
+    autoscale_up_window_s: float = Field(15.0, ge=0, description="Scale-up stabilization window.")
+    autoscale_down_window_s: float = Field(
+        300.0, ge=0, description="Scale-down stabilization window."
+    )
+    autoscale_max_step_up: int = Field(4, ge=1, description="Most workers added per decision.")
+    autoscale_max_step_down: int = Field(1, ge=1, description="Most workers removed per decision.")
+    autoscale_start_timeout_s: float = Field(
+        60.0, gt=0, description="local: how long a new worker may take to become healthy."
     )
 
     # Logging
