@@ -224,7 +224,7 @@ def _modes(request: web.Request) -> set[str] | None:
     unknown = [m for m in requested if m not in STREAM_MODES]
     if unknown:
         raise Unprocessable(f"unsupported stream_mode {', '.join(unknown)}", code="invalid_request")
-    return {STREAM_MODES[m] for m in requested} or None
+    return {STREAM_MODES[m] or m for m in requested} or None
 
 
 async def join_stream(request: web.Request) -> web.StreamResponse:

@@ -8,7 +8,7 @@ classifies how the run ended. Persistence and ordering are the manager's job.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphDrained
 from langgraph.pregel import Pregel
 from langgraph.runtime import RunControl
-from langgraph.types import Command
+from langgraph.types import Command, StreamMode
 
 from worker import jsonutil
 from worker.runs.model import STREAM_MODES, RunSpec
@@ -103,6 +103,39 @@ class _MessageAccumulator:
         emit(name.replace("messages", "messages/partial", 1), [self._messages[msg_id]])
 
 
+async def _chunks(
+    graph: Pregel[Any, Any, Any, Any],
+    spec: RunSpec,
+    config: RunnableConfig,
+    control: RunControl,
+    emit: Emit,
+) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+    """``(namespace, mode, data)`` chunks of the run; ``events`` are emitted on the way."""
+    modes: list[StreamMode] = sorted({m for r in spec.stream_mode if (m := STREAM_MODES[r])})
+    kwargs: dict[str, Any] = {
+        "context": spec.context,
+        "stream_mode": modes or ["values"],
+        "subgraphs": True,
+        "interrupt_before": spec.interrupt_before,
+        "interrupt_after": spec.interrupt_after,
+        "durability": spec.durability,
+        "control": control,
+    }
+    if "events" not in spec.stream_mode:
+        async for chunk in graph.astream(graph_input(spec), config, **kwargs):
+            yield chunk
+        return
+    root_id = None
+    async for event in graph.astream_events(graph_input(spec), config, version="v2", **kwargs):
+        root_id = root_id or event["run_id"]
+        if event["event"] == "on_chain_stream" and event["run_id"] == root_id:
+            # The graph's own stream-mode output, relayed through the callbacks.
+            if modes:
+                yield event["data"]["chunk"]
+        else:
+            emit("events", event)
+
+
 async def execute(
     graph: Pregel[Any, Any, Any, Any],
     record: RunRecord,
@@ -115,25 +148,13 @@ async def execute(
     Returns the outcome for a graph that finished, paused (drained by ``control``) or
     raised. ``CancelledError`` propagates: the caller decides what a cancellation means.
     """
-    requested = spec.stream_mode
-    lg_modes = sorted({STREAM_MODES[m] for m in requested})
-    tuple_messages = "messages-tuple" in requested
-    partial_messages = "messages" in requested
+    tuple_messages = "messages-tuple" in spec.stream_mode
+    partial_messages = "messages" in spec.stream_mode
     accumulator = _MessageAccumulator()
-    config = run_config(record, spec)
     try:
-        async for chunk in graph.astream(
-            graph_input(spec),
-            config,
-            context=spec.context,
-            stream_mode=lg_modes,
-            subgraphs=True,
-            interrupt_before=spec.interrupt_before,
-            interrupt_after=spec.interrupt_after,
-            durability=spec.durability,
-            control=control,
+        async for namespace, mode, data in _chunks(
+            graph, spec, run_config(record, spec), control, emit
         ):
-            namespace, mode, data = chunk
             if namespace and not spec.stream_subgraphs:
                 continue
             name = "|".join((mode, *namespace))
@@ -142,7 +163,7 @@ async def execute(
                     emit(name, list(data))
                 if partial_messages:
                     accumulator.feed(data[0], data[1], name, emit)
-            else:
+            elif mode in spec.stream_mode:
                 emit(name, data)
     except GraphDrained:
         values, _ = await final_values(graph, record.thread_id)

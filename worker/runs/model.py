@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.store.base import RunState
 
-# Stream modes the SDK may request and the LangGraph mode that produces each.
-STREAM_MODES: dict[str, StreamMode] = {
+# Stream modes the SDK may request and the LangGraph mode that produces each ("events"
+# comes from astream_events instead).
+STREAM_MODES: dict[str, StreamMode | None] = {
     "values": "values",
     "updates": "updates",
     "custom": "custom",
@@ -19,6 +20,7 @@ STREAM_MODES: dict[str, StreamMode] = {
     "checkpoints": "checkpoints",
     "messages": "messages",
     "messages-tuple": "messages",
+    "events": None,
 }
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 CancelAction = Literal["interrupt", "rollback", "pause"]

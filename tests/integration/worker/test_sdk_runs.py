@@ -164,8 +164,8 @@ async def test_unsupported_field_is_refused_by_name(client: LangGraphClient) -> 
     with pytest.raises(UnprocessableEntityError, match="feedback_keys"):
         async for _ in client.runs.stream(thread["thread_id"], "pipeline", feedback_keys=["s"]):
             pass
-    with pytest.raises(UnprocessableEntityError, match="events"):
-        await client.runs.create(thread["thread_id"], "pipeline", stream_mode="events")
+    with pytest.raises(UnprocessableEntityError, match="stream_mode"):
+        await client.runs.create(thread["thread_id"], "pipeline", stream_mode="tokens")  # type: ignore[arg-type]
 
 
 async def test_unknown_assistant_and_thread_are_404(client: LangGraphClient) -> None:
@@ -194,3 +194,19 @@ async def test_threads_search_and_state_update(client: LangGraphClient) -> None:
     assert state["values"]["steps"] == ["manual"]
     result = await client.runs.wait(thread["thread_id"], "pipeline", input={})
     assert result["steps"] == ["manual", "extract", "transform", "load"]
+
+
+async def test_events_and_debug_stream_modes(client: LangGraphClient) -> None:
+    parts = [
+        p
+        async for p in client.runs.stream(
+            None, "pipeline", input={"payload": 1}, stream_mode=["events", "updates"]
+        )
+    ]
+    names = [p.event for p in parts]
+    assert names[0] == "metadata"
+    assert names.count("updates") == 3
+    kinds = {p.data["event"] for p in parts if p.event == "events"}
+    assert {"on_chain_start", "on_chain_end"} <= kinds
+    debug = [p async for p in client.runs.stream(None, "flaky", input={}, stream_mode="debug")]
+    assert {p.data["type"] for p in debug if p.event == "debug"} >= {"task", "task_result"}
