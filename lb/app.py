@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
+import shlex
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
@@ -184,6 +185,7 @@ def make_backend(fleet: Fleet) -> ScalingBackend | None:
             settings.data_dir,
             check_now=fleet.health.check,
             start_timeout_s=settings.autoscale_start_timeout_s,
+            argv=shlex.split(settings.autoscale_local_command) or None,
         )
     if settings.autoscale != "off":
         raise ConfigError(f"LB_AUTOSCALE={settings.autoscale} is not available yet")

@@ -135,6 +135,10 @@ class LBSettings(BaseSettings):
     )
     autoscale_max_step_up: int = Field(4, ge=1, description="Most workers added per decision.")
     autoscale_max_step_down: int = Field(1, ge=1, description="Most workers removed per decision.")
+    autoscale_local_command: str = Field(
+        "",
+        description="local: the command that starts a worker (default: this Python -m worker).",
+    )
     autoscale_start_timeout_s: float = Field(
         60.0, gt=0, description="local: how long a new worker may take to become healthy."
     )

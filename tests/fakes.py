@@ -26,6 +26,7 @@ class FakeWorker:
     seen: collections.Counter[str] = field(default_factory=collections.Counter)
     cancelled: int = 0
     started: int = 0
+    active: int = 0  # /slow requests in progress
     upload_bytes: int = 0
     ws_close_codes: list[int | None] = field(default_factory=list)
     runner: web.AppRunner | None = None
@@ -99,11 +100,14 @@ async def _echo(request: web.Request) -> web.Response:
 async def _slow(request: web.Request) -> web.Response:
     fake = _fake(request)
     fake.started += 1
+    fake.active += 1
     try:
         await asyncio.sleep(float(request.query.get("s", "1")))
     except asyncio.CancelledError:
         fake.cancelled += 1
         raise
+    finally:
+        fake.active -= 1
     return web.json_response({"worker": fake.name, "slept": True})
 
 
