@@ -187,8 +187,43 @@ def make_backend(fleet: Fleet) -> ScalingBackend | None:
             start_timeout_s=settings.autoscale_start_timeout_s,
             argv=shlex.split(settings.autoscale_local_command) or None,
         )
-    if settings.autoscale != "off":
-        raise ConfigError(f"LB_AUTOSCALE={settings.autoscale} is not available yet")
+    if settings.autoscale == "kubernetes":
+        from lb.autoscaler.backends.kubernetes import KubernetesBackend, KubernetesConfig
+
+        return KubernetesBackend(
+            KubernetesConfig(
+                namespace=settings.k8s_namespace,
+                deployment=settings.k8s_deployment,
+                kubeconfig=settings.k8s_kubeconfig,
+                context=settings.k8s_context,
+                service=settings.k8s_service,
+                register_endpoints=settings.k8s_register_endpoints,
+                worker_port=settings.k8s_worker_port,
+                victim_deletion_cost=settings.k8s_victim_deletion_cost,
+                request_timeout_s=settings.k8s_request_timeout_s,
+            ),
+            fleet.membership,
+            fleet.registry,
+        )
+    if settings.autoscale == "docker":
+        from lb.autoscaler.backends.docker import DockerBackend, DockerConfig
+
+        return DockerBackend(
+            DockerConfig(
+                url=settings.docker_url,
+                image=settings.docker_image,
+                network=settings.docker_network,
+                fleet=settings.docker_fleet,
+                worker_port=settings.docker_worker_port,
+                env=settings.docker_env,
+                api_version=settings.docker_api_version,
+                start_timeout_s=settings.autoscale_start_timeout_s,
+                stop_timeout_s=settings.docker_stop_timeout_s,
+                request_timeout_s=settings.docker_request_timeout_s,
+            ),
+            fleet.membership,
+            fleet.registry,
+        )
     return None
 
 

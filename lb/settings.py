@@ -140,7 +140,60 @@ class LBSettings(BaseSettings):
         description="local: the command that starts a worker (default: this Python -m worker).",
     )
     autoscale_start_timeout_s: float = Field(
-        60.0, gt=0, description="local: how long a new worker may take to become healthy."
+        60.0,
+        gt=0,
+        description="local and docker: how long a new worker may take to become healthy.",
+    )
+
+    # Kubernetes backend
+    k8s_namespace: str = Field(
+        "", description="kubernetes: namespace of the worker Deployment (empty: from the config)."
+    )
+    k8s_deployment: str = Field(
+        "graphfleet-worker", description="kubernetes: the worker Deployment to scale."
+    )
+    k8s_kubeconfig: str = Field(
+        "", description="kubernetes: kubeconfig path (empty: the in-cluster service account)."
+    )
+    k8s_context: str = Field("", description="kubernetes: kubeconfig context (empty: current).")
+    k8s_service: str = Field(
+        "graphfleet-worker",
+        description="kubernetes: worker Service whose EndpointSlices list pods.",
+    )
+    k8s_register_endpoints: bool = Field(
+        False, description="kubernetes: register ready endpoints for workers that do not."
+    )
+    k8s_worker_port: int = Field(8000, gt=0, description="kubernetes: port of endpoint URLs.")
+    k8s_victim_deletion_cost: int = Field(
+        -1000, description="kubernetes: pod-deletion-cost put on pods chosen for scale-down."
+    )
+    k8s_request_timeout_s: float = Field(
+        10.0, gt=0, description="kubernetes: timeout of one API call."
+    )
+
+    # Docker backend
+    docker_url: str = Field(
+        "unix:///var/run/docker.sock", description="docker: Engine API (unix:// or http://)."
+    )
+    docker_image: str = Field("graphfleet:latest", description="docker: worker image.")
+    docker_network: str = Field(
+        "graphfleet", description="docker: network of the workers; the LB must be on it."
+    )
+    docker_fleet: str = Field(
+        "graphfleet", description="docker: fleet label value and container name prefix."
+    )
+    docker_worker_port: int = Field(8000, gt=0, description="docker: the worker's port.")
+    docker_env: dict[str, str] = Field(
+        default_factory=dict, description="docker: extra worker environment, as JSON."
+    )
+    docker_api_version: str = Field(
+        "auto", description="docker: Engine API version (auto asks the engine)."
+    )
+    docker_stop_timeout_s: int = Field(
+        30, ge=0, description="docker: grace between SIGTERM and SIGKILL on stop."
+    )
+    docker_request_timeout_s: float = Field(
+        30.0, gt=0, description="docker: timeout of one Engine API call."
     )
 
     # Logging

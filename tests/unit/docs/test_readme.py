@@ -15,9 +15,9 @@ README = (Path(__file__).parents[3] / "README.md").read_text()
 def _rows(model: type[BaseSettings], prefix: str) -> list[tuple[str, str]]:
     rows = []
     for name, field in model.model_fields.items():
-        default = field.default
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
         shown = str(default).lower() if isinstance(default, bool) else str(default)
-        rows.append((f"{prefix}{name.upper()}", shown if shown else "(none)"))
+        rows.append((f"{prefix}{name.upper()}", shown if shown not in ("", "None") else "(none)"))
     return rows
 
 
