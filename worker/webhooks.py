@@ -25,7 +25,7 @@ import structlog
 from worker import jsonutil
 from worker.api.views import run_view
 from worker.errors import Unprocessable
-from worker.runs.manager import ActiveRun
+from worker.runs.active import ActiveRun
 from worker.settings import WorkerSettings
 
 log = structlog.get_logger("worker.webhooks")

@@ -20,7 +20,7 @@ from worker.api.schemas import RunCreateBody, parse_body
 from worker.api.views import run_view
 from worker.errors import Conflict, NotFound, Unprocessable
 from worker.keys import MANAGER, SERVICE, SETTINGS, STORE
-from worker.runs.manager import ActiveRun
+from worker.runs.active import ActiveRun
 from worker.runs.model import STREAM_MODES, CancelAction, RunSpec
 from worker.store.base import ACTIVE_RUN_STATES, RunRecord
 
@@ -54,7 +54,7 @@ def spec_from_body(body: RunCreateBody, *, stateless: bool) -> RunSpec:
 
 async def _create(request: web.Request) -> tuple[ActiveRun, RunCreateBody]:
     # Capacity first: a worker that cannot take the run answers 503 before reading anything.
-    request.app[MANAGER].reserve().release()
+    request.app[MANAGER].ensure_capacity()
     thread_id = request.match_info.get("thread_id")
     body = await parse_body(request, RunCreateBody)
     run = await request.app[SERVICE].create(

@@ -15,7 +15,7 @@ from worker.api.errors import json_response
 from worker.api.schemas import ExecuteBody, parse_body
 from worker.errors import Conflict, NotFound, Unprocessable
 from worker.keys import MANAGER, SERVICE, STORE
-from worker.runs.manager import ActiveRun
+from worker.runs.active import ActiveRun
 from worker.runs.model import RunSpec, simple_status
 from worker.runs.service import RunService
 from worker.store.base import ACTIVE_RUN_STATES, RunRecord
@@ -86,7 +86,7 @@ async def resume_execution(service: RunService, record: RunRecord, value: Any) -
 
 
 async def execute(request: web.Request) -> web.Response:
-    request.app[MANAGER].reserve().release()  # 503 before reading the body
+    request.app[MANAGER].ensure_capacity()  # 503 before reading the body
     body = await parse_body(request, ExecuteBody)
     options = body.execution_options
     spec = RunSpec(

@@ -16,18 +16,17 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from langgraph.runtime import RunControl
 
 from worker import jsonutil
-from worker.errors import AtCapacity, Conflict
+from worker.errors import AtCapacity
 from worker.graphs import GraphEntry
 from worker.metrics import WorkerMetrics
 from worker.runs import executor
+from worker.runs.active import ActiveRun, RunNotActiveError, ThreadBusyError
 from worker.runs.events import GraphFeed, RunEvents
 from worker.runs.model import CancelAction, MultitaskStrategy, RunSpec, simple_status
 from worker.store.base import RunRecord, RunState, Store, ThreadStatus
@@ -35,46 +34,6 @@ from worker.store.base import RunRecord, RunState, Store, ThreadStatus
 log = structlog.get_logger("worker.runs")
 
 RunListener = Callable[[str, "ActiveRun"], None]  # ("started" | "ended", run)
-
-
-class ThreadBusyError(Conflict):
-    """``multitask_strategy=reject`` and the thread has an active run."""
-
-    code = "thread_busy"
-
-
-class RunNotActiveError(Conflict):
-    """A stop was asked for a run that is not pending or running here."""
-
-    code = "run_not_active"
-
-
-@dataclass(eq=False)
-class ActiveRun:
-    """A run admitted on this worker, from admission until its task ends."""
-
-    record: RunRecord
-    spec: RunSpec
-    entry: GraphEntry
-    events: RunEvents
-    ephemeral: bool = False
-    control: RunControl = field(default_factory=RunControl)
-    state: RunState = "pending"
-    stop_action: CancelAction | None = None
-    started: bool = False
-    outcome: executor.Outcome | None = None
-    base_checkpoint_id: str | None = None
-    turn: asyncio.Event = field(default_factory=asyncio.Event)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    @property
-    def run_id(self) -> str:
-        return self.record.run_id
-
-    @property
-    def thread_id(self) -> str:
-        return self.record.thread_id
 
 
 class Reservation:
@@ -125,6 +84,10 @@ class RunManager:
     def load(self) -> int:
         """Runs admitted and not ended (running or queued), plus reserved slots."""
         return len(self._active) + self._reserved
+
+    def ensure_capacity(self) -> None:
+        """Raise ``AtCapacity`` now if a run would be refused (a cheap early check)."""
+        self.reserve().release()
 
     def reserve(self) -> Reservation:
         if self.draining:
@@ -435,7 +398,3 @@ def _thread_status(state: RunState) -> ThreadStatus:
     if state in ("interrupted", "paused"):
         return "interrupted"
     return "idle"
-
-
-def run_kwargs(spec: RunSpec) -> dict[str, Any]:
-    return spec.model_dump(mode="json", exclude_defaults=True)

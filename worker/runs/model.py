@@ -49,6 +49,11 @@ class RunSpec(BaseModel):
     timeout_s: float | None = None
 
 
+def run_kwargs(spec: RunSpec) -> dict[str, Any]:
+    """``spec`` as stored with the run (``RunRecord.kwargs``): only what differs from defaults."""
+    return spec.model_dump(mode="json", exclude_defaults=True)
+
+
 # LangGraph Server statuses (the SDK's RunStatus): cancelled and paused runs read
 # "interrupted", like a run waiting at interrupt().
 _API_STATUS: dict[RunState, str] = {

@@ -19,8 +19,9 @@ from typing import Any
 
 from worker.errors import Conflict, NotFound
 from worker.graphs import GraphEntry, GraphRegistry
-from worker.runs.manager import ActiveRun, Reservation, RunManager, run_kwargs
-from worker.runs.model import MultitaskStrategy, RunSpec
+from worker.runs.active import ActiveRun
+from worker.runs.manager import Reservation, RunManager
+from worker.runs.model import MultitaskStrategy, RunSpec, run_kwargs
 from worker.store.base import RunRecord, Store, ThreadExistsError, ThreadRecord
 
 

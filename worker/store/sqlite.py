@@ -3,14 +3,20 @@
 Two connections to the same file: one for the records, one owned by ``AsyncSqliteSaver``
 (which serialises its own use with a lock). WAL mode and a busy timeout let the worker
 processes of one machine share the file.
+
+Every write is shielded from cancellation. A write cancelled between its statement and its
+commit would leave the connection inside a transaction, holding the file's write lock and
+blocking every other worker process until this one happens to commit again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -68,6 +74,37 @@ _RUN_COLUMNS = (
 )
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 BUSY_TIMEOUT_MS = 10_000
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _shielded(
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Run ``method`` to completion even if its caller is cancelled (see module docstring)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.shield(method(*args, **kwargs))
+
+    return wrapper
+
+
+class _ShieldedSaver(AsyncSqliteSaver):
+    """``AsyncSqliteSaver`` whose writes always reach their commit."""
+
+    @_shielded
+    async def aput(self, *args: Any, **kwargs: Any) -> Any:
+        return await super().aput(*args, **kwargs)
+
+    @_shielded
+    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
+        await super().aput_writes(*args, **kwargs)
+
+    @_shielded
+    async def adelete_thread(self, thread_id: str) -> None:
+        await super().adelete_thread(thread_id)
 
 
 def sqlite_path(url: str) -> str:
@@ -127,7 +164,7 @@ class SqliteStore(Store):
         self._path = sqlite_path(url)
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
-        self._saver: AsyncSqliteSaver | None = None
+        self._saver: _ShieldedSaver | None = None
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any]:
@@ -154,7 +191,7 @@ class SqliteStore(Store):
         self._db = await self._connect()
         await self._db.executescript(_SCHEMA)
         await self._db.commit()
-        self._saver = AsyncSqliteSaver(await self._connect())
+        self._saver = _ShieldedSaver(await self._connect())
         await self._saver.setup()
 
     async def close(self) -> None:
@@ -167,6 +204,7 @@ class SqliteStore(Store):
 
     # assistants
 
+    @_shielded
     async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord:
         now = self._clock().isoformat()
         await self._conn.execute(
@@ -184,6 +222,7 @@ class SqliteStore(Store):
 
     # threads
 
+    @_shielded
     async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
         now = self._clock()
         try:
@@ -203,6 +242,7 @@ class SqliteStore(Store):
             row = await cur.fetchone()
         return _thread_from_row(row) if row else None
 
+    @_shielded
     async def update_thread(
         self,
         thread_id: str,
@@ -248,6 +288,7 @@ class SqliteStore(Store):
         async with self._conn.execute(sql, params) as cur:
             return [_thread_from_row(row) for row in await cur.fetchall()]
 
+    @_shielded
     async def delete_thread(self, thread_id: str) -> bool:
         cur = await self._conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (thread_id,))
         existed = cur.rowcount > 0
@@ -258,6 +299,7 @@ class SqliteStore(Store):
 
     # runs
 
+    @_shielded
     async def create_run(self, run: RunRecord) -> None:
         await self._conn.execute(
             f"INSERT OR REPLACE INTO gf_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 13)})",
@@ -279,6 +321,7 @@ class SqliteStore(Store):
         )
         await self._conn.commit()
 
+    @_shielded
     async def set_run_status(
         self,
         run_id: str,
@@ -320,6 +363,7 @@ class SqliteStore(Store):
         async with self._conn.execute(sql, params) as cur:
             return [_run_from_row(row) for row in await cur.fetchall()]
 
+    @_shielded
     async def delete_run(self, run_id: str) -> bool:
         cur = await self._conn.execute("DELETE FROM gf_runs WHERE run_id = ?", (run_id,))
         await self._conn.commit()
@@ -334,6 +378,7 @@ class SqliteStore(Store):
         ) as cur:
             return [_run_from_row(row) for row in await cur.fetchall()]
 
+    @_shielded
     async def fail_orphaned_runs(self, worker_id: str, message: str) -> int:
         marks = ", ".join("?" for _ in ACTIVE_RUN_STATES)
         error = _json({"error": "WorkerRestarted", "message": message})

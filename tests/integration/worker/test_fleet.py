@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from langgraph_sdk.errors import ConflictError
 
 from tests.integration.worker.conftest import FakeLbAdmin, WorkerFactory, eventually, free_port
 from worker.app import drain
@@ -108,3 +109,47 @@ async def test_sigterm_drains_and_deregisters(tmp_path: Path, fake_lb: FakeLbAdm
             await proc.wait()
     assert proc.returncode == 0, stderr.decode()
     assert fake_lb.paths("DELETE") == [f"/admin/instances/worker-127-0-0-1-{port}"]
+
+
+async def test_drain_timeout_cancels_what_is_left(make_worker: WorkerFactory) -> None:
+    worker = await make_worker(shutdown_timeout_s=0.1)
+    sdk = worker.client()
+    try:
+        thread = await sdk.threads.create()
+        run = await sdk.runs.create(thread["thread_id"], "pipeline", input={"delay_s": 10})
+        await eventually(lambda: worker.manager.running == 1)
+        assert await drain(worker.app) is False
+    finally:
+        await sdk.aclose()
+    await worker.runner.cleanup()
+    # The store outlives the app: a second worker on the same file sees the cancelled run.
+    again = await make_worker(store=worker.settings.store)
+    sdk = again.client()
+    try:
+        assert (await sdk.runs.get(thread["thread_id"], run["run_id"]))["status"] == "interrupted"
+    finally:
+        await sdk.aclose()
+
+
+async def test_two_workers_share_a_store_and_refuse_threads_held_elsewhere(
+    make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path}/shared.sqlite"
+    a, b = await make_worker(store=store), await make_worker(store=store)
+    sdk_a, sdk_b = a.client(), b.client()
+    try:
+        thread = await sdk_a.threads.create()
+        run = await sdk_a.runs.create(thread["thread_id"], "pipeline", input={"delay_s": 10})
+        # B sees the thread and the run, but the run is A's to control.
+        assert (await sdk_b.runs.get(thread["thread_id"], run["run_id"]))["run_id"] == run["run_id"]
+        with pytest.raises(ConflictError, match="held by worker"):
+            await sdk_b.runs.cancel(thread["thread_id"], run["run_id"])
+        with pytest.raises(ConflictError, match="active run"):
+            await sdk_b.runs.create(thread["thread_id"], "pipeline", input={})
+        await sdk_a.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
+        # Once A's run has ended, B may run on the thread.
+        result = await sdk_b.runs.wait(thread["thread_id"], "pipeline", input={"delay_s": 0})
+        assert result["steps"][-1] == "load"
+    finally:
+        await sdk_a.aclose()
+        await sdk_b.aclose()

@@ -1,0 +1,55 @@
+"""A run admitted on this worker, and the errors about runs a client can get."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from langgraph.runtime import RunControl
+
+from worker.errors import Conflict
+from worker.graphs import GraphEntry
+from worker.runs import executor
+from worker.runs.events import RunEvents
+from worker.runs.model import CancelAction, RunSpec
+from worker.store.base import RunRecord, RunState
+
+
+class ThreadBusyError(Conflict):
+    """``multitask_strategy=reject`` and the thread has an active run."""
+
+    code = "thread_busy"
+
+
+class RunNotActiveError(Conflict):
+    """A stop was asked for a run that is not pending or running here."""
+
+    code = "run_not_active"
+
+
+@dataclass(eq=False)
+class ActiveRun:
+    """A run admitted on this worker, from admission until its task ends."""
+
+    record: RunRecord
+    spec: RunSpec
+    entry: GraphEntry
+    events: RunEvents
+    ephemeral: bool = False
+    control: RunControl = field(default_factory=RunControl)
+    state: RunState = "pending"
+    stop_action: CancelAction | None = None
+    started: bool = False
+    outcome: executor.Outcome | None = None
+    base_checkpoint_id: str | None = None
+    turn: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def thread_id(self) -> str:
+        return self.record.thread_id
