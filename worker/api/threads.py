@@ -93,7 +93,11 @@ async def create_thread(request: web.Request) -> web.Response:
         if body.if_exists != "do_nothing":
             raise Conflict(f"thread {thread_id} already exists", code="thread_exists") from None
         thread = await request.app[SERVICE].thread(thread_id)
-    return json_response(await _thread_json(request, thread))
+    # Names the new thread for the LB, which pins the thread to this worker from the header.
+    return json_response(
+        await _thread_json(request, thread),
+        headers={"Content-Location": f"/threads/{thread.thread_id}"},
+    )
 
 
 async def get_thread(request: web.Request) -> web.Response:

@@ -97,6 +97,7 @@ async def make_worker(tmp_path: Path) -> AsyncIterator[WorkerFactory]:
     yield start
     for worker in started:
         await worker.runner.cleanup()
+        assert worker.manager.load == 0, "runs or capacity slots left in flight"
     leaked = [
         t.get_name()
         for t in asyncio.all_tasks()
