@@ -24,6 +24,8 @@ from worker.fleet import FleetMembership
 from worker.graphs import compile_graphs, load_graph_objects
 from worker.keys import (
     FEED,
+    FLEET,
+    GRAPH_OBJECTS,
     GRAPHS,
     HTTP_SESSION,
     MANAGER,
@@ -32,6 +34,7 @@ from worker.keys import (
     SETTINGS,
     STARTED_AT,
     STORE,
+    WEBHOOKS,
 )
 from worker.metrics import WorkerMetrics
 from worker.runs.events import GraphFeed
@@ -42,10 +45,6 @@ from worker.store import create_store
 from worker.webhooks import WebhookSender
 
 log = structlog.get_logger("worker.app")
-
-FLEET = web.AppKey("fleet", FleetMembership)
-WEBHOOKS = web.AppKey("webhooks", WebhookSender)
-GRAPH_OBJECTS = web.AppKey("graph_objects", dict[str, Any])
 
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from worker.fleet import FleetMembership
 from worker.graphs import GraphRegistry
 from worker.metrics import WorkerMetrics
 from worker.runs.events import GraphFeed
@@ -14,6 +16,7 @@ from worker.runs.manager import RunManager
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store.base import Store
+from worker.webhooks import WebhookSender
 
 SETTINGS = web.AppKey("settings", WorkerSettings)
 METRICS = web.AppKey("metrics", WorkerMetrics)
@@ -24,3 +27,6 @@ STORE = web.AppKey("store", Store)
 GRAPHS = web.AppKey("graphs", GraphRegistry)
 MANAGER = web.AppKey("manager", RunManager)
 SERVICE = web.AppKey("service", RunService)
+WEBHOOKS = web.AppKey("webhooks", WebhookSender)
+FLEET = web.AppKey("fleet", FleetMembership)  # only when WORKER_LB_ADMIN_URL is set
+GRAPH_OBJECTS = web.AppKey("graph_objects", dict[str, Any])  # imported, not yet compiled
