@@ -6,7 +6,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.integration.worker.conftest import WorkerFactory
+from tests.integration.worker.conftest import WorkerFactory, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +57,22 @@ async def test_wait_and_create_headers(make_worker: WorkerFactory) -> None:
         async with http.post(f"{worker.url}/graphs/execute", json=execute) as response:
             answer = await response.json()
             assert response.headers["Location"] == f"/executions/{answer['execution_id']}"
+
+
+async def test_stream_client_leaving_cancels_its_run(make_worker: WorkerFactory) -> None:
+    worker = await make_worker(heartbeat_s=0.05)
+    sdk = worker.client()
+    try:
+        thread = await sdk.threads.create()
+        body = {"assistant_id": "pipeline", "input": {"delay_s": 10}, "stream_mode": "custom"}
+        async with aiohttp.ClientSession() as http:
+            url = f"{worker.url}/threads/{thread['thread_id']}/runs/stream"
+            async with http.post(url, json=body) as response:
+                run_id = response.headers["Content-Location"].rsplit("/", 1)[-1]
+                await response.content.readuntil(b"event: custom")
+        # The next heartbeat finds the connection gone: on_disconnect defaults to cancel.
+        await eventually(lambda: worker.manager.load == 0)
+        run = await sdk.runs.get(thread["thread_id"], run_id)
+        assert run["status"] == "interrupted"
+    finally:
+        await sdk.aclose()
