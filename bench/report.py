@@ -4,6 +4,7 @@
         --round 1 --wrk-output run.txt --cpu-s-before 1.20 --cpu-s-after 3.40
     python bench/report.py skip --results R.jsonl --scenario small --target lb --reason "..."
     python bench/report.py render --results R.jsonl --out docs/benchmarks.md --duration-s 10 ...
+    python bench/report.py profile --raw py-spy.raw   # hottest frames of a py-spy raw profile
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import statistics
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,7 +48,9 @@ a small JSON body, or for the latency scenario two aiohttp processes (`bench/ups
 answer after a fixed delay — and puts each proxy in front of both: nginx with one worker
 process (upstream keepalive, HTTP/1.1, no access log), HAProxy with one thread (http mode,
 keep-alive and connection reuse to the servers) and graphfleet's LB as shipped (every feature
-on, log level `warning`). A "direct" row is wrk against one upstream with no proxy. Each proxy
+on, log level `warning`). A "direct" row is wrk against one upstream with no proxy (in the
+latency scenario that is one aiohttp process taking all connections, so it may trail the
+proxies, which spread them over two). Each proxy
 therefore gets one core's worth of event loop, and wrk (one thread), the upstreams and the proxy
 share the machine's cores. wrk runs the targets in turn — A B C D, A B C D, … — so drift hits
 all of them alike, after one short warm-up each; the tables give the median of the repeats.
@@ -281,6 +285,34 @@ def render(runs: list[Run], skipped: dict[tuple[str, str], str], args: argparse.
     return "\n".join(lines) + "\n"
 
 
+def profile_summary(raw: str, top: int) -> str:
+    """The hottest frames of a py-spy raw (collapsed stacks) profile: own time and inclusive.
+
+    Time spent in C (socket writes, the event loop, the HTTP parser) counts against the Python
+    line that called it.
+    """
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    if not total:
+        return "no samples\n"
+    lines = [f"{total} samples", "", "own time (the frame itself, with the C it calls):"]
+    lines += [f"  {100 * n / total:5.1f} %  {frame}" for frame, n in own.most_common(top)]
+    lines += ["", "inclusive time (the frame and everything below it):"]
+    lines += [f"  {100 * n / total:5.1f} %  {frame}" for frame, n in inclusive.most_common(top)]
+    return "\n".join(lines) + "\n"
+
+
 def _scenario_order(scenario: str) -> int:
     order = list(SCENARIO_TITLES)
     return order.index(scenario) if scenario in order else len(order)
@@ -346,8 +378,14 @@ def main() -> int:
     out.add_argument("--repeats", type=int, required=True)
     out.add_argument("--background-busy-pct", type=float, default=0.0)
 
+    profile = commands.add_parser("profile", help="summarize a py-spy raw profile")
+    profile.add_argument("--raw", required=True)
+    profile.add_argument("--top", type=int, default=15)
+
     args = parser.parse_args()
-    if args.command == "record":
+    if args.command == "profile":
+        print(profile_summary(Path(args.raw).read_text(), args.top), end="")
+    elif args.command == "record":
         _record(args)
     elif args.command == "skip":
         _append(

@@ -15,6 +15,8 @@
 #   BENCH_REPORT=docs/benchmarks.md   where the Markdown report goes
 #   BENCH_OUT_DIR=.bench         raw wrk output and results.jsonl of the last run
 #   BENCH_LB_REV=                a git revision of lb/ to measure (default: the work tree's lb/)
+#   BENCH_PROFILE=0              1: after each scenario's rounds, one more lb run under py-spy;
+#                                the hottest functions go to $BENCH_OUT_DIR/profile-<scenario>.txt
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +34,7 @@ TARGETS=${BENCH_TARGETS:-direct nginx haproxy lb}
 REPORT=${BENCH_REPORT:-$ROOT/docs/benchmarks.md}
 OUT_DIR=${BENCH_OUT_DIR:-$ROOT/.bench}
 LB_REV=${BENCH_LB_REV:-}
+PROFILE=${BENCH_PROFILE:-0}
 READY_TIMEOUT_S=30
 
 WORK_DIR=""
@@ -386,6 +389,32 @@ measure() {
         --delay-ms "$delay_ms" --wrk-output "$output" "${cpu_args[@]}"
 }
 
+# py-spy from PATH, else through uv (cached after the first run), never into the project's venv.
+py_spy() {
+    if command -v py-spy >/dev/null; then
+        py-spy "$@"
+    else
+        "$ROOT/.venv/bin/uv" tool run --quiet py-spy "$@"
+    fi
+}
+
+# profile_lb SCENARIO CONNECTIONS: sample the LB under the same load; not part of the figures.
+profile_lb() {
+    local scenario=$1 connections=$2
+    local raw="$WORK_DIR/profile-$scenario.raw" summary="$OUT_DIR/profile-$scenario.txt"
+    log "profiling graphfleet lb under load (${DURATION_S} s, py-spy)"
+    wrk -t"$THREADS" -c"$connections" -d"$((DURATION_S + 3))s" "${TARGET_URL[lb]}" >/dev/null &
+    WRK_PID=$!
+    sleep 1
+    py_spy record --duration "$DURATION_S" --rate 250 --format raw --output "$raw" \
+        --pid "${TARGET_PID[lb]}" >"$WORK_DIR/py-spy.log" 2>&1 ||
+        die "py-spy failed: $(tail -n 5 "$WORK_DIR/py-spy.log")"
+    wait "$WRK_PID"
+    WRK_PID=""
+    "$PY" "$ROOT/bench/report.py" profile --raw "$raw" | tee "$summary"
+    log "profile summary in $summary"
+}
+
 run_scenario() {
     local scenario=$1 connections=$CONNECTIONS target round
     if [[ $scenario == latency ]]; then
@@ -408,6 +437,9 @@ run_scenario() {
             measure "$scenario" "$target" "$round" "$connections"
         done
     done
+    if [[ $PROFILE == 1 && -n ${TARGET_PID[lb]:-} ]]; then
+        profile_lb "$scenario" "$connections"
+    fi
     stop_all
 }
 
