@@ -19,6 +19,8 @@
 #                                the hottest functions go to $BENCH_OUT_DIR/profile-<scenario>.txt
 set -euo pipefail
 
+# nginx and haproxy live in sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY="$ROOT/.venv/bin/python"
 
@@ -140,7 +142,8 @@ ensure_tools() {
         fi
         log "installing ${missing[*]}"
         "${sudo[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+        # RUNLEVEL=1: the packages' install scripts must not start the system's nginx or haproxy.
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq \
             --no-install-recommends "${missing[@]}" >/dev/null
     fi
     if [[ ! -x $PY ]]; then
