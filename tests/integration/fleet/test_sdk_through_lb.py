@@ -1,0 +1,156 @@
+"""The official LangGraph SDK against the real LB in front of two real workers.
+
+Each worker has a store of its own here, so a thread lives on exactly one of them: every call
+naming the thread must reach that worker through the LB's affinity, or it would fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from lb.app import LoadBalancer
+from lb.settings import LBSettings
+from tests.integration.lb.conftest import eventually
+from tests.integration.worker.conftest import Worker, WorkerFactory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def fleet(
+    make_worker: WorkerFactory, tmp_path: Path
+) -> AsyncIterator[tuple[LoadBalancer, list[Worker]]]:
+    workers = [await make_worker(), await make_worker()]
+    balancer = LoadBalancer(
+        LBSettings(
+            port=0,
+            admin_port=0,
+            instances=",".join(w.url for w in workers),
+            strategy="round_robin",  # successive new threads land on different workers
+            data_dir=tmp_path / "lb",
+            health_interval_s=0.1,
+            access_log=False,
+        )
+    )
+    await balancer.start()
+    assert balancer.fleet is not None
+    registry = balancer.fleet.registry
+    await eventually(lambda: len(registry.snapshot.routable) == 2)
+    yield balancer, workers
+    await balancer.stop()
+
+
+@pytest.fixture
+async def sdk(fleet: tuple[LoadBalancer, list[Worker]]) -> AsyncIterator[LangGraphClient]:
+    client = get_client(url=f"http://127.0.0.1:{fleet[0].proxy_port}", api_key=None)
+    yield client
+    await client.aclose()
+
+
+async def test_threads_stick_to_their_worker(
+    fleet: tuple[LoadBalancer, list[Worker]], sdk: LangGraphClient
+) -> None:
+    results = []
+    for i in range(4):
+        thread = await sdk.threads.create()
+        # round robin would alternate; the thread's runs and state must follow the thread.
+        values = await sdk.runs.wait(thread["thread_id"], "pipeline", input={"payload": i})
+        state = await sdk.threads.get_state(thread["thread_id"])
+        assert state["values"] == values
+        results.append(values)
+    assert len(results) == 4
+
+
+async def test_background_run_join_and_join_stream_through_the_lb(
+    sdk: LangGraphClient,
+) -> None:
+    thread = await sdk.threads.create()
+    run = await sdk.runs.create(
+        thread["thread_id"], "pipeline", input={}, config={"configurable": {"delay_s": 0.2}}
+    )
+    events = [part.event async for part in sdk.runs.join_stream(thread["thread_id"], run["run_id"])]
+    assert events
+    final = await sdk.runs.join(thread["thread_id"], run["run_id"])
+    assert final
+    fetched = await sdk.runs.get(thread["thread_id"], run["run_id"])
+    assert fetched["status"] == "success"
+
+
+async def test_stream_through_the_lb_arrives_in_order(sdk: LangGraphClient) -> None:
+    thread = await sdk.threads.create()
+    parts = [
+        part
+        async for part in sdk.runs.stream(
+            thread["thread_id"], "pipeline", input={}, stream_mode=["values", "custom"]
+        )
+    ]
+    assert parts[0].event == "metadata"
+    assert {p.event for p in parts[1:]} <= {"values", "custom", "end"}
+    assert any(p.event == "custom" for p in parts)
+
+
+async def test_interrupt_then_resume_through_the_lb(sdk: LangGraphClient) -> None:
+    thread = await sdk.threads.create()
+    paused = await sdk.runs.wait(thread["thread_id"], "approval", input={"request": "deploy"})
+    assert "__interrupt__" in paused
+    resumed = await sdk.runs.wait(thread["thread_id"], "approval", command={"resume": "approved"})
+    assert "__interrupt__" not in resumed
+
+
+async def test_cancel_through_the_lb(sdk: LangGraphClient) -> None:
+    thread = await sdk.threads.create()
+    run = await sdk.runs.create(
+        thread["thread_id"], "pipeline", input={}, config={"configurable": {"delay_s": 5}}
+    )
+    await sdk.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
+    fetched = await sdk.runs.get(thread["thread_id"], run["run_id"])
+    assert fetched["status"] in ("interrupted", "error")
+
+
+async def test_simple_api_execution_is_found_again_through_the_lb(
+    fleet: tuple[LoadBalancer, list[Worker]],
+) -> None:
+    base = f"http://127.0.0.1:{fleet[0].proxy_port}"
+    async with aiohttp.ClientSession() as client:
+        ids = []
+        for _ in range(4):
+            async with client.post(
+                f"{base}/graphs/execute", json={"graph_id": "pipeline", "input_data": {}}
+            ) as response:
+                assert response.status == 202
+                ids.append((await response.json())["execution_id"])
+
+        for execution_id in ids:
+
+            async def completed(execution_id: str = execution_id) -> bool:
+                async with client.get(f"{base}/executions/{execution_id}") as response:
+                    assert response.status == 200  # always the worker that holds it
+                    return (await response.json())["status"] == "completed"
+
+            await eventually(completed, timeout_s=10)
+
+
+async def test_websocket_commands_through_the_lb(
+    fleet: tuple[LoadBalancer, list[Worker]],
+) -> None:
+    base = f"http://127.0.0.1:{fleet[0].proxy_port}"
+    async with (
+        aiohttp.ClientSession() as client,
+        client.ws_connect(f"{base}/ws/graphs/pipeline") as ws,
+    ):
+        hello = await asyncio.wait_for(ws.receive_json(), 5)
+        assert hello == {"type": "subscribed", "graph_id": "pipeline"}
+        await ws.send_json({"command": "bogus"})
+        error = await asyncio.wait_for(ws.receive_json(), 5)
+        assert "error" in error
+        await ws.send_json({"command": "cancel", "execution_id": "nope"})
+        reply = await asyncio.wait_for(ws.receive_json(), 5)
+        assert "error" in reply
+        assert not ws.closed  # bad commands leave the socket open
