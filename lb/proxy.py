@@ -34,7 +34,16 @@ from lb.routing import NoInstance, Router
 from lb.server import ClientConnection, Exchange
 from lb.settings import LBSettings
 from lb.upstream import UpstreamConnection, UpstreamError, UpstreamPool
-from lb.wire import CRLF, HOP_BY_HOP, LAST_CHUNK, chunk, json_error, reason
+from lb.wire import (
+    CRLF,
+    HOP_BY_HOP,
+    LAST_CHUNK,
+    chunk,
+    connection_tokens,
+    json_error,
+    reason,
+    without_named,
+)
 
 log = structlog.get_logger("lb.proxy")
 
@@ -199,9 +208,7 @@ class Proxy:
             lower = name.lower()
             if lower in HOP_BY_HOP:
                 if lower == b"connection":
-                    tokens = tokens | frozenset(
-                        t.strip().lower() for t in value.split(b",") if t.strip()
-                    )
+                    tokens |= connection_tokens(value)
                 elif lower == b"upgrade":
                     upgrade = value
                 continue
@@ -217,8 +224,7 @@ class Proxy:
                 thread_id = value
             kept.append(name + b": " + value)
         if tokens:
-            # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
-            kept = [h for h in kept if h.split(b":", 1)[0].lower() not in tokens]
+            kept = without_named(kept, tokens)  # named in Connection: hop-by-hop too
         if not request_id:
             # 32 hex digits like a UUID's, unique across LB processes by the random prefix,
             # at a fraction of uuid4()'s cost on the hot path.
@@ -438,9 +444,7 @@ class Proxy:
             lower = name.lower()
             if lower in HOP_BY_HOP:
                 if lower == b"connection":
-                    tokens = tokens | frozenset(
-                        t.strip().lower() for t in value.split(b",") if t.strip()
-                    )
+                    tokens |= connection_tokens(value)
                 elif lower == b"transfer-encoding":
                     chunked = True
                 elif lower == b"upgrade":
@@ -456,7 +460,7 @@ class Proxy:
                 continue  # ours is added below (the worker echoes the same one)
             kept.append(name + b": " + value)
         if tokens:
-            kept = [h for h in kept if h.split(b":", 1)[0].lower() not in tokens]
+            kept = without_named(kept, tokens)
         kept.append(b"X-Fleet-Instance: " + instance.id.encode())
         kept.append(b"X-Request-ID: " + request_id.encode())
         rechunk = False

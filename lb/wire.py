@@ -7,7 +7,6 @@ compared lower-cased. Heads are built as one ``bytes`` so each is a single trans
 from __future__ import annotations
 
 import http
-from collections.abc import Iterable, Sequence
 from typing import Final
 
 import orjson
@@ -36,22 +35,14 @@ def reason(status: int) -> bytes:
     return _REASONS.get(status, b"Unknown")
 
 
-def connection_tokens(headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    """Lower-cased tokens of every Connection header (names of more hop-by-hop headers)."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return frozenset(tokens)
+def connection_tokens(value: bytes) -> frozenset[bytes]:
+    """Lower-cased tokens of a Connection header: names of more hop-by-hop headers."""
+    return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
 
 
-def end_to_end(
-    headers: Iterable[tuple[bytes, bytes]], extra_hop: frozenset[bytes]
-) -> Iterable[tuple[bytes, bytes]]:
-    for name, value in headers:
-        lower = name.lower()
-        if lower not in HOP_BY_HOP and lower not in extra_hop:
-            yield name, value
+def without_named(lines: list[bytes], names: frozenset[bytes]) -> list[bytes]:
+    """``Name: value`` lines whose name is not in ``names`` (RFC 9110 section 7.6.1)."""
+    return [line for line in lines if line.split(b":", 1)[0].lower() not in names]
 
 
 def json_error(
