@@ -80,22 +80,25 @@ async def test_at_capacity_everywhere_is_a_503_with_retry_after(
 async def test_requests_wait_for_capacity_then_get_a_503(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
-    balancer = await start_lb(workers[:1], default_max_capacity=1, queue_timeout_s=0.3)
-    holder = asyncio.create_task(client.get(url(balancer, "/slow?s=0.6")))
+    balancer = await start_lb(workers[:1], default_max_capacity=1, queue_timeout_s=1.0)
+    # Full for longer than the queue timeout: the waiting request gives up with a 503.
+    holder = asyncio.create_task(client.get(url(balancer, "/slow?s=3")))
     await eventually(lambda: workers[0].started == 1)
-    # Full: this one waits 0.3 s in the queue and gives up.
     async with client.get(url(balancer, "/echo")) as response:
         assert response.status == 503
         assert response.headers["Retry-After"] == "1"
         assert (await response.json())["error"]["code"] == "at_capacity"
-    # A queued request that outlives the holder gets through.
-    waiting = asyncio.create_task(client.get(url(balancer, "/echo")))
-    first = await holder
+    assert workers[0].seen["GET /echo"] == 0
+    holder.cancel()
+    await eventually(lambda: workers[0].active == 0)
+    # Full for less than the queue timeout: the waiting request gets through.
+    short = asyncio.create_task(client.get(url(balancer, "/slow?s=0.2")))
+    await eventually(lambda: workers[0].started == 2)
+    async with client.get(url(balancer, "/echo")) as response:
+        assert response.status == 200
+    first = await short
     assert first.status == 200
     first.release()
-    second = await waiting
-    assert second.status == 200
-    second.release()
 
 
 async def test_queue_full_is_refused_at_once(
