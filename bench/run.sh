@@ -49,7 +49,8 @@ LB_SRC=""                # a copy of lb/ taken at the start, so edits during the
 LB_REVISION=""           # what the report says was measured
 BACKGROUND_BUSY_PCT=0
 
-log() { printf '[bench] %s\n' "$*" >&2; }
+# A closed stderr (`make bench | head`) must not stop the script before it cleans up.
+log() { printf '[bench] %s\n' "$*" >&2 2>/dev/null || true; }
 die() {
     log "error: $*"
     exit 1
@@ -97,7 +98,9 @@ stop_all() {
 
 cleanup() {
     local status=$?
-    trap - EXIT INT TERM
+    trap - EXIT INT TERM HUP
+    # Whoever reads our output may be gone: a write must fail, not kill us before the servers.
+    trap '' PIPE
     if [[ -n $WRK_PID ]]; then
         kill -TERM "$WRK_PID" 2>/dev/null || true
         wait "$WRK_PID" 2>/dev/null || true
@@ -450,6 +453,8 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
+    trap 'exit 129' HUP
+    trap 'exit 141' PIPE
     ensure_tools
     WORK_DIR=$(mktemp -d -t graphfleet-bench.XXXXXX)
     # nginx workers run as nobody and must reach their temp paths.
