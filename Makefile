@@ -18,10 +18,14 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 
 install: $(STAMP)
 
-# The LB on :8080 (admin :8081) and two workers on :8000-8001 sharing one SQLite store.
+# The LB on :8080 (admin :8081) running the fleet itself: the local autoscaler keeps 2 to
+# $(WORKERS_MAX) worker processes on free loopback ports, sharing one SQLite store in data/.
+WORKERS_MAX ?= 4
 run: $(STAMP)
+	LB_AUTOSCALE=local LB_AUTOSCALE_MIN=$${LB_AUTOSCALE_MIN:-2} \
+	LB_AUTOSCALE_MAX=$${LB_AUTOSCALE_MAX:-$(WORKERS_MAX)} \
 	LB_LOG_FORMAT=$${LB_LOG_FORMAT:-console} WORKER_LOG_FORMAT=$${WORKER_LOG_FORMAT:-console} \
-		$(VENV)/bin/python -m lb.local_fleet --workers $${WORKERS:-2}
+		$(VENV)/bin/python -m lb
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
