@@ -5,13 +5,15 @@ as the store apply to all of them), listening on a port of its own. A new worker
 registry only once it answers its health check. A worker that dies unasked is removed and
 replaced (with a growing pause if it keeps dying). :meth:`LocalBackend.close` stops every
 worker it started — SIGTERM, which makes a worker drain, then SIGKILL after the grace time —
-so the LB leaves no orphans behind.
+and on Linux the workers are tied to the LB's life (``PR_SET_PDEATHSIG``), so even an LB killed
+with SIGKILL leaves no orphans behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -30,6 +32,24 @@ from lb.registry import Instance
 log = structlog.get_logger("lb.autoscaler.local")
 
 CheckNow = Callable[[Instance], Awaitable[object]]
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, a pre-exec hook that makes the worker get SIGTERM if the LB dies, even by
+    SIGKILL, so a crashed LB leaves no orphans. The libc function is looked up here, before
+    any fork: the hook itself only makes one system call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return hook
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -75,6 +95,7 @@ class LocalBackend:
         self._restarts: set[asyncio.Task[None]] = set()
         self._crash_pause_s = 0.5
         self._session: aiohttp.ClientSession | None = None
+        self._preexec = _die_with_parent()
 
     @property
     def workers(self) -> dict[str, LocalWorker]:
@@ -133,7 +154,10 @@ class LocalBackend:
             self._data_dir.mkdir(parents=True, exist_ok=True)
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *self._argv, env=self._environment(port), stdin=asyncio.subprocess.DEVNULL
+                    *self._argv,
+                    env=self._environment(port),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    preexec_fn=self._preexec,  # one prctl call: safe between fork and exec
                 )
             except OSError as exc:
                 raise BackendError(f"cannot start {self._argv}: {exc}") from exc

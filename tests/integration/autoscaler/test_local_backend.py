@@ -13,6 +13,7 @@ import pytest
 from lb.app import LoadBalancer
 from lb.settings import LBSettings
 from tests.integration.lb.conftest import eventually
+from tests.integration.lb.test_process import free_port
 
 FAKE_WORKER = f"{sys.executable} -m tests.fake_worker_process"
 
@@ -156,3 +157,47 @@ async def test_admin_autoscaler_shows_and_changes_the_policy(tmp_path: Path) -> 
                     assert (await response.json())["error"]["field"] == field
     finally:
         await balancer.stop()
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found |= {int(child) for child in text}
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+async def test_workers_do_not_outlive_an_lb_killed_with_sigkill(tmp_path: Path) -> None:
+    admin_port = free_port()
+    env = {
+        **os.environ,
+        "LB_PORT": str(free_port()),
+        "LB_ADMIN_PORT": str(admin_port),
+        "LB_DATA_DIR": str(tmp_path),
+        "LB_LOG_LEVEL": "warning",
+        "LB_AUTOSCALE": "local",
+        "LB_AUTOSCALE_LOCAL_COMMAND": FAKE_WORKER,
+        "LB_AUTOSCALE_INTERVAL_S": "0.2",
+        "LB_HEALTH_INTERVAL_S": "0.1",
+    }
+    lb = await asyncio.create_subprocess_exec(sys.executable, "-m", "lb", env=env)
+    try:
+        async with aiohttp.ClientSession() as client:
+
+            async def two_workers() -> bool:
+                try:
+                    async with client.get(f"http://127.0.0.1:{admin_port}/ready") as response:
+                        return response.status == 200 and len(_children(lb.pid)) == 2
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await eventually(two_workers, timeout_s=30)
+        workers = _children(lb.pid)
+        lb.kill()
+        await lb.wait()
+        await eventually(lambda: not any(_alive(pid) for pid in workers), timeout_s=10)
+    finally:
+        if lb.returncode is None:
+            lb.kill()
+            await lb.wait()
