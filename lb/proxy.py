@@ -267,6 +267,7 @@ class Proxy:
         router = self.router
         tried: set[str] | None = None
         last: _Attempt | None = None
+        failed_on = "-"
         attempt = 0
         while attempt < self._attempts:
             attempt += 1
@@ -284,7 +285,7 @@ class Proxy:
                     self.affinity.pin(key, instance.id)
                 return status, instance.id, attempt
             except _Attempt as failure:
-                last = failure
+                last, failed_on = failure, instance.id
                 if not (failure.retryable and replayable) or attempt >= self._attempts:
                     break
                 if tried is None:
@@ -297,7 +298,7 @@ class Proxy:
         self._error(
             ex, last.status, last.code, last.message, request_id, retry_after=last.status == 503
         )
-        return last.status, "-" if tried is None else instance.id, attempt
+        return last.status, failed_on, attempt
 
     async def _attempt(
         self,
