@@ -127,15 +127,16 @@ class Autoscaler:
         self._decisions.labels(decision.action).inc()
         self._desired.set(decision.desired)
         self._current.set(current)
-        if decision.action != "hold":
-            log.info(
-                "autoscaler_decision",
-                action=decision.action,
-                current=decision.current,
-                desired=decision.desired,
-                utilization=round(decision.utilization, 3),
-                reason=decision.reason,
-            )
+        # Every decision is logged; holds (one per interval) only at debug level.
+        emit = log.debug if decision.action == "hold" else log.info
+        emit(
+            "autoscaler_decision",
+            action=decision.action,
+            current=decision.current,
+            desired=decision.desired,
+            utilization=round(decision.utilization, 3),
+            reason=decision.reason,
+        )
         if decision.desired > current:
             await self.backend.scale_up(decision.desired - current)
         elif decision.desired < current:

@@ -201,3 +201,46 @@ async def test_workers_do_not_outlive_an_lb_killed_with_sigkill(tmp_path: Path) 
         if lb.returncode is None:
             lb.kill()
             await lb.wait()
+
+
+@pytest.mark.timeout(120)
+async def test_real_workers_are_started_under_load_and_stopped_with_the_lb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default command, ``python -m worker``: LangGraph runs make the load."""
+    monkeypatch.setenv("WORKER_MAX_CONCURRENCY", "2")
+    monkeypatch.setenv("WORKER_LOG_LEVEL", "warning")
+    balancer = LoadBalancer(_settings(tmp_path, autoscale_local_command="", autoscale_max=3))
+    await balancer.start()
+    assert balancer.fleet is not None
+    assert balancer.fleet.autoscaler is not None
+    registry = balancer.fleet.registry
+    backend = balancer.fleet.autoscaler.backend
+    pids: set[int] = set()
+    try:
+        await eventually(lambda: len(registry.snapshot.routable) == 2, timeout_s=60)
+        assert all(i.max_capacity == 2 for i in registry.snapshot.routable)
+        base = f"http://127.0.0.1:{balancer.proxy_port}"
+        async with aiohttp.ClientSession() as client:
+
+            async def run(delay_s: float) -> int:
+                async with client.post(
+                    f"{base}/runs/wait",
+                    json={
+                        "assistant_id": "pipeline",
+                        "input": {},
+                        "config": {"configurable": {"delay_s": delay_s}},
+                    },
+                ) as response:
+                    await response.read()
+                    return response.status
+
+            load = [asyncio.create_task(run(1.5)) for _ in range(4)]
+            await eventually(lambda: len(registry.snapshot.routable) == 3, timeout_s=60)
+            pids = {w.process.pid for w in backend.workers.values()}  # type: ignore[attr-defined]
+            assert len(pids) == 3
+            assert await asyncio.gather(*load) == [200] * 4
+    finally:
+        pids |= {w.process.pid for w in backend.workers.values()}  # type: ignore[attr-defined]
+        await balancer.stop()
+    await eventually(lambda: not any(_alive(pid) for pid in pids), timeout_s=10)
