@@ -17,12 +17,13 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final, cast
+from typing import Final
 
 import httptools
 import structlog
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
+from lb.peer import Peer
 from lb.wire import Headers, json_error
 
 log = structlog.get_logger("lb.server")
@@ -177,22 +178,17 @@ class Exchange:
 Serve = Callable[[Exchange], Awaitable[None]]
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(Peer):
     def __init__(self, server: ProxyServer) -> None:
+        super().__init__(server.loop)
         self.server = server
-        self.loop = server.loop
-        self.transport: asyncio.Transport | None = None
         self.peer = ""
-        self.closed = False
         self.parser = httptools.HttpRequestParser(self)
         self.current: Exchange | None = None
         self.pending: collections.deque[Exchange] = collections.deque()
         self.last_active = 0.0
-        self.tunnel: Callable[[bytes], None] | None = None
         # Called with True when the client stops reading our writes, False when it resumes.
         self.on_backpressure: Callable[[bool], None] | None = None
-        self._writable: asyncio.Future[None] | None = None
-        self._reading_paused = False
         self._url = b""
         self._headers: Headers = []
         self._header_bytes = 0
@@ -200,8 +196,7 @@ class ClientConnection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
-        self.transport = cast(asyncio.Transport, transport)
+        super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
         self.last_active = self.loop.time()
@@ -229,10 +224,8 @@ class ClientConnection(asyncio.Protocol):
             )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        super().connection_lost(exc)
         self.server.connections.discard(self)
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
         for exchange in (self.current, *self.pending):
             if exchange is not None:
                 exchange._wake()
@@ -242,14 +235,12 @@ class ClientConnection(asyncio.Protocol):
         self.pending.clear()
 
     def pause_writing(self) -> None:
-        self._writable = self.loop.create_future()
+        super().pause_writing()
         if self.on_backpressure is not None:
             self.on_backpressure(True)
 
     def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
+        super().resume_writing()
         if self.on_backpressure is not None:
             self.on_backpressure(False)
 
@@ -322,29 +313,10 @@ class ClientConnection(asyncio.Protocol):
         elif self.pending:
             self._start(self.pending.popleft())
 
-    def write(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.write(data)
-
     async def drain(self) -> None:
-        if self._writable is not None:
-            await asyncio.shield(self._writable)
+        await self.wait_writable()
         if self.closed:
             raise ConnectionResetError("the client closed the connection")
-
-    def pause_reading(self) -> None:
-        if not self._reading_paused and self.transport is not None and not self.closed:
-            self._reading_paused = True
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self._reading_paused and self.transport is not None and not self.closed:
-            self._reading_paused = False
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.close()
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         if self.current is None or not self.current.response_started:

@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Final
 
 import httptools
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
+from lb.peer import Peer
 from lb.wire import Headers
 
 _FINAL: Final = 200  # statuses below are interim (100 Continue, 103 Early Hints) and skipped
@@ -32,19 +33,15 @@ class UpstreamError(Exception):
         self.reached = reached
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(Peer):
     """One connection to a worker, serving one request at a time."""
 
     def __init__(self, pool: UpstreamPool) -> None:
+        super().__init__(pool.loop)
         self.pool = pool
-        self.loop = pool.loop
-        self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.closed = False
         self.idle_since = 0.0
-        self.tunnel: Callable[[bytes], None] | None = None  # after a 101, bytes go here raw
         self.on_close: Callable[[], None] | None = None
-        self._writable: asyncio.Future[None] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -70,14 +67,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._reset()
         self.head_only = head_only
 
-    def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
     async def drain(self) -> None:
         """Wait while the worker is slower to read than we are to send (request bodies)."""
-        if self._writable is not None:
-            await asyncio.shield(self._writable)
+        await self.wait_writable()
         if self.closed:
             raise self.error or UpstreamError("connection closed", reached=True)
 
@@ -110,27 +102,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.body.clear()
         return body
 
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.close()
-
     @property
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed and not self.head_only
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
-        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.received_any = True
@@ -148,18 +124,9 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(UpstreamError(f"invalid response from the worker: {exc}", reached=True))
             self.close()
 
-    def pause_writing(self) -> None:
-        self._writable = self.loop.create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        super().connection_lost(exc)
         self.pool.discard(self)
-        self.resume_writing()
         if not self.complete:
             if self.head_ready and not self.keep_alive and self._no_length():
                 # A body delimited by the connection closing: this is its end.
