@@ -57,6 +57,8 @@ class Membership:
         instance_id: str | None,
         max_capacity: int | None,
         weight: int | None,
+        *,
+        local_only: bool = False,
     ) -> tuple[Instance, bool]:
         """Add or refresh an instance; returns it and whether it is new."""
         snapshot = self._registry.snapshot
@@ -77,6 +79,7 @@ class Membership:
                 weight=weight or 1,
                 registered_at=now,
                 last_seen_at=now,
+                local_only=local_only,
             )
             self._registry.add(instance)
             log.info("instance_registered", instance_id=instance_id, url=url)
@@ -144,9 +147,10 @@ class Membership:
                 listener(instance_id)
             self._changed()
 
-    def apply_records(self, records: list[dict[str, Any]], keep_static: bool = True) -> None:
+    def apply_records(self, records: list[dict[str, Any]]) -> None:
         """Make the registered membership equal to ``records`` (state file, shared registry),
-        keeping each known instance's health and counters."""
+        keeping each known instance's health and counters, and the static and local-only
+        instances, which records never hold."""
         now = self._registry.now()
         snapshot = self._registry.snapshot
         wanted = {r["id"]: r for r in records}
@@ -154,7 +158,7 @@ class Membership:
         for instance in snapshot.instances:
             record = wanted.pop(instance.id, None)
             if record is None:
-                if instance.static and keep_static:
+                if instance.static or instance.local_only:
                     members.append(instance)
                 continue
             members.append(
@@ -193,7 +197,11 @@ class Membership:
                     listener(gone)
 
     def records(self) -> list[dict[str, Any]]:
-        return [i.to_record() for i in self._registry.snapshot.instances if not i.static]
+        return [
+            i.to_record()
+            for i in self._registry.snapshot.instances
+            if not i.static and not i.local_only
+        ]
 
     def sweep(self) -> None:
         """Finish drains that are done or timed out; expire silent, failing instances."""

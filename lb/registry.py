@@ -67,6 +67,9 @@ class Instance:
     consecutive_successes: int = 0  # active checks, for the rise threshold
     last_check_at: float | None = None
     static: bool = False  # from LB_INSTANCES: never expires
+    # Workers this LB runs itself (the local backend): they die with it, so they are neither
+    # kept in the state file nor shared with other LBs.
+    local_only: bool = False
     capacity_reported: bool = False  # max_capacity came from the worker's own /health
     registered_at: float = 0.0
     last_seen_at: float = 0.0  # last registration heartbeat or passing check
@@ -105,6 +108,7 @@ class Instance:
             "consecutive_failures": self.consecutive_failures,
             "last_check_at": self.last_check_at,
             "static": self.static,
+            "local_only": self.local_only,
             "pending_removal": self.pending_removal,
         }
 

@@ -171,7 +171,9 @@ class LocalBackend:
                 raise
             self._workers[worker.id] = worker
             worker.watcher = asyncio.create_task(self._watch(worker))
-            instance, _ = self._membership.register(worker.url, worker.id, None, None)
+            instance, _ = self._membership.register(
+                worker.url, worker.id, None, None, local_only=True
+            )
             if self._check_now is not None:
                 await self._check_now(instance)
             log.info("local_worker_started", instance_id=worker.id, pid=process.pid)

@@ -13,7 +13,7 @@ import pytest
 from lb.app import LoadBalancer
 from lb.settings import LBSettings
 from tests.integration.lb.conftest import eventually
-from tests.integration.lb.test_process import free_port
+from tests.integration.lb.processes import start_lb_process
 
 FAKE_WORKER = f"{sys.executable} -m tests.fake_worker_process"
 
@@ -120,6 +120,8 @@ async def test_a_crashed_worker_is_replaced(tmp_path: Path) -> None:
     backend = balancer.fleet.autoscaler.backend
     try:
         await eventually(lambda: len(registry.snapshot.routable) == 2, timeout_s=30)
+        # Workers that die with this LB are neither persisted nor shared.
+        assert balancer.fleet.membership.records() == []
         victim = next(iter(backend.workers.values()))  # type: ignore[attr-defined]
         victim.process.kill()
         await eventually(lambda: victim.id not in registry.snapshot.by_id, timeout_s=10)
@@ -169,38 +171,23 @@ def _children(pid: int) -> set[int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 async def test_workers_do_not_outlive_an_lb_killed_with_sigkill(tmp_path: Path) -> None:
-    admin_port = free_port()
-    env = {
-        **os.environ,
-        "LB_PORT": str(free_port()),
-        "LB_ADMIN_PORT": str(admin_port),
-        "LB_DATA_DIR": str(tmp_path),
-        "LB_LOG_LEVEL": "warning",
-        "LB_AUTOSCALE": "local",
-        "LB_AUTOSCALE_LOCAL_COMMAND": FAKE_WORKER,
-        "LB_AUTOSCALE_INTERVAL_S": "0.2",
-        "LB_HEALTH_INTERVAL_S": "0.1",
-    }
-    lb = await asyncio.create_subprocess_exec(sys.executable, "-m", "lb", env=env)
+    running = await start_lb_process(
+        tmp_path,
+        autoscale="local",
+        autoscale_local_command=FAKE_WORKER,
+        autoscale_interval_s="0.2",
+        health_interval_s="0.1",
+    )
+    lb = running.process
     try:
-        async with aiohttp.ClientSession() as client:
-
-            async def two_workers() -> bool:
-                try:
-                    async with client.get(f"http://127.0.0.1:{admin_port}/ready") as response:
-                        return response.status == 200 and len(_children(lb.pid)) == 2
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await eventually(two_workers, timeout_s=30)
+        await running.wait_until("/ready", timeout_s=30)
+        await eventually(lambda: len(_children(lb.pid)) == 2, timeout_s=30)
         workers = _children(lb.pid)
         lb.kill()
         await lb.wait()
         await eventually(lambda: not any(_alive(pid) for pid in workers), timeout_s=10)
     finally:
-        if lb.returncode is None:
-            lb.kill()
-            await lb.wait()
+        await running.stop()
 
 
 @pytest.mark.timeout(120)

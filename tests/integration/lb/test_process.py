@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,22 +13,7 @@ import pytest
 
 from tests.fakes import FakeWorker
 from tests.integration.lb.conftest import eventually
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LBProcess:
-    def __init__(self, process: asyncio.subprocess.Process, port: int, admin_port: int) -> None:
-        self.process = process
-        self.port = port
-        self.admin_port = admin_port
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+from tests.integration.lb.processes import LBProcess, start_lb_process
 
 
 async def _read_all(pending: asyncio.Task[aiohttp.ClientResponse]) -> bytes:
@@ -40,35 +22,16 @@ async def _read_all(pending: asyncio.Task[aiohttp.ClientResponse]) -> bytes:
 
 
 @pytest.fixture
-async def lb_process(workers: list[FakeWorker]) -> AsyncIterator[LBProcess]:
-    port, admin_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "LB_PORT": str(port),
-        "LB_ADMIN_PORT": str(admin_port),
-        "LB_INSTANCES": ",".join(w.url for w in workers[:2]),
-        "LB_HEALTH_INTERVAL_S": "0.1",
-        "LB_SHUTDOWN_TIMEOUT_S": "2",
-        "LB_LOG_LEVEL": "warning",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lb", env=env, stdout=asyncio.subprocess.DEVNULL
+async def lb_process(workers: list[FakeWorker], tmp_path: Path) -> AsyncIterator[LBProcess]:
+    running = await start_lb_process(
+        tmp_path,
+        instances=",".join(w.url for w in workers[:2]),
+        health_interval_s="0.1",
+        shutdown_timeout_s="2",
     )
-    running = LBProcess(process, port, admin_port)
-    async with aiohttp.ClientSession() as session:
-
-        async def ready() -> bool:
-            try:
-                async with session.get(f"http://127.0.0.1:{admin_port}/ready") as response:
-                    return response.status == 200
-            except aiohttp.ClientConnectionError:
-                return False
-
-        await eventually(ready, timeout_s=20)
+    await running.wait_until("/ready")
     yield running
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
+    await running.stop()
 
 
 async def test_sigterm_lets_in_flight_requests_finish_then_exits(
@@ -103,34 +66,21 @@ async def test_sigterm_cuts_requests_that_outlive_the_shutdown_timeout(
 
 
 async def test_one_json_log_line_per_request(workers: list[FakeWorker], tmp_path: Path) -> None:
-    port, admin_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "LB_PORT": str(port),
-        "LB_ADMIN_PORT": str(admin_port),
-        "LB_INSTANCES": workers[0].url,
-        "LB_DATA_DIR": str(tmp_path),
-        "LB_LOG_LEVEL": "info",
-        "LB_LOG_FORMAT": "json",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lb", env=env, stderr=asyncio.subprocess.PIPE
+    running = await start_lb_process(
+        tmp_path,
+        stderr=asyncio.subprocess.PIPE,
+        instances=workers[0].url,
+        log_level="info",
+        log_format="json",
     )
+    process = running.process
     try:
-        async with aiohttp.ClientSession() as client:
-
-            async def ready() -> bool:
-                try:
-                    async with client.get(f"http://127.0.0.1:{admin_port}/ready") as response:
-                        return response.status == 200
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await eventually(ready, timeout_s=20)
-            async with client.get(
-                f"http://127.0.0.1:{port}/echo?q=1", headers={"X-Request-ID": "log-me"}
-            ) as response:
-                assert response.status == 200
+        await running.wait_until("/ready")
+        async with (
+            aiohttp.ClientSession() as client,
+            client.get(running.url("/echo?q=1"), headers={"X-Request-ID": "log-me"}) as response,
+        ):
+            assert response.status == 200
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.stderr is not None

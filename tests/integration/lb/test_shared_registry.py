@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ import redis.asyncio as redis
 
 from tests.fakes import FakeWorker
 from tests.integration.lb.conftest import StartLB, eventually, url
-from tests.integration.lb.test_process import free_port
+from tests.integration.lb.processes import free_port, start_lb_process
 
 TOKEN = "shared-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,43 +31,22 @@ async def _ids(client: aiohttp.ClientSession, admin_port: int) -> dict[str, str]
 @pytest.fixture
 async def two_lb_processes(redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[int, int]]:
     prefix = f"test:{uuid.uuid4().hex}"
-    processes = []
-    admin_ports = []
-    for name in ("one", "two"):
-        admin_port = free_port()
-        env = {
-            **os.environ,
-            "LB_PORT": str(free_port()),
-            "LB_ADMIN_PORT": str(admin_port),
-            "LB_ADMIN_TOKEN": TOKEN,
-            "LB_REDIS_URL": redis_url,
-            "LB_REDIS_KEY_PREFIX": prefix,
-            "LB_DATA_DIR": str(tmp_path / name),
-            "LB_HEALTH_INTERVAL_S": "0.1",
-            "LB_LOG_LEVEL": "warning",
-        }
-        processes.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "lb", env=env, stdout=asyncio.subprocess.DEVNULL
-            )
+    running = [
+        await start_lb_process(
+            tmp_path / name,
+            admin_token=TOKEN,
+            redis_url=redis_url,
+            redis_key_prefix=prefix,
+            health_interval_s="0.1",
         )
-        admin_ports.append(admin_port)
-    async with aiohttp.ClientSession() as client:
-        for port in admin_ports:
-
-            async def up(port: int = port) -> bool:
-                try:
-                    async with client.get(f"http://127.0.0.1:{port}/health") as response:
-                        return response.status == 200
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await eventually(up, timeout_s=20)
-    yield admin_ports[0], admin_ports[1]
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        await process.wait()
+        for name in ("one", "two")
+    ]
+    for lb in running:
+        await lb.wait_until("/health")
+    yield running[0].admin_port, running[1].admin_port
+    for lb in running:
+        lb.process.terminate()
+        await lb.process.wait()
 
 
 async def test_two_lbs_see_each_others_registrations_drains_and_removals(
