@@ -30,6 +30,7 @@ from worker.keys import (
     HTTP_SESSION,
     MANAGER,
     METRICS,
+    RELAY,
     SERVICE,
     SETTINGS,
     STARTED_AT,
@@ -39,6 +40,8 @@ from worker.keys import (
 from worker.metrics import WorkerMetrics
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
+from worker.runs.recovery import Recovery
+from worker.runs.relay import RedisRelay, Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store import create_store
@@ -53,20 +56,35 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+def _relay(settings: WorkerSettings) -> Relay:
+    if not settings.redis_url:
+        return Relay()
+    return RedisRelay(
+        settings.redis_url,
+        worker_id=settings.worker_id,
+        prefix=settings.redis_prefix,
+        max_events=settings.stream_buffer_events,
+        stream_ttl_s=max(settings.stream_retention_s, settings.run_lease_s * 2),
+        result_ttl_s=settings.result_ttl_s,
+    )
+
+
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = create_store(settings.store)
+    store = create_store(
+        settings.store, lease_s=settings.run_lease_s, pool_size=settings.store_pool_size
+    )
     await store.open()
+    relay = _relay(settings)
     try:
         objects: dict[str, Any] = app[GRAPH_OBJECTS]
         graphs = compile_graphs(objects, store.checkpointer)
         for entry in graphs:
             await store.ensure_assistant(entry.assistant_id, entry.graph_id)
-        orphans = await store.fail_orphaned_runs(
-            settings.worker_id, "the worker holding this run restarted"
-        )
-        if orphans:
-            log.warning("marked runs of a previous life as failed", count=orphans)
+        # Runs a previous life of this worker held cannot be running: claimable at once.
+        left = await store.release_runs(settings.worker_id)
+        if left:
+            log.warning("released runs a previous life of this worker left", count=left)
         manager = RunManager(
             store=store,
             worker_id=settings.worker_id,
@@ -75,24 +93,58 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
             feed=app[FEED],
             buffer_events=settings.stream_buffer_events,
             retention_s=settings.stream_retention_s,
+            relay=relay,
         )
         webhooks = WebhookSender(settings, app[HTTP_SESSION])
         manager.listeners.append(webhooks.on_run_event)
         app[STORE], app[GRAPHS], app[MANAGER], app[WEBHOOKS] = store, graphs, manager, webhooks
-        app[SERVICE] = RunService(
+        app[RELAY] = relay
+        service = RunService(
             store=store,
             graphs=graphs,
             manager=manager,
             worker_id=settings.worker_id,
             check_webhook=webhooks.check_url,
         )
+        app[SERVICE] = service
+        recovery = Recovery(
+            store=store,
+            manager=manager,
+            service=service,
+            relay=relay,
+            worker_id=settings.worker_id,
+            graph_ids=[e.graph_id for e in graphs],
+            lease_s=settings.run_lease_s,
+            sweep_interval_s=settings.sweep_interval_s,
+            max_attempts=settings.run_max_attempts,
+        )
+        await relay.start(manager.apply_command)
+        loops = [
+            asyncio.create_task(recovery.heartbeat(), name="recovery-heartbeat"),
+            asyncio.create_task(recovery.sweep_forever(), name="recovery-sweeper"),
+        ]
         app[METRICS].capacity.set(settings.max_concurrency)
-        log.info("worker ready", graphs=graphs.names, store=settings.store)
+        log.info("worker ready", graphs=graphs.names, store=_redacted(settings.store))
         yield
+        # The heartbeat stops last of all run activity would be better, but release_all()
+        # expires the leases anyway: renewing them after that would only delay the claim.
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
         await manager.close()
         await webhooks.close()
     finally:
+        await relay.close()
         await store.close()
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 async def _fleet(app: web.Application) -> AsyncIterator[None]:
@@ -115,7 +167,8 @@ async def drain(app: web.Application) -> bool:
     """Stop taking runs and let the running ones finish, at most ``SHUTDOWN_TIMEOUT_S``.
 
     ``/health`` answers 503 from the first line on, so the LB stops routing new work here.
-    Returns True when every run ended in time; the rest are cancelled by the app cleanup.
+    Returns True when every run ended in time; the rest are released (not failed): another
+    worker claims them and resumes them from their last checkpoint.
     """
     settings, manager = app[SETTINGS], app[MANAGER]
     manager.begin_drain()
@@ -125,10 +178,11 @@ async def drain(app: web.Application) -> bool:
     idle = await manager.wait_idle(settings.shutdown_timeout_s)
     if not idle:
         log.warning(
-            "shutdown timeout reached; cancelling the remaining runs",
+            "shutdown timeout reached; releasing the remaining runs to the fleet",
             remaining=manager.load,
             timeout_s=settings.shutdown_timeout_s,
         )
+        await manager.release_all()
     return idle
 
 

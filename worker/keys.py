@@ -13,6 +13,7 @@ from worker.graphs import GraphRegistry
 from worker.metrics import WorkerMetrics
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
+from worker.runs.relay import Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store.base import Store
@@ -28,5 +29,6 @@ GRAPHS = web.AppKey("graphs", GraphRegistry)
 MANAGER = web.AppKey("manager", RunManager)
 SERVICE = web.AppKey("service", RunService)
 WEBHOOKS = web.AppKey("webhooks", WebhookSender)
+RELAY = web.AppKey("relay", Relay)  # a no-op Relay without WORKER_REDIS_URL
 FLEET = web.AppKey("fleet", FleetMembership)  # only when WORKER_LB_ADMIN_URL is set
 GRAPH_OBJECTS = web.AppKey("graph_objects", dict[str, Any])  # imported, not yet compiled

@@ -40,10 +40,40 @@ class WorkerSettings(BaseSettings):
     )
     store: str = Field(
         "sqlite:///./data/worker.sqlite",
-        description="Where threads, runs and checkpoints live (sqlite:///PATH or sqlite://:memory:).",
+        description="Where threads, runs and checkpoints live: sqlite:///PATH (the worker "
+        "processes of one machine) or postgresql://... (a fleet).",
+    )
+    store_pool_size: int = Field(
+        10, ge=1, description="Most connections to a Postgres store (psycopg pool)."
     )
     redis_url: str | None = Field(
-        None, description="Redis URL for cross-worker stream fan-out (not used yet)."
+        None,
+        description="Redis URL (optional): live stream events across workers, cancel commands "
+        "to the worker executing a run, cached execution records.",
+    )
+    redis_prefix: str = Field("graphfleet:", description="Prefix of every Redis key and channel.")
+    result_ttl_s: float = Field(
+        86400.0, gt=0, description="How long Redis keeps an execution record after it changes."
+    )
+    run_lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="Lease of a running run, renewed every third of it; a worker that dies "
+        "loses its runs to another worker this long after its last renewal.",
+    )
+    sweep_interval_s: float = Field(
+        5.0, gt=0, description="How often this worker looks for runs whose lease expired."
+    )
+    run_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Executions a run gets (the first plus resumptions after its worker "
+        "stopped); then it fails.",
+    )
+    remote_poll_s: float = Field(
+        0.5,
+        gt=0,
+        description="How often a join of a run another worker executes re-reads the store.",
     )
     max_concurrency: int = Field(
         8, ge=1, description="Runs this worker executes or queues at once; more get 503."
@@ -71,7 +101,10 @@ class WorkerSettings(BaseSettings):
     )
     lb_timeout_s: float = Field(5.0, gt=0, description="Timeout of one call to the LB admin API.")
     shutdown_timeout_s: float = Field(
-        30.0, ge=0, description="On SIGTERM, how long running runs may finish before cancelling."
+        30.0,
+        ge=0,
+        description="On SIGTERM, how long running runs may finish before they are released "
+        "to another worker.",
     )
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST.")
     webhook_attempts: int = Field(3, ge=1, description="Tries per webhook delivery.")
@@ -105,8 +138,8 @@ class WorkerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_store(self) -> WorkerSettings:
-        if not self.store.startswith("sqlite://"):
-            raise ValueError(f"store {self.store!r}: only sqlite:// URLs are supported")
+        if not self.store.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError(f"store {self.store!r}: expected sqlite:///PATH or postgresql://...")
         return self
 
     @property

@@ -9,6 +9,8 @@ worker holding the thread. Responses that create a run carry ``Content-Location:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -19,7 +21,7 @@ from worker.api.errors import json_response
 from worker.api.schemas import RunCreateBody, parse_body
 from worker.api.views import run_view
 from worker.errors import Conflict, NotFound, Unprocessable
-from worker.keys import MANAGER, SERVICE, SETTINGS, STORE
+from worker.keys import MANAGER, RELAY, SERVICE, SETTINGS, STORE
 from worker.runs.active import ActiveRun
 from worker.runs.model import STREAM_MODES, CancelAction, RunSpec
 from worker.store.base import ACTIVE_RUN_STATES, RunRecord
@@ -81,10 +83,37 @@ async def create_run(request: web.Request) -> web.Response:
     return json_response(run_view(run.record), headers=_headers(run, None))
 
 
+async def _final_output(request: web.Request, run: ActiveRun) -> Any:
+    """The body of ``wait``/``join``: the run's output once it ends, wherever it ends.
+
+    A run handed over unfinished (this worker shut down, or lost its lease) ends on another
+    worker; its outcome is then read from the store.
+    """
+    await run.done.wait()
+    if run.outcome is not None:
+        return run.outcome.output
+    return await _remote_output(request, run.run_id)
+
+
+async def _remote_output(request: web.Request, run_id: str) -> Any:
+    """Poll the store until ``run_id`` (executed by another worker) ends; its output."""
+    store, poll_s = request.app[STORE], request.app[SETTINGS].remote_poll_s
+    while True:
+        record = await store.get_run(run_id)
+        if record is None:
+            raise NotFound(f"run {run_id} was deleted", code="run_not_found")
+        if record.status not in ACTIVE_RUN_STATES:
+            return record.result
+        await asyncio.sleep(poll_s)
+
+
 async def _answer_when_done(
-    request: web.Request, run: ActiveRun, headers: dict[str, str], cancel_on_disconnect: bool
+    request: web.Request,
+    output: Coroutine[Any, Any, Any],
+    headers: dict[str, str],
+    on_disconnect: Callable[[], None] | None = None,
 ) -> web.StreamResponse:
-    """Hold the response until the run ends, writing a blank line every heartbeat.
+    """Hold the response until ``output`` is ready, writing a blank line every heartbeat.
 
     JSON allows leading whitespace, so the blanks keep proxies from timing the wait out
     without changing what the SDK decodes.
@@ -93,29 +122,46 @@ async def _answer_when_done(
     response = web.StreamResponse(
         status=200, headers={"Content-Type": "application/json", **headers}
     )
-    await response.prepare(request)
+    waiter = asyncio.ensure_future(output)
     try:
-        while not run.done.is_set():
-            try:
-                async with asyncio.timeout(heartbeat_s):
-                    await run.done.wait()
-            except TimeoutError:
+        await response.prepare(request)
+        while not waiter.done():
+            done, _ = await asyncio.wait((waiter,), timeout=heartbeat_s)
+            if not done:
                 await response.write(b"\n")
     except (ConnectionError, asyncio.CancelledError):
-        if cancel_on_disconnect and not run.done.is_set():
-            log.info("client left; cancelling its run", run_id=run.run_id)
-            request.app[MANAGER].stop(run.run_id, "interrupt")
+        if on_disconnect is not None and not waiter.done():
+            on_disconnect()
         raise
-    assert run.outcome is not None
-    await response.write(jsonutil.dumps(run.outcome.output))
+    finally:
+        if not waiter.done():
+            waiter.cancel()
+    await response.write(jsonutil.dumps(waiter.result()))
     await response.write_eof()
     return response
+
+
+def _canceller(request: web.Request, run: ActiveRun, cancel: bool) -> Callable[[], None] | None:
+    if not cancel:
+        return None
+
+    def stop() -> None:
+        if not run.done.is_set():
+            log.info("client left; cancelling its run", run_id=run.run_id)
+            request.app[MANAGER].stop(run.run_id, "interrupt")
+
+    return stop
 
 
 async def wait_run(request: web.Request) -> web.StreamResponse:
     run, body = await _create(request)
     cancel = (body.on_disconnect or "cancel") == "cancel"
-    return await _answer_when_done(request, run, _headers(run, "/join"), cancel)
+    return await _answer_when_done(
+        request,
+        _final_output(request, run),
+        _headers(run, "/join"),
+        _canceller(request, run, cancel),
+    )
 
 
 async def stream_run(request: web.Request) -> web.StreamResponse:
@@ -146,14 +192,16 @@ async def _record(request: web.Request) -> RunRecord:
 
 
 def _local(request: web.Request, record: RunRecord) -> ActiveRun | None:
-    run = request.app[MANAGER].get(record.run_id)
-    if run is None and record.status in ACTIVE_RUN_STATES:
-        raise Conflict(
-            f"run {record.run_id} is held by worker {record.worker_id}; "
-            "send requests naming its thread there",
-            code="run_held_elsewhere",
-        )
-    return run
+    """The run if this worker executes it (or still retains its events)."""
+    return request.app[MANAGER].get(record.run_id)
+
+
+def _held_elsewhere(record: RunRecord) -> Conflict:
+    return Conflict(
+        f"run {record.run_id} is held by worker {record.worker_id}; "
+        "send requests naming its thread there",
+        code="run_held_elsewhere",
+    )
 
 
 async def get_run(request: web.Request) -> web.Response:
@@ -200,23 +248,37 @@ async def cancel_run(request: web.Request) -> web.StreamResponse:
         raise Unprocessable(f"unknown action {action!r}", code="invalid_request")
     wait = request.query.get("wait", "0").lower() in ("1", "true")
     run = _local(request, record)
+    path = run_path(record.thread_id, record.run_id)
     if run is None or run.done.is_set():
-        raise Conflict(f"run {record.run_id} has already ended", code="run_not_active")
+        if record.status not in ACTIVE_RUN_STATES:
+            raise Conflict(f"run {record.run_id} has already ended", code="run_not_active")
+        # Executed elsewhere: the relay carries the cancel to its worker.
+        if not await request.app[RELAY].send_command(record.worker_id, record.run_id, action):
+            raise _held_elsewhere(record)
+        if not wait:
+            return web.Response(status=202)
+        output = _remote_output(request, record.run_id)
+        return await _answer_when_done(request, output, {"Location": path + "/join"})
     stop_action: CancelAction = "rollback" if action == "rollback" else "interrupt"
     request.app[MANAGER].stop(run.run_id, stop_action)
     if not wait:
         return web.Response(status=202)
-    path = run_path(run.thread_id, run.run_id)
-    return await _answer_when_done(request, run, {"Location": path + "/join"}, False)
+    return await _answer_when_done(
+        request, _final_output(request, run), {"Location": path + "/join"}
+    )
 
 
 async def join_run(request: web.Request) -> web.StreamResponse:
     record = await _record(request)
     run = _local(request, record)
-    if run is None:
+    path = run_path(record.thread_id, record.run_id)
+    if run is not None:
+        output = _final_output(request, run)
+    elif record.status in ACTIVE_RUN_STATES:
+        output = _remote_output(request, record.run_id)  # executed by another worker
+    else:
         return json_response(record.result)
-    path = run_path(run.thread_id, run.run_id)
-    return await _answer_when_done(request, run, {"Location": path + "/join"}, False)
+    return await _answer_when_done(request, output, {"Location": path + "/join"})
 
 
 def _modes(request: web.Request) -> set[str] | None:
@@ -233,22 +295,30 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
     modes = _modes(request)
     cancel = request.query.get("cancel_on_disconnect", "false").lower() in ("1", "true")
     run = _local(request, record)
+    relay = request.app[RELAY]
+    if run is None and record.status in ACTIVE_RUN_STATES and not relay.enabled:
+        raise _held_elsewhere(record)
     response = await sse.open_stream(
         request, {"Location": run_path(record.thread_id, record.run_id) + "/stream"}
     )
+    after = sse.parse_last_event_id(request.headers.get("Last-Event-ID"))
+    heartbeat_s = request.app[SETTINGS].heartbeat_s
     if run is None:
-        # Ended and no longer retained: nothing to replay. The SDK reads the run's status.
+        if relay.enabled:
+            # Executed (or ended) on another worker: its events come through the relay,
+            # which keeps them for a while after the run ends.
+            async def still_active() -> bool:
+                now = await request.app[STORE].get_run(record.run_id)
+                return now is not None and now.status in ACTIVE_RUN_STATES
+
+            await sse.pump_remote(
+                response, relay, record.run_id, after, heartbeat_s, still_active, modes
+            )
+        # Otherwise ended and no longer retained here: the SDK reads the run's status.
         await response.write_eof()
         return response
-    after = sse.parse_last_event_id(request.headers.get("Last-Event-ID"))
     try:
-        await sse.pump(
-            response,
-            run.events,
-            after_seq=after,
-            heartbeat_s=request.app[SETTINGS].heartbeat_s,
-            modes=modes,
-        )
+        await sse.pump(response, run.events, after_seq=after, heartbeat_s=heartbeat_s, modes=modes)
     except (ConnectionError, asyncio.CancelledError):
         if cancel and not run.done.is_set():
             request.app[MANAGER].stop(run.run_id, "interrupt")

@@ -8,12 +8,17 @@ after it.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 
+import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from worker import jsonutil
 from worker.runs.events import RunEvents, StreamEvent
+from worker.runs.relay import Relay
+
+log = structlog.get_logger("worker.api.sse")
 
 HEARTBEAT = b": heartbeat\r\n\r\n"
 
@@ -54,8 +59,9 @@ def wanted(event: StreamEvent, modes: Collection[str] | None) -> bool:
     return event.mode in modes
 
 
-async def send_metadata(response: web.StreamResponse, run_id: str) -> None:
-    await response.write(frame("metadata", jsonutil.dumps({"run_id": run_id, "attempt": 1})))
+async def send_metadata(response: web.StreamResponse, run_id: str, attempt: int = 1) -> None:
+    payload = {"run_id": run_id, "attempt": attempt}
+    await response.write(frame("metadata", jsonutil.dumps(payload)))
 
 
 async def pump(
@@ -72,3 +78,30 @@ async def pump(
             await response.write(HEARTBEAT)
         elif wanted(event, modes):
             await response.write(frame(event.name, event.data, str(event.seq)))
+
+
+async def pump_remote(
+    response: web.StreamResponse,
+    relay: Relay,
+    run_id: str,
+    after_seq: int,
+    heartbeat_s: float,
+    still_active: Callable[[], Awaitable[bool]],
+    modes: Collection[str] | None = None,
+) -> None:
+    """Write the events of a run another worker executes, from the relay, until it ends.
+
+    The stream ends at the run's end entry, or when a quiet spell finds the run ended
+    (its end entry was lost). If the relay fails, the stream just ends: the SDK then reads
+    the run and reconnects with its ``Last-Event-ID`` while the run is still going.
+    """
+    try:
+        async for event in relay.follow(run_id, after_seq, idle_s=heartbeat_s):
+            if event is None:
+                if not await still_active():
+                    return
+                await response.write(HEARTBEAT)
+            elif wanted(event, modes):
+                await response.write(frame(event.name, event.data, str(event.seq)))
+    except RedisError as exc:
+        log.warning("relay failed while following a run", run_id=run_id, error=str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Literal
 
 from langgraph.runtime import RunControl
 
@@ -29,16 +30,20 @@ class RunNotActiveError(Conflict):
 
 @dataclass(eq=False)
 class ActiveRun:
-    """A run admitted on this worker, from admission until its task ends."""
+    """A run admitted on this worker, from admission until its task ends.
+
+    ``recovered``: claimed from a worker that stopped; it resumes from its last checkpoint.
+    """
 
     record: RunRecord
     spec: RunSpec
     entry: GraphEntry
     events: RunEvents
     ephemeral: bool = False
+    recovered: bool = False
     control: RunControl = field(default_factory=RunControl)
     state: RunState = "pending"
-    stop_action: CancelAction | None = None
+    stop_action: CancelAction | Literal["release", "lost"] | None = None
     started: bool = False
     outcome: executor.Outcome | None = None
     base_checkpoint_id: str | None = None
@@ -53,3 +58,8 @@ class ActiveRun:
     @property
     def thread_id(self) -> str:
         return self.record.thread_id
+
+    @property
+    def released(self) -> bool:
+        """Handed back to the fleet unfinished (shutdown): another worker carries it on."""
+        return self.stop_action == "release"

@@ -11,11 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from worker import jsonutil
+
+# Each attempt of a run numbers its events from its own base, above every earlier attempt's.
+ATTEMPT_SEQ_STRIDE = 1_000_000_000
+
+
+def first_seq(attempt: int) -> int:
+    """The first event sequence number of a run's ``attempt`` (1-based)."""
+    return (attempt - 1) * ATTEMPT_SEQ_STRIDE
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +41,23 @@ class StreamEvent:
 
 
 class RunEvents:
-    """The events of one run: bounded, replayable, closed when the run ends."""
+    """The events of one run: bounded, replayable, closed when the run ends.
 
-    def __init__(self, max_events: int) -> None:
+    Sequence numbers start at ``first_seq``: a run resumed on another worker numbers its
+    events after those of its earlier attempts, so a ``Last-Event-ID`` stays meaningful.
+    ``on_publish`` sees every event (the cross-worker relay); it must not block.
+    """
+
+    def __init__(
+        self,
+        max_events: int,
+        *,
+        first_seq: int = 0,
+        on_publish: Callable[[StreamEvent], None] | None = None,
+    ) -> None:
         self._events: deque[StreamEvent] = deque(maxlen=max_events)
-        self._next_seq = 0
+        self._next_seq = first_seq
+        self._on_publish = on_publish
         self._closed = False
         self._wakeup: asyncio.Future[None] | None = None
 
@@ -52,6 +72,8 @@ class RunEvents:
         self._next_seq += 1
         self._events.append(event)
         self._wake()
+        if self._on_publish is not None:
+            self._on_publish(event)
         return event
 
     def close(self) -> None:

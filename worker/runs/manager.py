@@ -8,18 +8,25 @@ cannot both see a free slot or an idle thread.
 
 Runs of one thread execute in admission order: each run waits for its ``turn``, which the
 previous run hands over when it ends.
+
+A run claimed from a stopped worker (``recover()``) resumes from its last checkpoint: the
+graph is invoked with no input on its thread, so the nodes it had finished do not run
+again. At shutdown, runs that outlived the drain are released (their lease expired at
+once) rather than failed: another worker claims and resumes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from worker import jsonutil
 from worker.errors import AtCapacity
@@ -27,8 +34,9 @@ from worker.graphs import GraphEntry
 from worker.metrics import WorkerMetrics
 from worker.runs import executor
 from worker.runs.active import ActiveRun, RunNotActiveError, ThreadBusyError
-from worker.runs.events import GraphFeed, RunEvents
+from worker.runs.events import GraphFeed, RunEvents, first_seq
 from worker.runs.model import CancelAction, MultitaskStrategy, RunSpec, simple_status
+from worker.runs.relay import Relay
 from worker.store.base import RunRecord, RunState, Store, ThreadStatus
 
 log = structlog.get_logger("worker.runs")
@@ -62,8 +70,10 @@ class RunManager:
         feed: GraphFeed,
         buffer_events: int,
         retention_s: float,
+        relay: Relay | None = None,
     ) -> None:
         self._store = store
+        self._relay = relay or Relay()
         self._worker_id = worker_id
         self.max_concurrency = max_concurrency
         self._metrics = metrics
@@ -120,8 +130,12 @@ class RunManager:
         strategy: MultitaskStrategy,
         *,
         ephemeral: bool = False,
+        recovered: bool = False,
     ) -> ActiveRun:
-        """Queue ``record`` on its thread per ``strategy``; raises ``ThreadBusyError``."""
+        """Queue ``record`` on its thread per ``strategy``; raises ``ThreadBusyError``.
+
+        ``recovered``: the run was claimed from a stopped worker and resumes (see module).
+        """
         queue = self._threads.get(record.thread_id)
         busy = [r for r in queue or () if r.stop_action is None]
         if busy and strategy == "reject":
@@ -131,7 +145,14 @@ class RunManager:
             )
         # Any previous replay buffer of the same run (a resumed execution) gives way.
         self._forget(record.run_id)
-        run = ActiveRun(record, spec, entry, RunEvents(self._buffer_events), ephemeral)
+        if not recovered:
+            self._relay.reset(record.run_id)  # a new execution: earlier events are history
+        events = RunEvents(
+            self._buffer_events,
+            first_seq=first_seq(record.attempt),
+            on_publish=functools.partial(self._relay.publish, record.run_id),
+        )
+        run = ActiveRun(record, spec, entry, events, ephemeral, recovered)
         slot.release()  # the slot becomes the run: no await between these two lines
         self._active[run.run_id] = run
         queue = self._threads.setdefault(record.thread_id, deque())
@@ -209,15 +230,46 @@ class RunManager:
             return not self._active
         return True
 
-    async def close(self) -> None:
-        """Cancel what still runs and wait for the tasks; drop retained buffers."""
+    async def release_all(self) -> int:
+        """Stop every active run and hand it back to the fleet unfinished; returns how many.
+
+        Each run's lease is expired, not its status changed: another worker claims the run
+        and resumes it from its last checkpoint. A run that was being paused is released too.
+        """
         tasks = []
         for run in list(self._active.values()):
             if run.task is not None and not run.task.done():
-                run.stop_action = run.stop_action or "interrupt"
-                run.task.cancel("worker shutting down")
+                run.stop_action = "release"
+                run.task.cancel("worker shutting down; run released to the fleet")
                 tasks.append(run.task)
         await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
+    def apply_command(self, run_id: str, action: str) -> bool:
+        """A stop sent by another worker (through the relay); True when applied here."""
+        if action not in ("interrupt", "rollback", "pause"):
+            return False
+        try:
+            self.stop(run_id, action)  # type: ignore[arg-type]
+        except RunNotActiveError:
+            return False
+        return True
+
+    def lose(self, run_id: str) -> None:
+        """Stop a run whose lease another worker now holds, writing nothing about it."""
+        run = self._active.get(run_id)
+        if run is not None and run.task is not None and not run.task.done():
+            run.stop_action = "lost"
+            run.task.cancel("run lost its lease to another worker")
+
+    @property
+    def recorded_ids(self) -> list[str]:
+        """Active runs whose record is written (``start()`` follows the write)."""
+        return [r.run_id for r in self._active.values() if r.task is not None]
+
+    async def close(self) -> None:
+        """Release what still runs (see ``release_all``); drop retained buffers."""
+        await self.release_all()
         for handle in self._expiry.values():
             handle.cancel()
         self._expiry.clear()
@@ -235,12 +287,7 @@ class RunManager:
                 if run.spec.after_seconds:
                     await asyncio.sleep(run.spec.after_seconds)
                 await run.turn.wait()
-                tup = await graph.checkpointer.aget_tuple(  # type: ignore[union-attr]
-                    executor.thread_config(run.thread_id)
-                )
-                run.base_checkpoint_id = (
-                    tup.config["configurable"]["checkpoint_id"] if tup else None
-                )
+                spec, run.base_checkpoint_id = await self._starting_point(run)
                 run.state = "running"
                 run.started = True
                 started = asyncio.get_running_loop().time()
@@ -249,16 +296,25 @@ class RunManager:
                 await self._store.update_thread(run.thread_id, status="busy")
                 self._announce(run, "running")
                 self._notify("started", run)
-                log.info("run started", graph_id=run.entry.graph_id)
+                log.info(
+                    "run started",
+                    graph_id=run.entry.graph_id,
+                    attempt=run.record.attempt,
+                    resumed=spec is not run.spec,
+                )
                 async with asyncio.timeout(run.spec.timeout_s):
                     outcome = await executor.execute(
-                        graph, run.record, run.spec, run.control, self._emitter(run)
+                        graph, run.record, spec, run.control, self._emitter(run)
                     )
                 if outcome.state == "paused" and run.stop_action != "pause":
                     outcome = executor.Outcome("cancelled", outcome.output)
             except asyncio.CancelledError:
                 if run.stop_action is None:
                     raise
+                if run.stop_action in ("release", "lost"):
+                    if run.released:
+                        await self._store.release_runs(self._worker_id, [run.run_id])
+                    return  # the run goes on elsewhere: no outcome here
                 outcome = await self._stopped(run)
             except TimeoutError:
                 error = {"error": "TimeoutError", "message": f"run exceeded {run.spec.timeout_s}s"}
@@ -277,6 +333,28 @@ class RunManager:
         finally:
             self._finish(run, asyncio.get_running_loop().time() - started)
             structlog.contextvars.unbind_contextvars("run_id", "thread_id")
+
+    async def _starting_point(self, run: ActiveRun) -> tuple[RunSpec, str | None]:
+        """The spec to execute and the checkpoint the thread had before this run.
+
+        A recovered run that wrote checkpoints continues from its latest one (no input,
+        no command, no fixed checkpoint); one that wrote none starts over from its input.
+        """
+        saver = run.entry.graph.checkpointer
+        assert isinstance(saver, BaseCheckpointSaver)
+        own = False
+        async for tup in saver.alist(executor.thread_config(run.thread_id)):
+            if run.recovered and tup.metadata.get("run_id") == run.run_id:
+                own = True
+                continue
+            base: str | None = tup.config["configurable"]["checkpoint_id"]
+            break
+        else:
+            base = None
+        if not own:
+            return run.spec, base
+        update = {"input": None, "command": None, "checkpoint_id": None, "after_seconds": None}
+        return run.spec.model_copy(update=update), base
 
     def _emitter(self, run: ActiveRun) -> executor.Emit:
         graph_id = run.entry.graph_id
@@ -340,12 +418,18 @@ class RunManager:
         # wake waiters, so a joiner that sees ``done`` also sees the worker's new load.
         outcome = run.outcome
         state: RunState = outcome.state if outcome is not None else "cancelled"
+        handed_over = run.stop_action in ("release", "lost")
         run.state = state
         self._release(run)
         run.events.close()
         run.done.set()
-        self._metrics.run_finished(run.entry.graph_id, state, duration_s)
         self._metrics.set_gauges(self.running, self.queued)
+        if handed_over:
+            # Not ended: another worker carries the run on (and reports how it ends).
+            log.info("run handed over", reason=run.stop_action, duration_s=round(duration_s, 3))
+            return
+        self._relay.end(run.run_id)
+        self._metrics.run_finished(run.entry.graph_id, state, duration_s)
         self._announce(run, state)
         log.info("run ended", status=state, duration_s=round(duration_s, 3))
         self._notify("ended", run)
@@ -380,6 +464,7 @@ class RunManager:
                 log.exception("run listener failed", run_event=event)
 
     def _announce(self, run: ActiveRun, state: RunState) -> None:
+        now = datetime.now(UTC).isoformat()
         self._feed.publish(
             run.entry.graph_id,
             {
@@ -387,7 +472,23 @@ class RunManager:
                 "execution_id": run.run_id,
                 "thread_id": run.thread_id,
                 "status": simple_status(state),
-                "at": datetime.now(UTC).isoformat(),
+                "at": now,
+            },
+        )
+        if run.ephemeral:
+            return
+        outcome = run.outcome if state not in ("pending", "running") else None
+        error = outcome.error if outcome is not None else None
+        self._relay.cache_execution(
+            run.run_id,
+            {
+                "execution_id": run.run_id,
+                "status": simple_status(state),
+                "result": outcome.output if outcome is not None else None,
+                "error": f"{error.get('error')}: {error.get('message')}" if error else None,
+                "graph_id": run.entry.graph_id,
+                "thread_id": run.thread_id,
+                "updated_at": now,
             },
         )
 

@@ -119,8 +119,26 @@ class RunService:
                 worker_id=self._worker_id,
                 result=None,
                 error=None,
+                attempt=1,
             )
             return await self._admit_and_start(slot, again, spec, entry, ephemeral=False)
+
+    async def recover(self, record: RunRecord) -> ActiveRun:
+        """Resume ``record``, just claimed from a worker that stopped (already on record)."""
+        with self.manager.reservation() as slot:
+            entry = self.graph(record.graph_id)
+            spec = RunSpec.model_validate(record.kwargs)
+            run = self.manager.admit(
+                slot,
+                record,
+                spec,
+                entry,
+                "enqueue",
+                ephemeral=spec.on_completion == "delete",
+                recovered=True,
+            )
+            self.manager.start(run)
+            return run
 
     async def _admit_and_start(
         self,

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from worker.store.base import Store
+from worker.store.postgres import PostgresStore
 from worker.store.sqlite import SqliteStore
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
-def create_store(url: str) -> Store:
-    """The store for ``url`` (``sqlite://...``; Postgres arrives with a later issue)."""
+
+def create_store(url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> Store:
+    """The store for ``url``: ``sqlite:///path`` or ``postgresql://...``."""
     if url.startswith("sqlite://"):
-        return SqliteStore(url)
-    raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///path")
+        return SqliteStore(url, lease_s=lease_s)
+    if url.startswith(POSTGRES_SCHEMES):
+        return PostgresStore(url, lease_s=lease_s, pool_size=pool_size)
+    raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///path or postgresql://...")
 
 
 __all__ = ["Store", "create_store"]

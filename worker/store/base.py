@@ -1,8 +1,13 @@
 """The store interface: assistants, threads, runs and LangGraph checkpoints.
 
 The worker's own records live here beside the checkpointer that holds graph state, so one
-URL (``WORKER_STORE``) says where everything of a fleet is. SQLite is the default; the next
-backend (Postgres) implements the same interface.
+URL (``WORKER_STORE``) says where everything of a fleet is: SQLite (the default, shared by the
+worker processes of one machine) or Postgres (shared by a fleet).
+
+Leases: an active (pending or running) run is held by one worker (``worker_id``) until its
+lease expires. The holder renews it (``renew_leases``); any worker may claim a run whose lease
+has expired (``claim_expired_runs``), and the store guarantees that exactly one claimant gets
+it. Lease times come from the store's clock, so workers never compare their own clocks.
 
 Records are immutable snapshots; writers pass the new values and read back if they need to.
 Times are timezone-aware UTC ``datetime``s.
@@ -11,10 +16,12 @@ Times are timezone-aware UTC ``datetime``s.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -26,6 +33,48 @@ RunState = Literal[
 ACTIVE_RUN_STATES: tuple[RunState, ...] = ("pending", "running")
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 SortOrder = Literal["asc", "desc"]
+
+
+P = ParamSpec("P")
+S = TypeVar("S")
+T = TypeVar("T")
+
+
+def shielded(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """Run a store write to completion even if its caller is cancelled.
+
+    A status write cut by a cancellation would leave the record behind the run (and on
+    SQLite, a connection holding the file's write lock until its next commit). Writes
+    still running are tracked on their object: ``close()`` waits for them
+    (``finish_writes``) before closing connections under them.
+    """
+
+    @functools.wraps(method)
+    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+        task = asyncio.ensure_future(method(self, *args, **kwargs))
+        writes = _writes_in_flight(self)
+        writes.add(task)
+        task.add_done_callback(writes.discard)
+        return await asyncio.shield(task)
+
+    return wrapper
+
+
+def _writes_in_flight(owner: object) -> set[asyncio.Future[Any]]:
+    writes: set[asyncio.Future[Any]] | None = getattr(owner, "_gf_writes_in_flight", None)
+    if writes is None:
+        writes = set()
+        owner._gf_writes_in_flight = writes  # type: ignore[attr-defined]
+    return writes
+
+
+async def finish_writes(owner: object, timeout_s: float = 10.0) -> None:
+    """Wait (at most ``timeout_s``) for ``owner``'s shielded writes whose callers left."""
+    writes = list(_writes_in_flight(owner))
+    if writes:
+        await asyncio.wait(writes, timeout=timeout_s)
 
 
 class ThreadExistsError(Exception):
@@ -54,7 +103,9 @@ class RunRecord:
     """A run as persisted: what was asked (``kwargs``) and how it ended (``result``/``error``).
 
     ``result`` is the body ``runs.wait``/``join`` answer with once the run has ended.
-    ``worker_id`` names the worker that holds (executes) the run.
+    ``worker_id`` names the worker that holds (executes) the run, while its lease lasts
+    (``lease_expires_at``; None once the run has ended). ``attempt`` counts executions:
+    1, plus one for each time another worker claimed the run.
     """
 
     run_id: str
@@ -70,6 +121,16 @@ class RunRecord:
     worker_id: str
     result: Any = None
     error: dict[str, Any] | None = field(default=None)
+    attempt: int = 1
+    lease_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one sweep of expired leases did: runs now held by the sweeper, runs given up."""
+
+    claimed: list[RunRecord]
+    abandoned: list[RunRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +220,29 @@ class Store(abc.ABC):
     async def active_runs_elsewhere(self, thread_id: str, worker_id: str) -> list[RunRecord]:
         """Pending or running runs of ``thread_id`` held by other workers."""
 
+    # leases
+
     @abc.abstractmethod
-    async def fail_orphaned_runs(self, worker_id: str, message: str) -> int:
-        """Mark runs a previous life of ``worker_id`` left active as errors; returns how many."""
+    async def renew_leases(self, worker_id: str, run_ids: Sequence[str]) -> set[str]:
+        """Extend the leases ``worker_id`` holds on ``run_ids``; returns the ids renewed.
+
+        A run missing from the answer is no longer this worker's (ended, deleted, or claimed
+        by another worker after the lease lapsed).
+        """
+
+    @abc.abstractmethod
+    async def claim_expired_runs(
+        self, worker_id: str, graph_ids: Sequence[str], *, limit: int, max_attempts: int
+    ) -> Claim:
+        """Take over active runs whose lease expired; exactly one caller gets each run.
+
+        Only runs of ``graph_ids``, at most ``limit``, oldest first, and only the oldest
+        active run of a thread (the others follow in order once it ends). A run that has
+        already had ``max_attempts`` executions is not claimed but failed, with an error that
+        says so; those are ``Claim.abandoned``.
+        """
+
+    @abc.abstractmethod
+    async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
+        """Expire the leases ``worker_id`` holds (all, or ``run_ids``) so any worker may claim
+        those runs at once; returns how many."""

@@ -12,20 +12,23 @@ blocking every other worker process until this one happens to commit again.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Coroutine, Mapping
+import contextlib
+import fcntl
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from worker import jsonutil
+from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
     AssistantRecord,
+    Claim,
     RunRecord,
     RunState,
     Store,
@@ -33,78 +36,44 @@ from worker.store.base import (
     ThreadQuery,
     ThreadRecord,
     ThreadStatus,
+    finish_writes,
+    shielded,
 )
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gf_assistants (
-    assistant_id TEXT PRIMARY KEY,
-    graph_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS gf_threads (
-    thread_id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    status TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS gf_runs (
-    run_id TEXT PRIMARY KEY,
-    thread_id TEXT NOT NULL,
-    assistant_id TEXT NOT NULL,
-    graph_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    multitask_strategy TEXT NOT NULL,
-    kwargs TEXT NOT NULL,
-    worker_id TEXT NOT NULL,
-    result TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS gf_runs_thread ON gf_runs (thread_id, created_at);
-CREATE INDEX IF NOT EXISTS gf_runs_worker_status ON gf_runs (worker_id, status);
-"""
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
-    "multitask_strategy, kwargs, worker_id, result, error"
+    "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
 )
+_ACTIVE = "('pending', 'running')"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 BUSY_TIMEOUT_MS = 10_000
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _shielded(
-    method: Callable[P, Coroutine[Any, Any, T]],
-) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Run ``method`` to completion even if its caller is cancelled (see module docstring)."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.shield(method(*args, **kwargs))
-
-    return wrapper
 
 
 class _ShieldedSaver(AsyncSqliteSaver):
     """``AsyncSqliteSaver`` whose writes always reach their commit."""
 
-    @_shielded
+    @shielded
     async def aput(self, *args: Any, **kwargs: Any) -> Any:
         return await super().aput(*args, **kwargs)
 
-    @_shielded
+    @shielded
     async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
         await super().aput_writes(*args, **kwargs)
 
-    @_shielded
+    @shielded
     async def adelete_thread(self, thread_id: str) -> None:
         await super().adelete_thread(thread_id)
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: str) -> AsyncIterator[None]:
+    """An exclusive lock between processes, held while the block runs."""
+    with open(path, "a+b") as file:  # noqa: ASYNC230 (opening a lock file does not block)
+        await asyncio.to_thread(fcntl.flock, file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
 def sqlite_path(url: str) -> str:
@@ -144,6 +113,8 @@ def _run_from_row(row: aiosqlite.Row) -> RunRecord:
         worker_id=row[10],
         result=jsonutil.loads(row[11]) if row[11] is not None else None,
         error=jsonutil.loads(row[12]) if row[12] is not None else None,
+        attempt=row[13],
+        lease_expires_at=datetime.fromtimestamp(row[14], UTC) if row[14] is not None else None,
     )
 
 
@@ -158,10 +129,18 @@ def _thread_from_row(row: aiosqlite.Row) -> ThreadRecord:
 
 
 class SqliteStore(Store):
-    """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``)."""
+    """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``).
 
-    def __init__(self, url: str, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    Claims are single ``UPDATE ... RETURNING`` statements: SQLite takes the file's write lock
+    before the statement reads anything, so of two processes claiming at once the second
+    sees the first one's leases and claims nothing twice.
+    """
+
+    def __init__(
+        self, url: str, *, lease_s: float = 30.0, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
         self._path = sqlite_path(url)
+        self._lease_s = lease_s
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._saver: _ShieldedSaver | None = None
@@ -186,16 +165,51 @@ class SqliteStore(Store):
         return conn
 
     async def open(self) -> None:
-        if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        if self._path == ":memory:":
+            await self._open()
+            return
+        Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        # Switching a new file to WAL fails at once (no busy wait) while another process
+        # does the same: processes starting together open the file one at a time.
+        async with _file_lock(self._path + ".open-lock"):
+            await self._open()
+
+    async def _open(self) -> None:
         self._db = await self._connect()
-        await self._db.executescript(_SCHEMA)
-        await self._db.commit()
+        await self._migrate(self._db)
         self._saver = _ShieldedSaver(await self._connect())
         await self._saver.setup()
 
+    @staticmethod
+    async def _migrate(conn: aiosqlite.Connection) -> None:
+        # IMMEDIATE takes the write lock first: two processes starting together migrate
+        # one after the other, and the second finds every version applied.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(migrations.SQLITE_MIGRATIONS_TABLE_DDL)
+            async with conn.execute(f"SELECT version FROM {migrations.MIGRATIONS_TABLE}") as cur:
+                applied = {row[0] for row in await cur.fetchall()}
+            for migration in migrations.SQLITE:
+                if migration.version in applied:
+                    continue
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES (?, ?, ?)",
+                    (migration.version, migration.name, _utcnow().isoformat()),
+                )
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()
+
+    def _lease_until(self) -> float:
+        return self._clock().timestamp() + self._lease_s
+
     async def close(self) -> None:
+        await finish_writes(self)
         if self._saver is not None:
+            await finish_writes(self._saver)
             await self._saver.conn.close()
             self._saver = None
         if self._db is not None:
@@ -204,7 +218,7 @@ class SqliteStore(Store):
 
     # assistants
 
-    @_shielded
+    @shielded
     async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord:
         now = self._clock().isoformat()
         await self._conn.execute(
@@ -222,7 +236,7 @@ class SqliteStore(Store):
 
     # threads
 
-    @_shielded
+    @shielded
     async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
         now = self._clock()
         try:
@@ -242,7 +256,7 @@ class SqliteStore(Store):
             row = await cur.fetchone()
         return _thread_from_row(row) if row else None
 
-    @_shielded
+    @shielded
     async def update_thread(
         self,
         thread_id: str,
@@ -288,7 +302,7 @@ class SqliteStore(Store):
         async with self._conn.execute(sql, params) as cur:
             return [_thread_from_row(row) for row in await cur.fetchall()]
 
-    @_shielded
+    @shielded
     async def delete_thread(self, thread_id: str) -> bool:
         cur = await self._conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (thread_id,))
         existed = cur.rowcount > 0
@@ -299,10 +313,10 @@ class SqliteStore(Store):
 
     # runs
 
-    @_shielded
+    @shielded
     async def create_run(self, run: RunRecord) -> None:
         await self._conn.execute(
-            f"INSERT OR REPLACE INTO gf_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            f"INSERT OR REPLACE INTO gf_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})",
             (
                 run.run_id,
                 run.thread_id,
@@ -317,11 +331,13 @@ class SqliteStore(Store):
                 run.worker_id,
                 None if run.result is None else _json(run.result),
                 None if run.error is None else _json(run.error),
+                run.attempt,
+                self._lease_until() if run.status in ACTIVE_RUN_STATES else None,
             ),
         )
         await self._conn.commit()
 
-    @_shielded
+    @shielded
     async def set_run_status(
         self,
         run_id: str,
@@ -330,14 +346,18 @@ class SqliteStore(Store):
         result: Any = None,
         error: Mapping[str, Any] | None = None,
     ) -> None:
+        # An ended run holds no lease: nothing is left to claim.
         await self._conn.execute(
             "UPDATE gf_runs SET status = ?, updated_at = ?, result = coalesce(?, result), "
-            "error = coalesce(?, error) WHERE run_id = ?",
+            "error = coalesce(?, error), lease_expires_at = CASE WHEN ? THEN "
+            "coalesce(lease_expires_at, ?) END WHERE run_id = ?",
             (
                 status,
                 self._clock().isoformat(),
                 None if result is None else _json(result),
                 None if error is None else _json(dict(error)),
+                status in ACTIVE_RUN_STATES,
+                self._lease_until(),
                 run_id,
             ),
         )
@@ -363,7 +383,7 @@ class SqliteStore(Store):
         async with self._conn.execute(sql, params) as cur:
             return [_run_from_row(row) for row in await cur.fetchall()]
 
-    @_shielded
+    @shielded
     async def delete_run(self, run_id: str) -> bool:
         cur = await self._conn.execute("DELETE FROM gf_runs WHERE run_id = ?", (run_id,))
         await self._conn.commit()
@@ -378,20 +398,84 @@ class SqliteStore(Store):
         ) as cur:
             return [_run_from_row(row) for row in await cur.fetchall()]
 
-    @_shielded
-    async def fail_orphaned_runs(self, worker_id: str, message: str) -> int:
-        marks = ", ".join("?" for _ in ACTIVE_RUN_STATES)
-        error = _json({"error": "WorkerRestarted", "message": message})
-        cur = await self._conn.execute(
-            f"UPDATE gf_runs SET status = 'error', error = ?, updated_at = ? "
-            f"WHERE worker_id = ? AND status IN ({marks})",
-            (error, self._clock().isoformat(), worker_id, *ACTIVE_RUN_STATES),
+    # leases
+
+    @shielded
+    async def renew_leases(self, worker_id: str, run_ids: Sequence[str]) -> set[str]:
+        if not run_ids:
+            return set()
+        marks = ", ".join("?" for _ in run_ids)
+        async with self._conn.execute(
+            f"UPDATE gf_runs SET lease_expires_at = ? WHERE worker_id = ? AND status IN "
+            f"{_ACTIVE} AND run_id IN ({marks}) RETURNING run_id",
+            (self._lease_until(), worker_id, *run_ids),
+        ) as cur:
+            renewed = {row[0] for row in await cur.fetchall()}
+        await self._conn.commit()
+        return renewed
+
+    @shielded
+    async def claim_expired_runs(
+        self, worker_id: str, graph_ids: Sequence[str], *, limit: int, max_attempts: int
+    ) -> Claim:
+        now = self._clock()
+        expired = f"status IN {_ACTIVE} AND lease_expires_at < ?"
+        error = _json(
+            {
+                "error": "RunAbandoned",
+                "message": f"run abandoned after {max_attempts} attempts: each worker "
+                "executing it stopped before it ended",
+            }
         )
-        await self._conn.execute(
-            "UPDATE gf_threads SET status = 'error' WHERE status = 'busy' AND thread_id NOT IN "
-            f"(SELECT thread_id FROM gf_runs WHERE status IN ({marks}))",
-            ACTIVE_RUN_STATES,
-        )
+        async with self._conn.execute(
+            f"UPDATE gf_runs SET status = 'error', error = ?, lease_expires_at = NULL, "
+            f"updated_at = ? WHERE {expired} AND attempt >= ? RETURNING {_RUN_COLUMNS}",
+            (error, now.isoformat(), now.timestamp(), max_attempts),
+        ) as cur:
+            abandoned = [_run_from_row(row) for row in await cur.fetchall()]
+        claimed: list[RunRecord] = []
+        if limit > 0 and graph_ids:
+            graphs = ", ".join("?" for _ in graph_ids)
+            async with self._conn.execute(
+                f"UPDATE gf_runs SET worker_id = ?, lease_expires_at = ?, attempt = attempt + 1, "
+                f"updated_at = ? WHERE run_id IN (SELECT r.run_id FROM gf_runs r WHERE "
+                f"r.{expired} AND r.graph_id IN ({graphs}) AND NOT EXISTS (SELECT 1 FROM "
+                f"gf_runs o WHERE o.thread_id = r.thread_id AND o.status IN {_ACTIVE} AND "
+                f"o.created_at < r.created_at) ORDER BY r.created_at LIMIT ?) "
+                f"RETURNING {_RUN_COLUMNS}",
+                (
+                    worker_id,
+                    self._lease_until(),
+                    now.isoformat(),
+                    now.timestamp(),
+                    *graph_ids,
+                    limit,
+                ),
+            ) as cur:
+                claimed = sorted(
+                    (_run_from_row(row) for row in await cur.fetchall()),
+                    key=lambda r: r.created_at,
+                )
+        if abandoned:
+            await self._conn.execute(
+                "UPDATE gf_threads SET status = 'error', updated_at = ? WHERE status = 'busy' "
+                f"AND thread_id IN ({', '.join('?' for _ in abandoned)}) AND thread_id NOT IN "
+                f"(SELECT thread_id FROM gf_runs WHERE status IN {_ACTIVE})",
+                (now.isoformat(), *(r.thread_id for r in abandoned)),
+            )
+        await self._conn.commit()
+        return Claim(claimed, abandoned)
+
+    @shielded
+    async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
+        sql = f"UPDATE gf_runs SET lease_expires_at = 0 WHERE worker_id = ? AND status IN {_ACTIVE}"
+        params: list[Any] = [worker_id]
+        if run_ids is not None:
+            if not run_ids:
+                return 0
+            sql += f" AND run_id IN ({', '.join('?' for _ in run_ids)})"
+            params += list(run_ids)
+        cur = await self._conn.execute(sql, params)
         await self._conn.commit()
         return cur.rowcount
 

@@ -45,9 +45,10 @@ def test_webhook_urls_from_env(
     assert WorkerSettings().webhook_urls == expected
 
 
-def test_only_sqlite_stores_for_now() -> None:
-    with pytest.raises(ValidationError, match="only sqlite"):
-        WorkerSettings(store="postgresql://x")
+def test_store_urls() -> None:
+    assert WorkerSettings(store="postgresql://db/x").store == "postgresql://db/x"
+    with pytest.raises(ValidationError, match="expected sqlite"):
+        WorkerSettings(store="mysql://x")
 
 
 def test_help_mentions_env_and_default() -> None:

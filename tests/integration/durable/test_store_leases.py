@@ -1,0 +1,112 @@
+"""Both stores: migrations run twice are harmless; an expired lease has exactly one claimant."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from worker.store import Store, create_store
+from worker.store.base import RunRecord
+from worker.store.migrations import POSTGRES, SQLITE
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/shared.sqlite"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def _run(run_id: str, worker: str) -> RunRecord:
+    now = datetime.now(UTC)
+    return RunRecord(
+        run_id=run_id,
+        thread_id="t",
+        assistant_id="a",
+        graph_id="g",
+        status="running",
+        created_at=now,
+        updated_at=now,
+        metadata={},
+        multitask_strategy="enqueue",
+        kwargs={},
+        worker_id=worker,
+    )
+
+
+async def _versions(url: str) -> list[int]:
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return [row[0] for row in conn.execute("SELECT version FROM gf_schema_migrations")]
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute("SELECT version FROM gf_schema_migrations ORDER BY version")
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def test_migrations_run_twice_are_harmless(store_url: str) -> None:
+    first = create_store(store_url)
+    await first.open()
+    try:
+        await first.create_thread("kept", {"k": 1})
+    finally:
+        await first.close()
+    # Twice more, two of them at once: each version is applied once, the data stays.
+    again = [create_store(store_url) for _ in range(2)]
+    await asyncio.gather(*(s.open() for s in again))
+    try:
+        thread = await again[0].get_thread("kept")
+        assert thread is not None
+        assert thread.metadata == {"k": 1}
+    finally:
+        await asyncio.gather(*(s.close() for s in again))
+    expected = SQLITE if store_url.startswith("sqlite") else POSTGRES
+    assert await _versions(store_url) == [m.version for m in expected]
+
+
+async def test_an_expired_lease_has_exactly_one_claimant(store_url: str) -> None:
+    stores: list[Store] = [create_store(store_url, lease_s=30) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        await stores[0].create_thread("t", {})
+        await stores[0].create_run(_run("r1", "w0"))
+        # A live lease is nobody else's.
+        nothing = await stores[1].claim_expired_runs("w1", ["g"], limit=5, max_attempts=3)
+        assert (nothing.claimed, nothing.abandoned) == ([], [])
+        assert await stores[0].renew_leases("w0", ["r1"]) == {"r1"}
+        await stores[0].release_runs("w0")  # as a worker shutting down does
+        holder = "w0"
+        for attempt in (2, 3):
+            claims = await asyncio.gather(
+                *(
+                    s.claim_expired_runs(f"w{i}", ["g"], limit=5, max_attempts=3)
+                    for i, s in enumerate(stores)
+                )
+            )
+            winners = [c.claimed[0] for c in claims if c.claimed]
+            assert len(winners) == 1
+            assert winners[0].attempt == attempt
+            assert winners[0].lease_expires_at is not None
+            # The winner holds it now: the previous holder cannot renew it.
+            if winners[0].worker_id != holder:
+                assert await stores[0].renew_leases(holder, ["r1"]) == set()
+            holder = winners[0].worker_id
+            assert await stores[0].release_runs(holder) == 1
+        # The third execution was cut short too: with 3 attempts, the run is given up.
+        final = await stores[1].claim_expired_runs("w1", ["g"], limit=5, max_attempts=3)
+        assert final.claimed == []
+        assert [r.run_id for r in final.abandoned] == ["r1"]
+        record = await stores[2].get_run("r1")
+        assert record is not None
+        assert record.status == "error"
+        assert record.error is not None
+        assert "abandoned after 3 attempts" in record.error["message"]
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))

@@ -1,0 +1,128 @@
+"""Runs that outlive their worker: lease renewal, and the sweeper that claims orphaned runs.
+
+Every worker runs both loops. The heartbeat renews the leases of the runs this worker
+executes every third of ``WORKER_RUN_LEASE_S``; a run whose lease another worker took in the
+meantime (this worker stalled past its lease) is stopped here without a word written, since
+its new holder now reports on it. The sweeper, every ``WORKER_SWEEP_INTERVAL_S`` while the
+worker takes work, claims runs whose lease expired (their worker died, or released them at
+shutdown) up to its free capacity and resumes them from their last checkpoint; runs past
+``WORKER_RUN_MAX_ATTEMPTS`` are failed by the store instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from worker.errors import ApiError
+from worker.runs.manager import RunManager
+from worker.runs.model import simple_status
+from worker.runs.relay import Relay
+from worker.runs.service import RunService
+from worker.store.base import ACTIVE_RUN_STATES, RunRecord, Store
+
+log = structlog.get_logger("worker.recovery")
+
+
+class Recovery:
+    """The two loops of one worker; run ``heartbeat()`` and ``sweep_forever()`` as tasks."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        manager: RunManager,
+        service: RunService,
+        relay: Relay,
+        worker_id: str,
+        graph_ids: Sequence[str],
+        lease_s: float,
+        sweep_interval_s: float,
+        max_attempts: int,
+        on_abandoned: Callable[[RunRecord], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._manager = manager
+        self._service = service
+        self._relay = relay
+        self._worker_id = worker_id
+        self._graph_ids = list(graph_ids)
+        self._lease_s = lease_s
+        self._sweep_interval_s = sweep_interval_s
+        self._max_attempts = max_attempts
+        self._on_abandoned = on_abandoned
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                await self.renew()
+            except Exception:
+                log.exception("lease renewal failed; retrying")
+
+    async def renew(self) -> None:
+        # Only runs whose record is written (their task started) have a lease to renew.
+        ids = self._manager.recorded_ids
+        renewed = await self._store.renew_leases(self._worker_id, ids)
+        for run_id in ids:
+            if run_id in renewed:
+                continue
+            # Not renewed: ended meanwhile (fine), or taken over. Only the record can tell.
+            record = await self._store.get_run(run_id)
+            if (
+                record is not None
+                and record.status in ACTIVE_RUN_STATES
+                and record.worker_id != self._worker_id
+            ):
+                log.warning("run lost its lease to another worker", run_id=run_id)
+                self._manager.lose(run_id)
+
+    async def sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweep for orphaned runs failed; retrying")
+            await asyncio.sleep(self._sweep_interval_s)
+
+    async def sweep(self) -> int:
+        """Claim and resume what this worker can take now; returns how many it resumed."""
+        if self._manager.draining:
+            return 0
+        free = max(0, self._manager.max_concurrency - self._manager.load)
+        claim = await self._store.claim_expired_runs(
+            self._worker_id, self._graph_ids, limit=free, max_attempts=self._max_attempts
+        )
+        for record in claim.abandoned:
+            log.warning("run abandoned", run_id=record.run_id, attempts=record.attempt)
+            self._relay.end(record.run_id)
+            self._relay.cache_execution(record.run_id, _execution(record))
+            if self._on_abandoned is not None:
+                self._on_abandoned(record)
+        resumed = 0
+        for record in claim.claimed:
+            try:
+                await self._service.recover(record)
+            except ApiError as exc:
+                # Full after all, or the graph is gone: let another worker have it.
+                log.warning("cannot resume a claimed run", run_id=record.run_id, reason=str(exc))
+                await self._store.release_runs(self._worker_id, [record.run_id])
+                continue
+            resumed += 1
+            log.info("resuming a run its worker left", run_id=record.run_id, attempt=record.attempt)
+        return resumed
+
+
+def _execution(record: RunRecord) -> dict[str, Any]:
+    error = record.error or {}
+    return {
+        "execution_id": record.run_id,
+        "status": simple_status(record.status),
+        "result": None,
+        "error": f"{error.get('error')}: {error.get('message')}" if error else None,
+        "graph_id": record.graph_id,
+        "thread_id": record.thread_id,
+    }

@@ -1,0 +1,437 @@
+"""Postgres store: the records of a whole fleet, beside LangGraph's ``AsyncPostgresSaver``.
+
+One psycopg async pool serves both (autocommit, as the saver requires; dict rows). Every
+worker of a fleet points at the same database, so any of them can answer for any run.
+
+At ``open()``: the worker's own tables are migrated (``migrations.POSTGRES``, under an
+advisory lock, so workers starting together apply each version once), then the
+checkpointer's ``setup()`` runs under the same lock (it has no locking of its own).
+
+Lease times are the database's ``now()``: workers on different machines never compare
+their clocks. Claims lock candidate rows ``FOR UPDATE SKIP LOCKED``: concurrent sweepers
+pass over each other's rows, and each run goes to exactly one of them.
+
+The connection string may carry libpq options, e.g.
+``postgresql://host/db?options=-csearch_path%3Dmyschema`` to keep a fleet in its own schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from worker import jsonutil
+from worker.store import migrations
+from worker.store.base import (
+    ACTIVE_RUN_STATES,
+    AssistantRecord,
+    Claim,
+    RunRecord,
+    RunState,
+    Store,
+    ThreadExistsError,
+    ThreadQuery,
+    ThreadRecord,
+    ThreadStatus,
+    finish_writes,
+    shielded,
+)
+
+_RUN_COLUMNS = (
+    "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
+    "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
+)
+_ACTIVE = "('pending', 'running')"
+_LEASE = "now() + make_interval(secs => %(lease_s)s)"
+_SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
+_Conn = psycopg.AsyncConnection[DictRow]
+
+
+def _jsonb(value: Any) -> str:
+    return jsonutil.dumps(value).decode()
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _run(row: DictRow) -> RunRecord:
+    lease = row["lease_expires_at"]
+    return RunRecord(
+        run_id=row["run_id"],
+        thread_id=row["thread_id"],
+        assistant_id=row["assistant_id"],
+        graph_id=row["graph_id"],
+        status=row["status"],
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
+        metadata=row["metadata"],
+        multitask_strategy=row["multitask_strategy"],
+        kwargs=row["kwargs"],
+        worker_id=row["worker_id"],
+        result=row["result"],
+        error=row["error"],
+        attempt=row["attempt"],
+        lease_expires_at=_utc(lease) if lease is not None else None,
+    )
+
+
+def _thread(row: DictRow) -> ThreadRecord:
+    return ThreadRecord(
+        thread_id=row["thread_id"],
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
+        metadata=row["metadata"],
+        status=row["status"],
+    )
+
+
+class PostgresStore(Store):
+    """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
+
+    def __init__(self, url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> None:
+        self._url = url
+        self._lease_s = lease_s
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool[_Conn] | None = None
+        self._saver: AsyncPostgresSaver | None = None
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[Any]:
+        if self._saver is None:
+            raise RuntimeError("store is not open")
+        return self._saver
+
+    @property
+    def pool(self) -> AsyncConnectionPool[_Conn]:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
+            self._url,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            # What AsyncPostgresSaver needs: autocommit, dict rows, no server-side prepares
+            # (they break behind pgbouncer in transaction mode).
+            kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+        )
+        await pool.open(wait=True, timeout=30.0)
+        self._pool = pool
+        try:
+            async with pool.connection() as conn:
+                await self._migrate(conn)
+                await _advisory_lock(conn)
+                try:
+                    saver = AsyncPostgresSaver(pool)
+                    await saver.setup()
+                finally:
+                    await conn.execute(
+                        "SELECT pg_advisory_unlock(%s)", (migrations.POSTGRES_SETUP_LOCK_KEY,)
+                    )
+            self._saver = saver
+        except BaseException:
+            await self.close()
+            raise
+
+    @staticmethod
+    async def _migrate(conn: _Conn) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrations.POSTGRES_LOCK_KEY,))
+            await conn.execute(migrations.POSTGRES_MIGRATIONS_TABLE_DDL)
+            cur = await conn.execute(f"SELECT version FROM {migrations.MIGRATIONS_TABLE}")
+            applied = {row["version"] for row in await cur.fetchall()}
+            for migration in migrations.POSTGRES:
+                if migration.version in applied:
+                    continue
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    f"INSERT INTO {migrations.MIGRATIONS_TABLE} (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+
+    async def close(self) -> None:
+        await finish_writes(self)
+        self._saver = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _fetch(self, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[DictRow]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall() if cur.description else []
+
+    # assistants
+
+    @shielded
+    async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord:
+        await self._fetch(
+            "INSERT INTO gf_assistants VALUES (%s, %s, now(), now()) "
+            "ON CONFLICT (assistant_id) DO NOTHING",
+            (assistant_id, graph_id),
+        )
+        (row,) = await self._fetch(
+            "SELECT created_at, updated_at FROM gf_assistants WHERE assistant_id = %s",
+            (assistant_id,),
+        )
+        return AssistantRecord(
+            assistant_id, graph_id, _utc(row["created_at"]), _utc(row["updated_at"])
+        )
+
+    # threads
+
+    @shielded
+    async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
+        try:
+            (row,) = await self._fetch(
+                "INSERT INTO gf_threads VALUES (%s, now(), now(), %s::jsonb, 'idle') RETURNING *",
+                (thread_id, _jsonb(dict(metadata))),
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            raise ThreadExistsError(thread_id) from exc
+        return _thread(row)
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        rows = await self._fetch("SELECT * FROM gf_threads WHERE thread_id = %s", (thread_id,))
+        return _thread(rows[0]) if rows else None
+
+    @shielded
+    async def update_thread(
+        self,
+        thread_id: str,
+        *,
+        status: ThreadStatus | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        await self._fetch(
+            "UPDATE gf_threads SET status = coalesce(%s, status), "
+            "metadata = metadata || %s::jsonb, updated_at = now() WHERE thread_id = %s",
+            (status, _jsonb(dict(metadata or {})), thread_id),
+        )
+
+    async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
+        where = ["metadata @> %s::jsonb"]
+        params: list[Any] = [_jsonb(dict(query.metadata or {}))]
+        if query.ids:
+            where.append("thread_id = ANY(%s)")
+            params.append(list(query.ids))
+        if query.status:
+            where.append("status = %s")
+            params.append(query.status)
+        if query.sort_by not in _SORT_COLUMNS:
+            raise ValueError(f"cannot sort threads by {query.sort_by!r}")
+        order = "ASC" if query.sort_order == "asc" else "DESC"
+        rows = await self._fetch(
+            f"SELECT * FROM gf_threads WHERE {' AND '.join(where)} "
+            f"ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT %s OFFSET %s",
+            [*params, query.limit, query.offset],
+        )
+        return [_thread(row) for row in rows]
+
+    @shielded
+    async def delete_thread(self, thread_id: str) -> bool:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("DELETE FROM gf_threads WHERE thread_id = %s", (thread_id,))
+            existed = cur.rowcount > 0
+            await conn.execute("DELETE FROM gf_runs WHERE thread_id = %s", (thread_id,))
+        await self.checkpointer.adelete_thread(thread_id)
+        return existed
+
+    # runs
+
+    @shielded
+    async def create_run(self, run: RunRecord) -> None:
+        values = {
+            "run_id": run.run_id,
+            "thread_id": run.thread_id,
+            "assistant_id": run.assistant_id,
+            "graph_id": run.graph_id,
+            "status": run.status,
+            "created_at": run.created_at,
+            "updated_at": run.updated_at,
+            "metadata": _jsonb(run.metadata),
+            "multitask_strategy": run.multitask_strategy,
+            "kwargs": _jsonb(run.kwargs),
+            "worker_id": run.worker_id,
+            "result": None if run.result is None else _jsonb(run.result),
+            "error": None if run.error is None else _jsonb(run.error),
+            "attempt": run.attempt,
+            "active": run.status in ACTIVE_RUN_STATES,
+            "lease_s": self._lease_s,
+        }
+        columns = [c.strip() for c in _RUN_COLUMNS.split(",")]
+        placeholders = [
+            f"%({c})s::jsonb" if c in ("metadata", "kwargs", "result", "error") else f"%({c})s"
+            for c in columns[:-1]
+        ]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        await self._fetch(
+            f"INSERT INTO gf_runs ({_RUN_COLUMNS}) VALUES ({', '.join(placeholders)}, "
+            f"CASE WHEN %(active)s THEN {_LEASE} END) "
+            f"ON CONFLICT (run_id) DO UPDATE SET {updates}",
+            values,
+        )
+
+    @shielded
+    async def set_run_status(
+        self,
+        run_id: str,
+        status: RunState,
+        *,
+        result: Any = None,
+        error: Mapping[str, Any] | None = None,
+    ) -> None:
+        # An ended run holds no lease: nothing is left to claim.
+        await self._fetch(
+            "UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
+            "result = coalesce(%(result)s::jsonb, result), "
+            "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
+            f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END WHERE run_id = %(run_id)s",
+            {
+                "status": status,
+                "result": None if result is None else _jsonb(result),
+                "error": None if error is None else _jsonb(dict(error)),
+                "active": status in ACTIVE_RUN_STATES,
+                "lease_s": self._lease_s,
+                "run_id": run_id,
+            },
+        )
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        rows = await self._fetch(f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE run_id = %s", (run_id,))
+        return _run(rows[0]) if rows else None
+
+    async def list_runs(
+        self, thread_id: str, *, limit: int, offset: int, status: RunState | None = None
+    ) -> list[RunRecord]:
+        rows = await self._fetch(
+            f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE thread_id = %s "
+            "AND (%s::text IS NULL OR status = %s) "
+            "ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s",
+            (thread_id, status, status, limit, offset),
+        )
+        return [_run(row) for row in rows]
+
+    @shielded
+    async def delete_run(self, run_id: str) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM gf_runs WHERE run_id = %s", (run_id,))
+            return cur.rowcount > 0
+
+    async def active_runs_elsewhere(self, thread_id: str, worker_id: str) -> list[RunRecord]:
+        rows = await self._fetch(
+            f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE thread_id = %s AND worker_id != %s "
+            f"AND status IN {_ACTIVE}",
+            (thread_id, worker_id),
+        )
+        return [_run(row) for row in rows]
+
+    # leases
+
+    @shielded
+    async def renew_leases(self, worker_id: str, run_ids: Sequence[str]) -> set[str]:
+        if not run_ids:
+            return set()
+        rows = await self._fetch(
+            f"UPDATE gf_runs SET lease_expires_at = {_LEASE} WHERE worker_id = %(worker)s "
+            f"AND status IN {_ACTIVE} AND run_id = ANY(%(ids)s) RETURNING run_id",
+            {"lease_s": self._lease_s, "worker": worker_id, "ids": list(run_ids)},
+        )
+        return {row["run_id"] for row in rows}
+
+    @shielded
+    async def claim_expired_runs(
+        self, worker_id: str, graph_ids: Sequence[str], *, limit: int, max_attempts: int
+    ) -> Claim:
+        params = {
+            "worker": worker_id,
+            "graphs": list(graph_ids),
+            "limit": limit,
+            "max_attempts": max_attempts,
+            "lease_s": self._lease_s,
+            "error": _jsonb(
+                {
+                    "error": "RunAbandoned",
+                    "message": f"run abandoned after {max_attempts} attempts: each worker "
+                    "executing it stopped before it ended",
+                }
+            ),
+        }
+        expired = f"status IN {_ACTIVE} AND lease_expires_at < now()"
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE gf_runs SET status = 'error', error = %(error)s::jsonb, "
+                f"lease_expires_at = NULL, updated_at = now() WHERE run_id IN (SELECT run_id "
+                f"FROM gf_runs WHERE {expired} AND attempt >= %(max_attempts)s "
+                f"FOR UPDATE SKIP LOCKED) RETURNING {_RUN_COLUMNS}",
+                params,
+            )
+            abandoned = [_run(row) for row in await cur.fetchall()]
+            if abandoned:
+                await conn.execute(
+                    "UPDATE gf_threads t SET status = 'error', updated_at = now() "
+                    "WHERE t.thread_id = ANY(%s) AND t.status = 'busy' AND NOT EXISTS (SELECT 1 "
+                    f"FROM gf_runs r WHERE r.thread_id = t.thread_id AND r.status IN {_ACTIVE})",
+                    ([r.thread_id for r in abandoned],),
+                )
+            claimed: list[RunRecord] = []
+            if limit > 0 and graph_ids:
+                # The NOT EXISTS keeps a thread's runs in order: only its oldest active run
+                # is claimable; the next one becomes so when that one ends.
+                cur = await conn.execute(
+                    f"UPDATE gf_runs SET worker_id = %(worker)s, lease_expires_at = {_LEASE}, "
+                    "attempt = attempt + 1, updated_at = now() WHERE run_id IN (SELECT r.run_id "
+                    f"FROM gf_runs r WHERE r.{expired} AND r.graph_id = ANY(%(graphs)s) "
+                    "AND NOT EXISTS (SELECT 1 FROM gf_runs o WHERE o.thread_id = r.thread_id "
+                    f"AND o.status IN {_ACTIVE} AND o.created_at < r.created_at) "
+                    "ORDER BY r.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+                    f"RETURNING {_RUN_COLUMNS}",
+                    params,
+                )
+                claimed = sorted((_run(row) for row in await cur.fetchall()), key=_created)
+        return Claim(claimed, abandoned)
+
+    @shielded
+    async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
+        if run_ids is not None and not run_ids:
+            return 0
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE gf_runs SET lease_expires_at = 'epoch' WHERE worker_id = %s "
+                f"AND status IN {_ACTIVE} AND (%s::text[] IS NULL OR run_id = ANY(%s))",
+                (worker_id, run_ids and list(run_ids), run_ids and list(run_ids)),
+            )
+            return cur.rowcount
+
+
+async def _advisory_lock(conn: _Conn, poll_s: float = 0.05) -> None:
+    """Take the session advisory lock, polling rather than blocking.
+
+    The checkpointer's setup creates indexes CONCURRENTLY, which waits for every open
+    transaction: a worker blocked inside ``pg_advisory_lock`` would be one, and the two
+    would wait for each other forever.
+    """
+    while True:
+        cur = await conn.execute(
+            "SELECT pg_try_advisory_lock(%s) AS locked", (migrations.POSTGRES_SETUP_LOCK_KEY,)
+        )
+        row = await cur.fetchone()
+        if row is not None and row["locked"]:
+            return
+        await asyncio.sleep(poll_s)
+
+
+def _created(run: RunRecord) -> datetime:
+    return run.created_at
