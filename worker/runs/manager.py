@@ -26,13 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from worker import jsonutil
 from worker.errors import AtCapacity
 from worker.graphs import GraphEntry
 from worker.metrics import WorkerMetrics
-from worker.runs import executor
+from worker.runs import checkpoints, executor
 from worker.runs.active import ActiveRun, RunNotActiveError, ThreadBusyError
 from worker.runs.events import GraphFeed, RunEvents, first_seq
 from worker.runs.model import CancelAction, MultitaskStrategy, RunSpec, simple_status
@@ -287,7 +286,7 @@ class RunManager:
                 if run.spec.after_seconds:
                     await asyncio.sleep(run.spec.after_seconds)
                 await run.turn.wait()
-                spec, run.base_checkpoint_id = await self._starting_point(run)
+                spec, run.base_checkpoint_id = await checkpoints.starting_point(run)
                 run.state = "running"
                 run.started = True
                 started = asyncio.get_running_loop().time()
@@ -315,7 +314,7 @@ class RunManager:
                     if run.released:
                         await self._store.release_runs(self._worker_id, [run.run_id])
                     return  # the run goes on elsewhere: no outcome here
-                outcome = await self._stopped(run)
+                outcome = await checkpoints.stopped_outcome(self._store, run)
             except TimeoutError:
                 error = {"error": "TimeoutError", "message": f"run exceeded {run.spec.timeout_s}s"}
                 run.events.publish("error", error)
@@ -334,28 +333,6 @@ class RunManager:
             self._finish(run, asyncio.get_running_loop().time() - started)
             structlog.contextvars.unbind_contextvars("run_id", "thread_id")
 
-    async def _starting_point(self, run: ActiveRun) -> tuple[RunSpec, str | None]:
-        """The spec to execute and the checkpoint the thread had before this run.
-
-        A recovered run that wrote checkpoints continues from its latest one (no input,
-        no command, no fixed checkpoint); one that wrote none starts over from its input.
-        """
-        saver = run.entry.graph.checkpointer
-        assert isinstance(saver, BaseCheckpointSaver)
-        own = False
-        async for tup in saver.alist(executor.thread_config(run.thread_id)):
-            if run.recovered and tup.metadata.get("run_id") == run.run_id:
-                own = True
-                continue
-            base: str | None = tup.config["configurable"]["checkpoint_id"]
-            break
-        else:
-            base = None
-        if not own:
-            return run.spec, base
-        update = {"input": None, "command": None, "checkpoint_id": None, "after_seconds": None}
-        return run.spec.model_copy(update=update), base
-
     def _emitter(self, run: ActiveRun) -> executor.Emit:
         graph_id = run.entry.graph_id
 
@@ -373,32 +350,6 @@ class RunManager:
                 )
 
         return emit
-
-    async def _stopped(self, run: ActiveRun) -> executor.Outcome:
-        if run.stop_action == "rollback":
-            if run.started:
-                await self._rollback(run)
-            else:
-                await self._store.delete_run(run.run_id)
-            return executor.Outcome("cancelled", None)
-        if not run.started:
-            return executor.Outcome("cancelled", None)
-        values, _ = await executor.final_values(run.entry.graph, run.thread_id)
-        return executor.Outcome("cancelled", values)
-
-    async def _rollback(self, run: ActiveRun) -> None:
-        """Put the thread back to where it was before the run and forget the run."""
-        graph = run.entry.graph
-        if run.base_checkpoint_id is None:
-            await graph.checkpointer.adelete_thread(run.thread_id)  # type: ignore[union-attr]
-        else:
-            # A copy of the pre-run checkpoint becomes the thread's latest state.
-            await graph.aupdate_state(
-                executor.thread_config(run.thread_id, run.base_checkpoint_id),
-                None,
-                as_node="__copy__",
-            )
-        await self._store.delete_run(run.run_id)
 
     async def _persist_outcome(self, run: ActiveRun, outcome: executor.Outcome) -> None:
         if run.ephemeral:
@@ -475,22 +426,8 @@ class RunManager:
                 "at": now,
             },
         )
-        if run.ephemeral:
-            return
-        outcome = run.outcome if state not in ("pending", "running") else None
-        error = outcome.error if outcome is not None else None
-        self._relay.cache_execution(
-            run.run_id,
-            {
-                "execution_id": run.run_id,
-                "status": simple_status(state),
-                "result": outcome.output if outcome is not None else None,
-                "error": f"{error.get('error')}: {error.get('message')}" if error else None,
-                "graph_id": run.entry.graph_id,
-                "thread_id": run.thread_id,
-                "updated_at": now,
-            },
-        )
+        if not run.ephemeral:
+            self._relay.cache_execution(run.run_id, checkpoints.execution_view(run, state, now))
 
 
 def _thread_status(state: RunState) -> ThreadStatus:

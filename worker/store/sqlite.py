@@ -11,19 +11,14 @@ blocking every other worker process until this one happens to commit again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from worker import jsonutil
 from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
@@ -39,6 +34,17 @@ from worker.store.base import (
     finish_writes,
     shielded,
 )
+from worker.store.sqlite_rows import (
+    ShieldedSaver,
+    file_lock,
+    json_path_key,
+    run_from_row,
+    sqlite_path,
+    thread_from_row,
+    to_json,
+    ts,
+    utcnow,
+)
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
@@ -47,85 +53,6 @@ _RUN_COLUMNS = (
 _ACTIVE = "('pending', 'running')"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 BUSY_TIMEOUT_MS = 10_000
-
-
-class _ShieldedSaver(AsyncSqliteSaver):
-    """``AsyncSqliteSaver`` whose writes always reach their commit."""
-
-    @shielded
-    async def aput(self, *args: Any, **kwargs: Any) -> Any:
-        return await super().aput(*args, **kwargs)
-
-    @shielded
-    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
-        await super().aput_writes(*args, **kwargs)
-
-    @shielded
-    async def adelete_thread(self, thread_id: str) -> None:
-        await super().adelete_thread(thread_id)
-
-
-@contextlib.asynccontextmanager
-async def _file_lock(path: str) -> AsyncIterator[None]:
-    """An exclusive lock between processes, held while the block runs."""
-    with open(path, "a+b") as file:  # noqa: ASYNC230 (opening a lock file does not block)
-        await asyncio.to_thread(fcntl.flock, file.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
-
-
-def sqlite_path(url: str) -> str:
-    """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs.db`` → ``/abs.db``."""
-    if not url.startswith("sqlite://"):
-        raise ValueError(f"not a sqlite URL: {url!r}")
-    rest = url.removeprefix("sqlite://")
-    if rest in ("", ":memory:", "/:memory:"):
-        return ":memory:"
-    return rest.removeprefix("/")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def _json(value: Any) -> str:
-    return jsonutil.dumps(value).decode()
-
-
-def _run_from_row(row: aiosqlite.Row) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        thread_id=row[1],
-        assistant_id=row[2],
-        graph_id=row[3],
-        status=row[4],
-        created_at=_ts(row[5]),
-        updated_at=_ts(row[6]),
-        metadata=jsonutil.loads(row[7]),
-        multitask_strategy=row[8],
-        kwargs=jsonutil.loads(row[9]),
-        worker_id=row[10],
-        result=jsonutil.loads(row[11]) if row[11] is not None else None,
-        error=jsonutil.loads(row[12]) if row[12] is not None else None,
-        attempt=row[13],
-        lease_expires_at=datetime.fromtimestamp(row[14], UTC) if row[14] is not None else None,
-    )
-
-
-def _thread_from_row(row: aiosqlite.Row) -> ThreadRecord:
-    return ThreadRecord(
-        thread_id=row[0],
-        created_at=_ts(row[1]),
-        updated_at=_ts(row[2]),
-        metadata=jsonutil.loads(row[3]),
-        status=row[4],
-    )
 
 
 class SqliteStore(Store):
@@ -137,13 +64,13 @@ class SqliteStore(Store):
     """
 
     def __init__(
-        self, url: str, *, lease_s: float = 30.0, clock: Callable[[], datetime] = _utcnow
+        self, url: str, *, lease_s: float = 30.0, clock: Callable[[], datetime] = utcnow
     ) -> None:
         self._path = sqlite_path(url)
         self._lease_s = lease_s
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
-        self._saver: _ShieldedSaver | None = None
+        self._saver: ShieldedSaver | None = None
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any]:
@@ -171,13 +98,13 @@ class SqliteStore(Store):
         Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         # Switching a new file to WAL fails at once (no busy wait) while another process
         # does the same: processes starting together open the file one at a time.
-        async with _file_lock(self._path + ".open-lock"):
+        async with file_lock(self._path + ".open-lock"):
             await self._open()
 
     async def _open(self) -> None:
         self._db = await self._connect()
         await self._migrate(self._db)
-        self._saver = _ShieldedSaver(await self._connect())
+        self._saver = ShieldedSaver(await self._connect())
         await self._saver.setup()
 
     @staticmethod
@@ -196,7 +123,7 @@ class SqliteStore(Store):
                     await conn.execute(statement)
                 await conn.execute(
                     f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES (?, ?, ?)",
-                    (migration.version, migration.name, _utcnow().isoformat()),
+                    (migration.version, migration.name, utcnow().isoformat()),
                 )
         except BaseException:
             await conn.rollback()
@@ -232,7 +159,7 @@ class SqliteStore(Store):
         ) as cur:
             row = await cur.fetchone()
         assert row is not None
-        return AssistantRecord(assistant_id, graph_id, _ts(row[0]), _ts(row[1]))
+        return AssistantRecord(assistant_id, graph_id, ts(row[0]), ts(row[1]))
 
     # threads
 
@@ -242,7 +169,7 @@ class SqliteStore(Store):
         try:
             await self._conn.execute(
                 "INSERT INTO gf_threads VALUES (?, ?, ?, ?, 'idle')",
-                (thread_id, now.isoformat(), now.isoformat(), _json(dict(metadata))),
+                (thread_id, now.isoformat(), now.isoformat(), to_json(dict(metadata))),
             )
             await self._conn.commit()
         except aiosqlite.IntegrityError as exc:
@@ -254,7 +181,7 @@ class SqliteStore(Store):
             "SELECT * FROM gf_threads WHERE thread_id = ?", (thread_id,)
         ) as cur:
             row = await cur.fetchone()
-        return _thread_from_row(row) if row else None
+        return thread_from_row(row) if row else None
 
     @shielded
     async def update_thread(
@@ -270,7 +197,7 @@ class SqliteStore(Store):
             await self._conn.execute(
                 "UPDATE gf_threads SET metadata = json_patch(metadata, ?), updated_at = ? "
                 "WHERE thread_id = ?",
-                (_json(dict(metadata)), now, thread_id),
+                (to_json(dict(metadata)), now, thread_id),
             )
         if status is not None:
             await self._conn.execute(
@@ -284,7 +211,7 @@ class SqliteStore(Store):
         params: list[Any] = []
         for key, value in (query.metadata or {}).items():
             where.append("json_extract(metadata, ?) = json_extract(?, '$')")
-            params += ["$." + _json_path_key(key), _json(value)]
+            params += ["$." + json_path_key(key), to_json(value)]
         if query.ids:
             where.append(f"thread_id IN ({', '.join('?' for _ in query.ids)})")
             params += list(query.ids)
@@ -300,7 +227,7 @@ class SqliteStore(Store):
         sql += f" ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT ? OFFSET ?"
         params += [query.limit, query.offset]
         async with self._conn.execute(sql, params) as cur:
-            return [_thread_from_row(row) for row in await cur.fetchall()]
+            return [thread_from_row(row) for row in await cur.fetchall()]
 
     @shielded
     async def delete_thread(self, thread_id: str) -> bool:
@@ -325,12 +252,12 @@ class SqliteStore(Store):
                 run.status,
                 run.created_at.isoformat(),
                 run.updated_at.isoformat(),
-                _json(run.metadata),
+                to_json(run.metadata),
                 run.multitask_strategy,
-                _json(run.kwargs),
+                to_json(run.kwargs),
                 run.worker_id,
-                None if run.result is None else _json(run.result),
-                None if run.error is None else _json(run.error),
+                None if run.result is None else to_json(run.result),
+                None if run.error is None else to_json(run.error),
                 run.attempt,
                 self._lease_until() if run.status in ACTIVE_RUN_STATES else None,
             ),
@@ -354,8 +281,8 @@ class SqliteStore(Store):
             (
                 status,
                 self._clock().isoformat(),
-                None if result is None else _json(result),
-                None if error is None else _json(dict(error)),
+                None if result is None else to_json(result),
+                None if error is None else to_json(dict(error)),
                 status in ACTIVE_RUN_STATES,
                 self._lease_until(),
                 run_id,
@@ -368,7 +295,7 @@ class SqliteStore(Store):
             f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE run_id = ?", (run_id,)
         ) as cur:
             row = await cur.fetchone()
-        return _run_from_row(row) if row else None
+        return run_from_row(row) if row else None
 
     async def list_runs(
         self, thread_id: str, *, limit: int, offset: int, status: RunState | None = None
@@ -381,7 +308,7 @@ class SqliteStore(Store):
         sql += " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
         params += [limit, offset]
         async with self._conn.execute(sql, params) as cur:
-            return [_run_from_row(row) for row in await cur.fetchall()]
+            return [run_from_row(row) for row in await cur.fetchall()]
 
     @shielded
     async def delete_run(self, run_id: str) -> bool:
@@ -396,7 +323,7 @@ class SqliteStore(Store):
             f"AND status IN ({marks})",
             (thread_id, worker_id, *ACTIVE_RUN_STATES),
         ) as cur:
-            return [_run_from_row(row) for row in await cur.fetchall()]
+            return [run_from_row(row) for row in await cur.fetchall()]
 
     # leases
 
@@ -420,7 +347,7 @@ class SqliteStore(Store):
     ) -> Claim:
         now = self._clock()
         expired = f"status IN {_ACTIVE} AND lease_expires_at < ?"
-        error = _json(
+        error = to_json(
             {
                 "error": "RunAbandoned",
                 "message": f"run abandoned after {max_attempts} attempts: each worker "
@@ -432,7 +359,7 @@ class SqliteStore(Store):
             f"updated_at = ? WHERE {expired} AND attempt >= ? RETURNING {_RUN_COLUMNS}",
             (error, now.isoformat(), now.timestamp(), max_attempts),
         ) as cur:
-            abandoned = [_run_from_row(row) for row in await cur.fetchall()]
+            abandoned = [run_from_row(row) for row in await cur.fetchall()]
         claimed: list[RunRecord] = []
         if limit > 0 and graph_ids:
             graphs = ", ".join("?" for _ in graph_ids)
@@ -453,7 +380,7 @@ class SqliteStore(Store):
                 ),
             ) as cur:
                 claimed = sorted(
-                    (_run_from_row(row) for row in await cur.fetchall()),
+                    (run_from_row(row) for row in await cur.fetchall()),
                     key=lambda r: r.created_at,
                 )
         if abandoned:
@@ -478,9 +405,3 @@ class SqliteStore(Store):
         cur = await self._conn.execute(sql, params)
         await self._conn.commit()
         return cur.rowcount
-
-
-def _json_path_key(key: str) -> str:
-    # Quote the key so dots or brackets in it are not read as a JSON path.
-    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'

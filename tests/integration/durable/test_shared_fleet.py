@@ -1,0 +1,113 @@
+"""Two workers sharing Postgres and Redis: any worker answers for, joins, streams and cancels
+a run the other executes; a reconnect with Last-Event-ID loses no event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.integration.worker.conftest import Worker, WorkerFactory, eventually
+
+pytestmark = pytest.mark.integration
+STEPS = ["extract", "transform", "load"]
+
+
+@pytest.fixture
+async def pair(
+    make_worker: WorkerFactory, pg_url: str, redis_url: str, redis_prefix: str
+) -> tuple[Worker, Worker]:
+    common: dict[str, Any] = {
+        "store": pg_url,
+        "redis_url": redis_url,
+        "redis_prefix": redis_prefix,
+        "remote_poll_s": 0.05,
+    }
+    return await make_worker(instance_id="a", **common), await make_worker(
+        instance_id="b", **common
+    )
+
+
+async def test_a_run_on_one_worker_is_read_joined_and_cancelled_through_the_other(
+    pair: tuple[Worker, Worker],
+) -> None:
+    a, b = pair
+    sdk_a, sdk_b = a.client(), b.client()
+    try:
+        thread_id = (await sdk_a.threads.create())["thread_id"]
+        run = await sdk_a.runs.create(thread_id, "pipeline", input={"delay_s": 0.1})
+        seen = await sdk_b.runs.get(thread_id, run["run_id"])
+        assert seen["run_id"] == run["run_id"]
+        assert seen["status"] in ("pending", "running")
+        # B waits for A's run through the shared store.
+        assert (await sdk_b.runs.join(thread_id, run["run_id"]))["steps"] == STEPS
+        assert (await sdk_b.runs.get(thread_id, run["run_id"]))["status"] == "success"
+        assert (await sdk_b.threads.get_state(thread_id))["values"]["steps"] == STEPS
+        assert (await sdk_b.threads.get(thread_id))["status"] == "idle"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{b.url}/executions/{run['run_id']}") as response,
+        ):
+            execution = await response.json()
+        assert (execution["status"], execution["result"]["steps"]) == ("completed", STEPS)
+        # A cancel sent to B reaches A, which executes the run.
+        long = await sdk_a.runs.create(thread_id, "pipeline", input={"delay_s": 10})
+        await eventually(lambda: a.manager.running == 1)
+        await sdk_b.runs.cancel(thread_id, long["run_id"], wait=True)
+        assert (await sdk_b.runs.get(thread_id, long["run_id"]))["status"] == "interrupted"
+        assert a.manager.running == 0
+    finally:
+        await sdk_a.aclose()
+        await sdk_b.aclose()
+
+
+async def _read_events(
+    response: aiohttp.ClientResponse, limit: int | None = None
+) -> list[tuple[str, str, str]]:
+    """``(id, event, data)`` of each SSE event, up to ``limit`` events or the stream's end."""
+    events: list[tuple[str, str, str]] = []
+    fields: dict[str, str] = {}
+    async for raw in response.content:
+        line = raw.decode().rstrip("\r\n")
+        if not line:
+            if "event" in fields:
+                events.append((fields.get("id", ""), fields["event"], fields.get("data", "")))
+                if limit is not None and len(events) >= limit:
+                    return events
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    return events
+
+
+async def test_stream_joined_on_the_other_worker_resumes_after_last_event_id(
+    pair: tuple[Worker, Worker],
+) -> None:
+    a, b = pair
+    sdk_a = a.client()
+    try:
+        thread_id = (await sdk_a.threads.create())["thread_id"]
+        run = await sdk_a.runs.create(
+            thread_id,
+            "pipeline",
+            input={"delay_s": 0.15},
+            stream_mode=["custom", "values"],
+            stream_resumable=True,
+        )
+    finally:
+        await sdk_a.aclose()
+    path = f"/threads/{thread_id}/runs/{run['run_id']}/stream"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(b.url + path) as response:
+            assert response.status == 200
+            first = await _read_events(response, limit=3)
+        # Reconnect to B after the third event: the rest, nothing twice, nothing lost.
+        async with http.get(b.url + path, headers={"Last-Event-ID": first[-1][0]}) as response:
+            rest = await _read_events(response)
+    local = a.manager.get(run["run_id"])
+    assert local is not None
+    produced = [(str(e.seq), e.name, e.data.decode()) for e in local.events._after(-1)]
+    assert len(produced) == 1 + 6 + 3  # values at start and after each step; 2 custom each
+    assert first + rest == produced

@@ -1,0 +1,84 @@
+"""Where a run starts on its thread's checkpoints, and what stopping it leaves behind.
+
+Runs record their ``run_id`` in the metadata of every checkpoint they write. That is how a
+run claimed from a stopped worker finds the checkpoints it already wrote (and resumes after
+the latest), and how a rollback finds the checkpoint the thread had before the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from worker.runs import executor
+from worker.runs.active import ActiveRun
+from worker.runs.model import RunSpec, simple_status
+from worker.store.base import RunState, Store
+
+
+async def starting_point(run: ActiveRun) -> tuple[RunSpec, str | None]:
+    """The spec to execute and the checkpoint the thread had before this run.
+
+    A recovered run that wrote checkpoints continues from its latest one (no input,
+    no command, no fixed checkpoint); one that wrote none starts over from its input.
+    """
+    saver = run.entry.graph.checkpointer
+    assert isinstance(saver, BaseCheckpointSaver)
+    own = False
+    async for tup in saver.alist(executor.thread_config(run.thread_id)):
+        if run.recovered and tup.metadata.get("run_id") == run.run_id:
+            own = True
+            continue
+        base: str | None = tup.config["configurable"]["checkpoint_id"]
+        break
+    else:
+        base = None
+    if not own:
+        return run.spec, base
+    update = {"input": None, "command": None, "checkpoint_id": None, "after_seconds": None}
+    return run.spec.model_copy(update=update), base
+
+
+async def stopped_outcome(store: Store, run: ActiveRun) -> executor.Outcome:
+    """How a run stopped by request (interrupt or rollback) ended; rollback undoes it."""
+    if run.stop_action == "rollback":
+        if run.started:
+            await _rollback(store, run)
+        else:
+            await store.delete_run(run.run_id)
+        return executor.Outcome("cancelled", None)
+    if not run.started:
+        return executor.Outcome("cancelled", None)
+    values, _ = await executor.final_values(run.entry.graph, run.thread_id)
+    return executor.Outcome("cancelled", values)
+
+
+async def _rollback(store: Store, run: ActiveRun) -> None:
+    """Put the thread back to where it was before the run and forget the run."""
+    graph = run.entry.graph
+    if run.base_checkpoint_id is None:
+        await graph.checkpointer.adelete_thread(run.thread_id)  # type: ignore[union-attr]
+    else:
+        # A copy of the pre-run checkpoint becomes the thread's latest state.
+        await graph.aupdate_state(
+            executor.thread_config(run.thread_id, run.base_checkpoint_id),
+            None,
+            as_node="__copy__",
+        )
+    await store.delete_run(run.run_id)
+
+
+def execution_view(run: ActiveRun, state: RunState, at: str) -> dict[str, Any]:
+    """The execution record (as ``GET /executions/{id}`` shows it) after a status change."""
+    outcome = run.outcome if state not in ("pending", "running") else None
+    error = outcome.error if outcome is not None else None
+    return {
+        "execution_id": run.run_id,
+        "status": simple_status(state),
+        "result": outcome.output if outcome is not None else None,
+        "error": f"{error.get('error')}: {error.get('message')}" if error else None,
+        "graph_id": run.entry.graph_id,
+        "thread_id": run.thread_id,
+        "updated_at": at,
+    }

@@ -1,0 +1,101 @@
+"""Helpers of the SQLite store: its URL, row conversions, the shielded saver, a file lock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from worker import jsonutil
+from worker.store.base import RunRecord, ThreadRecord, shielded
+
+
+class ShieldedSaver(AsyncSqliteSaver):
+    """``AsyncSqliteSaver`` whose writes always reach their commit."""
+
+    @shielded
+    async def aput(self, *args: Any, **kwargs: Any) -> Any:
+        return await super().aput(*args, **kwargs)
+
+    @shielded
+    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
+        await super().aput_writes(*args, **kwargs)
+
+    @shielded
+    async def adelete_thread(self, thread_id: str) -> None:
+        await super().adelete_thread(thread_id)
+
+
+@contextlib.asynccontextmanager
+async def file_lock(path: str) -> AsyncIterator[None]:
+    """An exclusive lock between processes, held while the block runs."""
+    with open(path, "a+b") as file:  # noqa: ASYNC230 (opening a lock file does not block)
+        await asyncio.to_thread(fcntl.flock, file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs.db`` → ``/abs.db``."""
+    if not url.startswith("sqlite://"):
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    rest = url.removeprefix("sqlite://")
+    if rest in ("", ":memory:", "/:memory:"):
+        return ":memory:"
+    return rest.removeprefix("/")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def to_json(value: Any) -> str:
+    return jsonutil.dumps(value).decode()
+
+
+def run_from_row(row: aiosqlite.Row) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        thread_id=row[1],
+        assistant_id=row[2],
+        graph_id=row[3],
+        status=row[4],
+        created_at=ts(row[5]),
+        updated_at=ts(row[6]),
+        metadata=jsonutil.loads(row[7]),
+        multitask_strategy=row[8],
+        kwargs=jsonutil.loads(row[9]),
+        worker_id=row[10],
+        result=jsonutil.loads(row[11]) if row[11] is not None else None,
+        error=jsonutil.loads(row[12]) if row[12] is not None else None,
+        attempt=row[13],
+        lease_expires_at=datetime.fromtimestamp(row[14], UTC) if row[14] is not None else None,
+    )
+
+
+def thread_from_row(row: aiosqlite.Row) -> ThreadRecord:
+    return ThreadRecord(
+        thread_id=row[0],
+        created_at=ts(row[1]),
+        updated_at=ts(row[2]),
+        metadata=jsonutil.loads(row[3]),
+        status=row[4],
+    )
+
+
+def json_path_key(key: str) -> str:
+    # Quote the key so dots or brackets in it are not read as a JSON path.
+    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
