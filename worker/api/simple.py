@@ -16,7 +16,8 @@ from worker.api.schemas import ExecuteBody, parse_body
 from worker.errors import Conflict, NotFound, Unprocessable
 from worker.keys import MANAGER, SERVICE, STORE
 from worker.runs.active import ActiveRun
-from worker.runs.model import RunSpec, simple_status
+from worker.runs.model import CancelAction, RunSpec, simple_status
+from worker.runs.relay import Relay
 from worker.runs.service import RunService
 from worker.store.base import ACTIVE_RUN_STATES, RunRecord
 
@@ -47,20 +48,28 @@ async def execution_record(
     return record
 
 
-async def stop_execution(service: RunService, record: RunRecord, action: str) -> ActiveRun:
-    """Cancel (``cancel``) or pause (``pause``) an execution running on this worker."""
+async def stop_execution(
+    service: RunService, record: RunRecord, action: str, relay: Relay | None = None
+) -> str:
+    """Cancel (``cancel``) or pause (``pause``) an execution; returns its run id.
+
+    An execution running on another worker is stopped there, through ``relay``.
+    """
+    stop: CancelAction = "pause" if action == "pause" else "interrupt"
     run = service.manager.get(record.run_id)
     if run is None or run.done.is_set():
-        if record.status in ACTIVE_RUN_STATES:
+        if record.status not in ACTIVE_RUN_STATES:
+            raise Conflict(
+                f"execution {record.run_id} is {simple_status(record.status)}, not running",
+                code="run_not_active",
+            )
+        if relay is None or not await relay.send_command(record.worker_id, record.run_id, stop):
             raise Conflict(
                 f"execution {record.run_id} runs on worker {record.worker_id}",
                 code="run_held_elsewhere",
             )
-        raise Conflict(
-            f"execution {record.run_id} is {simple_status(record.status)}, not running",
-            code="run_not_active",
-        )
-    return service.manager.stop(record.run_id, "pause" if action == "pause" else "interrupt")
+        return record.run_id
+    return service.manager.stop(record.run_id, stop).run_id
 
 
 async def resume_execution(service: RunService, record: RunRecord, value: Any) -> ActiveRun:

@@ -22,7 +22,7 @@ from aiohttp import WSMsgType, web
 from worker import jsonutil
 from worker.api.simple import MISSING, execution_record, resume_execution, stop_execution
 from worker.errors import ApiError, Unprocessable
-from worker.keys import FEED, SERVICE, SETTINGS
+from worker.keys import FEED, RELAY, SERVICE, SETTINGS
 from worker.runs.model import simple_status
 
 log = structlog.get_logger("worker.api.ws")
@@ -66,14 +66,14 @@ async def _handle(request: web.Request, graph_id: str, message: dict[str, Any]) 
     record = await execution_record(service, execution_id, graph_id)
     if command == "resume":
         run = await resume_execution(service, record, message.get("value", MISSING))
-    else:
-        run = await stop_execution(service, record, command)
-    return {
-        "type": "ack",
-        "command": command,
-        "execution_id": run.run_id,
-        "status": simple_status(run.state) if command == "resume" else "stopping",
-    }
+        return {
+            "type": "ack",
+            "command": command,
+            "execution_id": run.run_id,
+            "status": simple_status(run.state),
+        }
+    run_id = await stop_execution(service, record, command, request.app[RELAY])
+    return {"type": "ack", "command": command, "execution_id": run_id, "status": "stopping"}
 
 
 async def _forward(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]]) -> None:

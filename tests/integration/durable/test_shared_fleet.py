@@ -111,3 +111,25 @@ async def test_stream_joined_on_the_other_worker_resumes_after_last_event_id(
     produced = [(str(e.seq), e.name, e.data.decode()) for e in local.events._after(-1)]
     assert len(produced) == 1 + 6 + 3  # values at start and after each step; 2 custom each
     assert first + rest == produced
+
+
+async def test_websocket_pause_sent_to_the_other_worker_reaches_the_executing_one(
+    pair: tuple[Worker, Worker],
+) -> None:
+    a, b = pair
+    async with aiohttp.ClientSession() as http:
+        body = {"graph_id": "pipeline", "input_data": {"delay_s": 0.3}}
+        async with http.post(f"{a.url}/graphs/execute", json=body) as response:
+            execution_id = (await response.json())["execution_id"]
+        await eventually(lambda: a.manager.running == 1)
+        async with http.ws_connect(f"{b.url}/ws/graphs/pipeline") as ws:
+            assert (await ws.receive_json())["type"] == "subscribed"
+            await ws.send_json({"command": "pause", "execution_id": execution_id})
+            ack = await ws.receive_json()
+        assert (ack["type"], ack["status"]) == ("ack", "stopping")
+
+        async def paused() -> bool:
+            async with http.get(f"{b.url}/executions/{execution_id}") as response:
+                return bool((await response.json())["status"] == "paused")
+
+        await eventually(paused)
