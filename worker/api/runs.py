@@ -170,7 +170,7 @@ async def stream_run(request: web.Request) -> web.StreamResponse:
     cancel = (body.on_disconnect or default) == "cancel"
     response = await sse.open_stream(request, _headers(run, "/stream"))
     try:
-        await sse.send_metadata(response, run.run_id)
+        await sse.send_metadata(response, run.run_id, run.record.attempt)
         await sse.pump(
             response, run.events, after_seq=-1, heartbeat_s=request.app[SETTINGS].heartbeat_s
         )
