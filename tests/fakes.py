@@ -29,6 +29,8 @@ class FakeWorker:
     active: int = 0  # /slow requests in progress
     upload_bytes: int = 0
     ws_close_codes: list[int | None] = field(default_factory=list)
+    # /gated: each piece put here is written as one chunk; a (piece, True) tuple ends the body.
+    gate: asyncio.Queue[tuple[bytes, bool]] = field(default_factory=asyncio.Queue)
     runner: web.AppRunner | None = None
     port: int = 0
 
@@ -52,6 +54,9 @@ class FakeWorker:
         r.add_get("/chunked", _chunked)
         r.add_post("/runs", _runs)
         r.add_post("/threads/{thread_id}/runs", _runs)
+        r.add_post("/early", _early)
+        r.add_get("/gated", _gated)
+        r.add_get("/blob", _blob)
         r.add_get("/threads/{thread_id}/runs/{run_id}", _echo)
         self.runner = web.AppRunner(
             app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None
@@ -209,3 +214,29 @@ async def _runs(request: web.Request) -> web.Response:
         {"worker": fake.name, "run_id": "r1"},
         headers={"Content-Location": f"/threads/{thread}/runs/r1"},
     )
+
+
+async def _early(request: web.Request) -> web.Response:
+    """Answer at once without reading the request body (as a worker refusing an upload does)."""
+    _fake(request)
+    return web.json_response({"early": True})
+
+
+async def _gated(request: web.Request) -> web.StreamResponse:
+    """A chunked body written piece by piece as the test releases it through ``fake.gate``."""
+    fake = _fake(request)
+    response = web.StreamResponse()
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    while True:
+        piece, last = await fake.gate.get()
+        if last:
+            await response.write_eof(piece)  # the last piece and the terminator in one write
+            return response
+        await response.write(piece)
+
+
+async def _blob(request: web.Request) -> web.Response:
+    """A body of ``bytes`` bytes, sent whole."""
+    _fake(request)
+    return web.Response(body=b"b" * int(request.query["bytes"]))
