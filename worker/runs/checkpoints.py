@@ -7,6 +7,7 @@ the latest), and how a rollback finds the checkpoint the thread had before the r
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -25,15 +26,22 @@ async def starting_point(run: ActiveRun) -> tuple[RunSpec, str | None]:
     """
     saver = run.entry.graph.checkpointer
     assert isinstance(saver, BaseCheckpointSaver)
-    own = False
-    async for tup in saver.alist(executor.thread_config(run.thread_id)):
-        if run.recovered and tup.metadata.get("run_id") == run.run_id:
+    config = executor.thread_config(run.thread_id)
+    if not run.recovered:
+        latest = await saver.aget_tuple(config)
+        return run.spec, latest.config["configurable"]["checkpoint_id"] if latest else None
+    own, base = False, None
+    # Closed explicitly: the saver holds its lock and a cursor while the listing is open.
+    listing = saver.alist(config)
+    try:
+        async for tup in listing:
+            if tup.metadata.get("run_id") != run.run_id:
+                base = tup.config["configurable"]["checkpoint_id"]
+                break
             own = True
-            continue
-        base: str | None = tup.config["configurable"]["checkpoint_id"]
-        break
-    else:
-        base = None
+    finally:
+        if isinstance(listing, AsyncGenerator):
+            await listing.aclose()
     if not own:
         return run.spec, base
     update = {"input": None, "command": None, "checkpoint_id": None, "after_seconds": None}

@@ -85,7 +85,10 @@ class SqliteStore(Store):
         return self._db
 
     async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self._path)
+        # IMMEDIATE: a write transaction takes the write lock when it begins, waiting up to
+        # the busy timeout. A deferred one that read first and then writes fails at once
+        # ("database is locked") if another connection wrote meanwhile.
+        conn = await aiosqlite.connect(self._path, isolation_level="IMMEDIATE")
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if self._path != ":memory:":
             await conn.execute("PRAGMA journal_mode = WAL")
