@@ -295,6 +295,7 @@ class LoadBalancer:
             fleet.proxy.serve,
             max_header_bytes=settings.max_header_bytes,
             keepalive_timeout_s=CLIENT_KEEPALIVE_S,
+            body_timeout_s=settings.client_body_timeout_s,
         )
         self.proxy_port = await self._server.start(settings.host, settings.port)
         log.info(

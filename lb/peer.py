@@ -19,6 +19,9 @@ class Peer(asyncio.Protocol):
         self.closed = False
         # After an upgrade (101), every byte received goes here untouched.
         self.tunnel: Callable[[bytes], None] | None = None
+        # Called with True when the far end stops reading our writes, False when it resumes:
+        # whoever feeds this peer pauses and resumes its own source with it.
+        self.on_backpressure: Callable[[bool], None] | None = None
         self._writable: asyncio.Future[None] | None = None
         self._reading_paused = False
 
@@ -30,13 +33,30 @@ class Peer(asyncio.Protocol):
         self.closed = True
         self.resume_writing()  # nobody may wait for a buffer that will never drain
 
+    @property
+    def writing_paused(self) -> bool:
+        return self._writable is not None
+
     def pause_writing(self) -> None:
         self._writable = self.loop.create_future()
+        if self.on_backpressure is not None:
+            self.on_backpressure(True)
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
         self._writable = None
+        if self.on_backpressure is not None:
+            self.on_backpressure(False)
+
+    def feed_backpressure_to(self, source: Peer) -> None:
+        """Pause ``source``'s reading whenever this peer cannot write, starting now if it
+        already cannot (the state change may have happened before anyone listened)."""
+        self.on_backpressure = lambda paused: (
+            source.pause_reading() if paused else source.resume_reading()
+        )
+        if self.writing_paused:
+            source.pause_reading()
 
     async def wait_writable(self) -> None:
         if self._writable is not None:

@@ -66,6 +66,7 @@ class _Attempt(Exception):
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.stale = False  # failed on a kept-alive connection before any byte came back
 
 
 class Upstreams:
@@ -93,7 +94,9 @@ class Upstreams:
     def retain(self, urls: set[str]) -> None:
         """Drop the pools of instances that left; their busy connections close when done."""
         for url in [u for u in self._pools if u not in urls]:
-            self._pools.pop(url).close_idle(float("inf"))
+            pool = self._pools.pop(url)
+            pool.retired = True
+            pool.close_idle(float("inf"))
 
     def close_idle(self, older_than: float) -> None:
         for pool in self._pools.values():
@@ -234,7 +237,8 @@ class Proxy:
             b"X-Forwarded-For: " + (forwarded_for + b", " + peer if forwarded_for else peer)
         )
         kept.append(b"X-Forwarded-Proto: http")
-        kept.append(b"X-Forwarded-Host: " + ex.host)
+        if ex.host:
+            kept.append(b"X-Forwarded-Host: " + ex.host)
         kept.append(b"X-Request-ID: " + request_id.encode())
         if ex.chunked:
             kept.append(b"Transfer-Encoding: chunked")
@@ -312,9 +316,9 @@ class Proxy:
         pool = self.upstreams.pool(instance)
         try:
             if ex.upgrade:
-                conn = await pool.connect()  # a tunnel never goes back to the pool
+                conn, reused = await pool.connect(), False  # tunnels never go back to the pool
             else:
-                conn, _ = await pool.acquire()
+                conn, reused = await pool.acquire()
         except UpstreamError as exc:
             # Never reached the worker: always safe to try another.
             self.outliers.failure(instance)
@@ -322,6 +326,21 @@ class Proxy:
                 502, "upstream_unreachable", f"instance {instance.id} is unreachable", True
             ) from exc
         try:
+            return await self._exchange(ex, instance, conn, head, body, replayable, request_id)
+        except _Attempt as failure:
+            if not (reused and failure.stale and replayable):
+                raise
+            # A kept-alive connection the worker had just closed: nothing of ours was read
+            # (no byte came back), so send it again once, on a fresh connection to the same
+            # instance, as browsers and HAProxy do.
+            pool.release(conn)
+            try:
+                conn = await pool.connect()
+            except UpstreamError as exc:
+                self.outliers.failure(instance)
+                raise _Attempt(
+                    502, "upstream_unreachable", f"instance {instance.id} is unreachable", True
+                ) from exc
             return await self._exchange(ex, instance, conn, head, body, replayable, request_id)
         finally:
             pool.release(conn)
@@ -337,12 +356,17 @@ class Proxy:
         request_id: str,
     ) -> int:
         conn.begin(head_only=ex.method == "HEAD")
+        if not ex.host:
+            # HTTP/1.0 allowed leaving Host out; the HTTP/1.1 request we send may not.
+            head = head[:-2] + b"Host: %s:%d\r\n\r\n" % (conn.pool.host.encode(), conn.pool.port)
         try:
             if body is not None or not ex.has_body or ex.upgrade:
                 conn.write(head + body if body else head)
             else:
                 conn.write(head)
                 await self._send_body(ex, conn)
+            # Only a connection whose request went out whole may carry another one.
+            conn.request_sent = True
             await conn.wait_head(self._first_byte_timeout_s)
         except TimeoutError as exc:
             conn.close()
@@ -351,13 +375,16 @@ class Proxy:
             ) from exc
         except UpstreamError as exc:
             # The worker may have received the request: retry only what may be repeated.
-            self.outliers.failure(instance)
-            raise _Attempt(
+            failure = _Attempt(
                 502,
                 "upstream_error",
                 f"instance {instance.id} failed: {exc}",
                 ex.method in IDEMPOTENT,
-            ) from exc
+            )
+            failure.stale = not conn.received_any
+            if not failure.stale:
+                self.outliers.failure(instance)
+            raise failure from exc
 
         status = conn.status
         if status >= 500:
@@ -383,9 +410,7 @@ class Proxy:
         ex.write(response_head + self._framed(conn.take_body(), rechunk))
         # Stream the rest straight from the worker's socket to the client's.
         conn.sink = (lambda data: client.write(chunk(data))) if rechunk else client.write
-        client.on_backpressure = lambda paused: (
-            conn.pause_reading() if paused else conn.resume_reading()
-        )
+        client.feed_backpressure_to(conn)
         try:
             await conn.wait_done()
         except UpstreamError:
@@ -478,6 +503,8 @@ class Proxy:
         if not ex.keep_alive or self.closing:
             ex.keep_alive = False
             kept.append(b"Connection: close")
+        elif ex.version == "1.0":
+            kept.append(b"Connection: keep-alive")  # a 1.0 client closes unless told
         status_line = b"HTTP/1.1 %d %s\r\n" % (status, conn.reason or reason(status))
         return rechunk, status_line + CRLF.join(kept) + b"\r\n\r\n"
 
@@ -494,9 +521,8 @@ class Proxy:
         conn.on_close = upstream_closed
         conn.tunnel = client.write
         client.tunnel = conn.write
-        client.on_backpressure = lambda paused: (
-            conn.pause_reading() if paused else conn.resume_reading()
-        )
+        client.feed_backpressure_to(conn)
+        conn.feed_backpressure_to(client)
         if conn.upgrade_tail:
             client.write(conn.upgrade_tail)
         if ex.upgrade_tail:
@@ -506,6 +532,8 @@ class Proxy:
             if not conn.closed:
                 await closed
         finally:
+            client.on_backpressure = None
+            conn.on_backpressure = None
             conn.close()
             client.close()
 

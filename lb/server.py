@@ -31,6 +31,8 @@ log = structlog.get_logger("lb.server")
 _HIGH_WATER: Final = 256 * 1024  # request body bytes buffered before reading pauses
 _LOW_WATER: Final = 64 * 1024
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_MAX_PIPELINED: Final = 16  # parsed requests waiting their turn before reading pauses
+_FEED_SLICE: Final = 4096
 
 
 class _HeadersTooLarge(Exception):
@@ -140,7 +142,13 @@ class Exchange:
             self.conn.write(_CONTINUE)
         self._body_waiter = self.conn.loop.create_future()
         try:
-            await self._body_waiter
+            # A client that stops sending its body mid-way would hold a worker connection
+            # and an in-flight slot forever.
+            async with asyncio.timeout(self.conn.server.body_timeout_s):
+                await self._body_waiter
+        except TimeoutError:
+            self.conn.close()
+            raise ConnectionResetError("the client stopped sending its request body") from None
         finally:
             self._body_waiter = None
 
@@ -187,9 +195,12 @@ class ClientConnection(Peer):
         self.current: Exchange | None = None
         self.pending: collections.deque[Exchange] = collections.deque()
         self.last_active = 0.0
-        # Called with True when the client stops reading our writes, False when it resumes.
-        self.on_backpressure: Callable[[bool], None] | None = None
-        self._url = b""
+        self._in_trailers = False
+        self._reading_head = False
+        self._head_fed = 0  # bytes received while a request head is incomplete
+        self._refusal: tuple[int, str, str] | None = None  # sent once the current one is done
+        self._held: list[bytes] = []  # received, not parsed yet: too many requests queued
+        self._url: list[bytes] = []
         self._headers: Headers = []
         self._header_bytes = 0
 
@@ -207,8 +218,37 @@ class ClientConnection(Peer):
         if self.tunnel is not None:
             self.tunnel(data)
             return
+        if self._refusal is not None:
+            return  # a refusal waits for the request before it; read nothing more
+        if self._held or len(self.pending) >= _MAX_PIPELINED:
+            self._held.append(data)  # parsed when the requests before it are served
+            self.pause_reading()
+            return
+        current = self.current
+        if len(data) > _FEED_SLICE and (current is None or current.body_complete):
+            # A large read outside a request body may hold many pipelined requests: parse it
+            # a slice at a time so the queue of parsed requests stays bounded.
+            for start in range(0, len(data), _FEED_SLICE):
+                if len(self.pending) >= _MAX_PIPELINED:
+                    self._held.append(data[start:])
+                    self.pause_reading()
+                    return
+                self._feed(data[start : start + _FEED_SLICE])
+                if self.closed or self._refusal is not None or self.tunnel is not None:
+                    return
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
+            if self._reading_head:
+                # llhttp keeps a header that has not ended in its own buffer: bound it here.
+                self._head_fed += len(data)
+                if self._head_fed > 2 * self.server.max_header_bytes:
+                    raise _HeadersTooLarge
+        except _HeadersTooLarge:
+            self._refuse(431, "headers_too_large", "request headers are too large")
         except HttpParserUpgrade as upgrade:
             # The rest belongs to the upgraded protocol; hold it until the tunnel is up.
             exchange = self.pending[-1] if self.pending else self.current
@@ -234,39 +274,41 @@ class ClientConnection(Peer):
             self.current.task.cancel()
         self.pending.clear()
 
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self.on_backpressure is not None:
-            self.on_backpressure(True)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self.on_backpressure is not None:
-            self.on_backpressure(False)
-
     # -- llhttp callbacks ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._url = b""
+        self._in_trailers = False
+        self._reading_head = True
+        self._head_fed = 0
+        self._url = []
         self._headers = []
         self._header_bytes = 0
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        self._url.append(url)
         self._header_bytes += len(url)
+        if self._header_bytes > self.server.max_header_bytes:
+            raise _HeadersTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > self.server.max_header_bytes:
             raise _HeadersTooLarge
-        self._headers.append((name, value))
+        if not self._in_trailers:
+            # llhttp reports a chunked body's trailers through here too: they count toward
+            # the limit but never become headers of the request already on its way.
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._in_trailers = True
+        self._reading_head = False
+        if self._header_bytes > self.server.max_header_bytes:
+            raise _HeadersTooLarge
         parser = self.parser
         exchange = Exchange(
             self,
             parser.get_method().decode("ascii"),
-            self._url,
+            b"".join(self._url),
             self._headers,
             parser.get_http_version(),
             parser.should_keep_alive() and not self.server.closing,
@@ -276,6 +318,8 @@ class ClientConnection(Peer):
             self._start(exchange)
         else:
             self.pending.append(exchange)
+            if len(self.pending) >= _MAX_PIPELINED:
+                self.pause_reading()  # a client may not queue requests without limit
 
     def on_body(self, data: bytes) -> None:
         exchange = self.pending[-1] if self.pending else self.current
@@ -307,11 +351,26 @@ class ClientConnection(Peer):
         self.last_active = self.loop.time()
         if self.closed:
             return
-        if not exchange.keep_alive or self.server.closing or not exchange.body_complete:
+        if self._refusal is not None and not self.pending:
+            status, code, message = self._refusal
+            self.write(json_error(status, code, message, request_id="-", keep_alive=False))
+            self.close()
+        elif not exchange.keep_alive or self.server.closing or not exchange.body_complete:
             # An unread request body would be parsed as the next request: close instead.
             self.close()
         elif self.pending:
             self._start(self.pending.popleft())
+            if len(self.pending) < _MAX_PIPELINED and self._refusal is None:
+                held, self._held = self._held, []
+                for data in held:
+                    self.data_received(data)
+                if not self._held:
+                    self.resume_reading()
+        elif exchange.upgrade and self.tunnel is None:
+            # The worker did not switch protocols: this connection speaks HTTP again.
+            self.resume_reading()
+            if exchange.upgrade_tail:
+                self.data_received(exchange.upgrade_tail)
 
     async def drain(self) -> None:
         await self.wait_writable()
@@ -319,10 +378,22 @@ class ClientConnection(Peer):
             raise ConnectionResetError("the client closed the connection")
 
     def _refuse(self, status: int, code: str, message: str) -> None:
-        if self.current is None or not self.current.response_started:
-            self.write(json_error(status, code, message, request_id="-", keep_alive=False))
-        if self.current is not None and self.current.task is not None:
-            self.current.task.cancel()
+        """Answer a request that cannot be parsed, then close. Requests received before it
+        are answered first: the refusal waits its turn."""
+        current = self.current
+        if current is not None and current.body_complete:
+            # The fault is in a later, pipelined request: finish the ones before it first.
+            self._refusal = (status, code, message)
+            self.pause_reading()
+            return
+        if current is not None:
+            # The fault is in the body being forwarded: that request cannot complete.
+            if current.task is not None:
+                current.task.cancel()
+            if current.response_started:
+                self.close()
+                return
+        self.write(json_error(status, code, message, request_id="-", keep_alive=False))
         self.close()
 
 
@@ -335,11 +406,13 @@ class ProxyServer:
         *,
         max_header_bytes: int,
         keepalive_timeout_s: float,
+        body_timeout_s: float = 60.0,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.serve = serve
         self.max_header_bytes = max_header_bytes
         self.keepalive_timeout_s = keepalive_timeout_s
+        self.body_timeout_s = body_timeout_s
         self.connections: set[ClientConnection] = set()
         self.closing = False
         self.active = 0  # exchanges being served

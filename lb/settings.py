@@ -89,6 +89,9 @@ class LBSettings(BaseSettings):
         ge=0,
         description="Request bodies up to this size are kept so a refused POST can be retried.",
     )
+    client_body_timeout_s: float = Field(
+        60.0, gt=0, description="Longest silence while a client sends a request body."
+    )
     shutdown_timeout_s: float = Field(
         30.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
     )

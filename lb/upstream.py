@@ -53,6 +53,7 @@ class UpstreamConnection(Peer):
         self.complete = False
         self.received_any = False
         self.head_only = False
+        self.request_sent = False  # the whole request went out (else the framing is unknown)
         self.body: list[bytes] = []
         self.sink: Callable[[bytes], None] | None = None
         self.upgrade_tail = b""
@@ -104,7 +105,13 @@ class UpstreamConnection(Peer):
 
     @property
     def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.closed and not self.head_only
+        return (
+            self.request_sent
+            and self.complete
+            and self.keep_alive
+            and not self.closed
+            and not self.head_only
+        )
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -219,6 +226,7 @@ class UpstreamPool:
         self._connect_timeout_s = connect_timeout_s
         self._idle: list[UpstreamConnection] = []
         self._all: set[UpstreamConnection] = set()
+        self.retired = False  # the instance left: connections close when released
 
     async def acquire(self) -> tuple[UpstreamConnection, bool]:
         """A connection and whether it was reused; raises UpstreamError(reached=False)."""
@@ -244,9 +252,13 @@ class UpstreamPool:
         return protocol
 
     def release(self, conn: UpstreamConnection) -> None:
-        if conn.reusable:
+        if conn.reusable and not self.retired:
             conn.idle_since = self.loop.time()
             conn.sink = None
+            conn.on_backpressure = None
+            # Paused for a slow client by the last read of its response: the next request
+            # must find it reading.
+            conn.resume_reading()
             self._idle.append(conn)
         else:
             conn.close()
