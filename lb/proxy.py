@@ -366,7 +366,7 @@ class Proxy:
                 conn.write(head)
                 await self._send_body(ex, conn)
             # Only a connection whose request went out whole may carry another one.
-            conn.request_sent = True
+            conn.request_sent = not conn.head_ready or ex.body_complete
             await conn.wait_head(self._first_byte_timeout_s)
         except TimeoutError as exc:
             conn.close()
@@ -439,6 +439,11 @@ class Proxy:
                 raise BodyTooLarge
             conn.write(chunk(piece) if chunked else piece)
             await conn.drain()
+            if conn.head_ready:
+                # The worker answered before taking the whole body: pass the answer on and
+                # send no more. Neither connection can carry another request after this.
+                ex.keep_alive = False
+                return
         if chunked:
             conn.write(LAST_CHUNK)
 

@@ -33,6 +33,11 @@ _LOW_WATER: Final = 64 * 1024
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_PIPELINED: Final = 16  # parsed requests waiting their turn before reading pauses
 _FEED_SLICE: Final = 4096
+_LINGER_S: Final = 5.0  # how long unread request bytes are discarded before closing
+
+
+def _discard(data: bytes) -> None:
+    pass
 
 
 class _HeadersTooLarge(Exception):
@@ -355,8 +360,10 @@ class ClientConnection(Peer):
             status, code, message = self._refusal
             self.write(json_error(status, code, message, request_id="-", keep_alive=False))
             self.close()
-        elif not exchange.keep_alive or self.server.closing or not exchange.body_complete:
+        elif not exchange.body_complete:
             # An unread request body would be parsed as the next request: close instead.
+            self._linger()
+        elif not exchange.keep_alive or self.server.closing:
             self.close()
         elif self.pending:
             self._start(self.pending.popleft())
@@ -371,6 +378,19 @@ class ClientConnection(Peer):
             self.resume_reading()
             if exchange.upgrade_tail:
                 self.data_received(exchange.upgrade_tail)
+
+    def _linger(self) -> None:
+        """Close after an answer given before the request body was read. Closing at once with
+        unread data would reset the connection and could destroy the answer on its way to the
+        client, so: stop writing, discard what still comes, and close after a grace time."""
+        transport = self.transport
+        if transport is None or self.closed or not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self.tunnel = _discard
+        self.resume_reading()
+        self.loop.call_later(_LINGER_S, self.close)
 
     async def drain(self) -> None:
         await self.wait_writable()

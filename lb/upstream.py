@@ -42,6 +42,7 @@ class UpstreamConnection(Peer):
         self.parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
         self.on_close: Callable[[], None] | None = None
+        self._drainer: asyncio.Future[None] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -69,9 +70,15 @@ class UpstreamConnection(Peer):
         self.head_only = head_only
 
     async def drain(self) -> None:
-        """Wait while the worker is slower to read than we are to send (request bodies)."""
-        await self.wait_writable()
-        if self.closed:
+        """Wait while the worker is slower to read than we are to send (request bodies), or
+        until it answers: a worker may answer (413, say) without reading the rest."""
+        if self.writing_paused and not self.head_ready:
+            waiter = self._drainer = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._drainer = None
+        if self.closed and not self.head_ready:
             raise self.error or UpstreamError("connection closed", reached=True)
 
     async def wait_head(self, timeout_s: float) -> None:
@@ -131,6 +138,14 @@ class UpstreamConnection(Peer):
             self._fail(UpstreamError(f"invalid response from the worker: {exc}", reached=True))
             self.close()
 
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._wake_drainer()
+
+    def _wake_drainer(self) -> None:
+        if self._drainer is not None and not self._drainer.done():
+            self._drainer.set_result(None)
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.pool.discard(self)
@@ -161,6 +176,7 @@ class UpstreamConnection(Peer):
         self.status = status
         self.keep_alive = self.parser.should_keep_alive()
         self.head_ready = True
+        self._wake_drainer()
         if self.head_only:
             self.complete = True
         waiter = self._head_waiter

@@ -198,11 +198,6 @@ async def test_the_body_of_an_upgrade_request_reaches_a_worker_that_does_not_swi
 # -- a worker that answers before it has read the whole request body -------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker's early response (413 before reading the upload) is never passed on: "
-    "the proxy keeps pushing the body into a worker that stopped reading, forever",
-)
 async def test_an_early_response_to_an_upload_reaches_the_client(start_lb: StartLB) -> None:
     async def refuse(
         head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
