@@ -335,12 +335,12 @@ class SqliteStore(Store):
         if not run_ids:
             return set()
         marks = ", ".join("?" for _ in run_ids)
-        async with self._conn.execute(
+        rows = await self._conn.execute_fetchall(
             f"UPDATE gf_runs SET lease_expires_at = ? WHERE worker_id = ? AND status IN "
             f"{_ACTIVE} AND run_id IN ({marks}) RETURNING run_id",
             (self._lease_until(), worker_id, *run_ids),
-        ) as cur:
-            renewed = {row[0] for row in await cur.fetchall()}
+        )
+        renewed = {row[0] for row in rows}
         await self._conn.commit()
         return renewed
 
@@ -357,16 +357,18 @@ class SqliteStore(Store):
                 "executing it stopped before it ended",
             }
         )
-        async with self._conn.execute(
+        # execute_fetchall runs each statement to its end in one call: a RETURNING statement
+        # left half-read would make a commit by another coroutine on this connection fail.
+        rows = await self._conn.execute_fetchall(
             f"UPDATE gf_runs SET status = 'error', error = ?, lease_expires_at = NULL, "
             f"updated_at = ? WHERE {expired} AND attempt >= ? RETURNING {_RUN_COLUMNS}",
             (error, now.isoformat(), now.timestamp(), max_attempts),
-        ) as cur:
-            abandoned = [run_from_row(row) for row in await cur.fetchall()]
+        )
+        abandoned = [run_from_row(row) for row in rows]
         claimed: list[RunRecord] = []
         if limit > 0 and graph_ids:
             graphs = ", ".join("?" for _ in graph_ids)
-            async with self._conn.execute(
+            rows = await self._conn.execute_fetchall(
                 f"UPDATE gf_runs SET worker_id = ?, lease_expires_at = ?, attempt = attempt + 1, "
                 f"updated_at = ? WHERE run_id IN (SELECT r.run_id FROM gf_runs r WHERE "
                 f"r.{expired} AND r.graph_id IN ({graphs}) AND NOT EXISTS (SELECT 1 FROM "
@@ -381,11 +383,8 @@ class SqliteStore(Store):
                     *graph_ids,
                     limit,
                 ),
-            ) as cur:
-                claimed = sorted(
-                    (run_from_row(row) for row in await cur.fetchall()),
-                    key=lambda r: r.created_at,
-                )
+            )
+            claimed = sorted((run_from_row(row) for row in rows), key=lambda r: r.created_at)
         if abandoned:
             await self._conn.execute(
                 "UPDATE gf_threads SET status = 'error', updated_at = ? WHERE status = 'busy' "
