@@ -117,6 +117,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
             lease_s=settings.run_lease_s,
             sweep_interval_s=settings.sweep_interval_s,
             max_attempts=settings.run_max_attempts,
+            on_abandoned=webhooks.on_run_abandoned,
         )
         await relay.start(manager.apply_command)
         loops = [

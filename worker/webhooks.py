@@ -27,6 +27,7 @@ from worker.api.views import run_view
 from worker.errors import Unprocessable
 from worker.runs.active import ActiveRun
 from worker.settings import WorkerSettings
+from worker.store.base import RunRecord
 
 log = structlog.get_logger("worker.webhooks")
 
@@ -94,6 +95,22 @@ class WebhookSender:
         if hook_event is not None:
             for url in self._settings.webhook_urls:
                 self._send(url, {"event": hook_event, "run": view}, hook_event)
+
+    def on_run_abandoned(self, record: RunRecord) -> None:
+        """Recovery listener: a run failed after its last attempt's worker stopped."""
+        now = datetime.now(UTC).isoformat()
+        view = run_view(record) | {
+            "status": record.status,
+            "run_ended_at": now,
+            "webhook_sent_at": now,
+            "values": None,
+            "error": record.error,
+        }
+        webhook = record.kwargs.get("webhook")
+        if isinstance(webhook, str) and webhook:
+            self._send(webhook, view, "run.ended")
+        for url in self._settings.webhook_urls:
+            self._send(url, {"event": "graph.failed", "run": view}, "graph.failed")
 
     def _send(self, url: str, body: Any, event: str) -> None:
         task = asyncio.create_task(self._deliver(url, jsonutil.dumps(body), event))

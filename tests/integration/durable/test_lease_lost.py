@@ -1,12 +1,15 @@
-"""A worker that stalled past its lease and finds its run taken stops it, writing nothing."""
+"""Leases: a worker that stalled past its lease and finds its run taken stops it, writing
+nothing; a run out of attempts fails with an error that says so."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
-from tests.integration.worker.conftest import WorkerFactory, eventually
+from tests.integration.worker.conftest import WorkerFactory, eventually, free_port
 from worker.keys import STORE
 
 pytestmark = pytest.mark.integration
@@ -41,3 +44,48 @@ async def test_a_run_claimed_elsewhere_is_stopped_here_without_a_word(
         assert (record.status, record.worker_id, record.attempt) == ("running", "ghost", 2)
     finally:
         await sdk.aclose()
+
+
+async def test_a_run_out_of_attempts_fails_saying_so_and_tells_the_hooks(
+    make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    received: list[Any] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    store_url = f"sqlite:///{tmp_path}/w.sqlite"
+    first = await make_worker(store=store_url, sweep_interval_s=60, instance_id="first")
+    sdk = first.client()
+    try:
+        thread_id = (await sdk.threads.create())["thread_id"]
+        run = await sdk.runs.create(thread_id, "pipeline", input={"delay_s": 10})
+        await eventually(lambda: first.manager.running == 1)
+        await first.manager.release_all()  # as at a shutdown past its timeout
+        # A worker allowing one execution finds the run spent: it fails it, and says why.
+        second = await make_worker(
+            store=store_url,
+            run_max_attempts=1,
+            sweep_interval_s=0.05,
+            webhook_urls=[f"http://127.0.0.1:{port}/hook"],
+        )
+        await eventually(lambda: bool(received))
+        record = await second.app[STORE].get_run(run["run_id"])
+        assert record is not None
+        assert record.status == "error"
+        assert record.error is not None
+        assert record.error["error"] == "RunAbandoned"
+        assert "after 1 attempts" in record.error["message"]
+        assert received[0]["event"] == "graph.failed"
+        assert received[0]["run"]["run_id"] == run["run_id"]
+        assert (await sdk.threads.get(thread_id))["status"] == "error"
+    finally:
+        await sdk.aclose()
+        await runner.cleanup()
