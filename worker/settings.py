@@ -17,6 +17,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lb.settings import load_settings as shared_load_settings
+from lb.settings import settings_parser
+
 ENV_PREFIX = "WORKER_"
 EXAMPLES_GRAPHS = Path(__file__).parent / "examples" / "langgraph.json"
 
@@ -155,31 +158,17 @@ class WorkerSettings(BaseSettings):
         return "worker-" + re.sub(r"[^A-Za-z0-9]+", "-", self.url.split("://", 1)[-1]).strip("-")
 
 
-def _env_name(field: str) -> str:
-    return ENV_PREFIX + field.upper()
+_DESCRIPTION = (
+    "graphfleet worker: runs LangGraph graphs behind the load balancer. "
+    "Every flag can also be set by its environment variable; flags win."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """One ``--flag`` per setting; flags default to "unset" so the environment shows through."""
-    parser = argparse.ArgumentParser(
-        prog="python -m worker",
-        description="graphfleet worker: runs LangGraph graphs behind the load balancer. "
-        "Every flag can also be set by its environment variable; flags win.",
-    )
-    for name, field in WorkerSettings.model_fields.items():
-        default = field.default
-        shown = "(none)" if default in (None, "") else str(default)
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            default=argparse.SUPPRESS,
-            metavar=_env_name(name),
-            help=f"{field.description} [env {_env_name(name)}; default {shown}]",
-        )
-    return parser
+    """One ``--flag`` per setting, with its environment variable and default."""
+    return settings_parser(WorkerSettings, "python -m worker", ENV_PREFIX, _DESCRIPTION)
 
 
 def load_settings(argv: Sequence[str] | None = None) -> WorkerSettings:
     """Settings from the environment, overridden by command-line flags in ``argv``."""
-    args: dict[str, Any] = vars(build_parser().parse_args(argv))
-    return WorkerSettings(**args)
+    return shared_load_settings(WorkerSettings, argv, "python -m worker", ENV_PREFIX, _DESCRIPTION)

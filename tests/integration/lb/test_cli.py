@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lb.settings import LBSettings
+from lb.settings import LBSettings, shown_default
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,8 @@ def test_help_lists_each_setting_with_its_env_var_and_default(help_text: str, na
     env = f"LB_{name.upper()}"
 
     assert f"--{name.replace('_', '-')} {env} " in help_text
-    assert f"[env {env}; default: {field.default}]" in help_text
+    assert f"[env {env}; default: {shown_default(field)}]" in help_text
+    assert "PydanticUndefined" not in help_text
 
 
 @pytest.mark.parametrize(

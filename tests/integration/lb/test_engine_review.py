@@ -140,8 +140,8 @@ async def test_request_trailers_never_become_headers_for_the_worker(
         response = await _read_response(reader)
     finally:
         writer.close()
-    # Trailers arrive after any check of the head was made; today they are promoted to header
-    # fields (and X-Forwarded-For from a trailer replaces the client's real address).
+    # Trailers arrive after any check of the head was made: promoted to header fields, they
+    # could smuggle anything (an X-Forwarded-For from a trailer would replace the client's).
     assert response.startswith(b"HTTP/1.1 200"), response[:200]
     assert b'"body_length": 5' in response
     assert b"X-Smuggled" not in response, response

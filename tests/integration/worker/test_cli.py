@@ -34,7 +34,7 @@ def test_help_lists_every_setting_with_env_var_and_default() -> None:
     for name in WorkerSettings.model_fields:
         assert f"--{name.replace('_', '-')}" in text
         assert f"env WORKER_{name.upper()}" in text
-    assert "default 8" in text  # WORKER_MAX_CONCURRENCY
+    assert "default: 8" in text  # WORKER_MAX_CONCURRENCY
 
 
 def test_bad_graph_spec_fails_naming_the_graph(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from lb.settings import LBSettings
+from lb.settings import LBSettings, shown_default
 from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).parents[3]
@@ -15,13 +15,11 @@ README = (ROOT / "README.md").read_text()
 
 
 def _rows(model: type[BaseSettings], prefix: str) -> list[tuple[str, str]]:
-    rows = []
-    for name, field in model.model_fields.items():
-        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
-        shown = str(default).lower() if isinstance(default, bool) else str(default)
-        shown = shown.replace(f"{ROOT}/", "")  # paths inside the project, as the README shows them
-        rows.append((f"{prefix}{name.upper()}", shown if shown not in ("", "None") else "(none)"))
-    return rows
+    # Paths inside the project are shown relative to it, as the README shows them.
+    return [
+        (f"{prefix}{name.upper()}", shown_default(field).replace(f"{ROOT}/", ""))
+        for name, field in model.model_fields.items()
+    ]
 
 
 @pytest.mark.parametrize(("variable", "default"), _rows(LBSettings, "LB_"))

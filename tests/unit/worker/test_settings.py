@@ -54,4 +54,4 @@ def test_store_urls() -> None:
 def test_help_mentions_env_and_default() -> None:
     text = " ".join(build_parser().format_help().split())
     assert "WORKER_SHUTDOWN_TIMEOUT_S" in text
-    assert "default 30.0" in text
+    assert "default: 30.0" in text
