@@ -29,6 +29,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # Then the project itself, as a regular (non-editable) install: the final image needs only
 # /opt/venv, not the sources.
 COPY README.md ./
+COPY common ./common
 COPY lb ./lb
 COPY worker ./worker
 RUN --mount=type=cache,target=/root/.cache/uv \

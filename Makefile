@@ -34,13 +34,13 @@ test-unit: $(STAMP)
 	$(VENV)/bin/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lb worker tests bench
-	$(VENV)/bin/ruff format --check lb worker tests bench
+	$(VENV)/bin/ruff check common lb worker tests bench
+	$(VENV)/bin/ruff format --check common lb worker tests bench
 	$(VENV)/bin/mypy
 
 fmt: $(STAMP)
-	$(VENV)/bin/ruff format lb worker tests bench
-	$(VENV)/bin/ruff check --fix lb worker tests bench
+	$(VENV)/bin/ruff format common lb worker tests bench
+	$(VENV)/bin/ruff check --fix common lb worker tests bench
 
 bench: $(STAMP)
 	bash bench/run.sh

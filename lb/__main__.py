@@ -9,9 +9,10 @@ import sys
 import prometheus_client
 import structlog
 
+from common.logs import configure_logging
+from common.settings import load_settings
 from lb.app import ConfigError, LoadBalancer
-from lb.logs import configure_logging
-from lb.settings import LBSettings, load_settings
+from lb.settings import LBSettings
 
 log = structlog.get_logger("lb")
 

@@ -13,22 +13,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from common.contract import affinity_key
 from lb.registry import Clock
-
-_PREFIXES = ("/threads/", "/executions/")
 
 
 def key_from_path(path: str) -> str | None:
     """``/threads/abc/runs`` → ``thread:abc``; ``/executions/x`` → ``execution:x``."""
-    for prefix in _PREFIXES:
-        if path.startswith(prefix):
-            rest = path[len(prefix) :]
-            end = rest.find("/")
-            ident = rest if end < 0 else rest[:end]
-            if not ident or ident == "search":
-                return None
-            return ("thread:" if prefix == "/threads/" else "execution:") + ident
-    return None
+    return affinity_key(path)
 
 
 def key_from_location(location: str) -> str | None:

@@ -26,6 +26,8 @@ import orjson
 import structlog
 from yarl import URL
 
+from common.contract import creates_work as creates_work_request
+from common.contract import is_at_capacity
 from lb.affinity import AffinityTable, key_from_location, key_from_path
 from lb.ejection import OutlierDetector
 from lb.metrics import LBMetrics
@@ -50,7 +52,6 @@ log = structlog.get_logger("lb.proxy")
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # A 503 body this small is read to see whether it is the worker's ``at_capacity`` promise.
 _AT_CAPACITY_PEEK_BYTES: Final = 65536
-_RUN_CREATION: Final = ("/runs", "/runs/wait", "/runs/stream")
 
 
 class BodyTooLarge(Exception):
@@ -257,7 +258,7 @@ class Proxy:
         method = ex.method
         path = ex.path
         key = "thread:" + ex.thread_id.decode("latin-1") if ex.thread_id else key_from_path(path)
-        creates_work = method == "POST" and path.endswith(_RUN_CREATION)
+        creates_work = creates_work_request(method, path)
 
         body: bytes | None = None
         replayable = True
@@ -456,10 +457,9 @@ class Proxy:
         if b"at_capacity" not in body:
             return False
         try:
-            error = orjson.loads(body).get("error")
-        except (orjson.JSONDecodeError, AttributeError):
+            return is_at_capacity(orjson.loads(body))
+        except orjson.JSONDecodeError:
             return False
-        return isinstance(error, dict) and error.get("code") == "at_capacity"
 
     def _response_head(
         self, ex: Exchange, conn: UpstreamConnection, instance: Instance, request_id: str

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 StrategyName = Literal["least_loaded", "round_robin", "random", "power_of_two"]
 AutoscaleBackend = Literal["off", "local", "kubernetes", "docker"]
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 class LBSettings(BaseSettings):
@@ -214,45 +210,3 @@ class LBSettings(BaseSettings):
 
     def instance_urls(self) -> list[str]:
         return [url.strip() for url in self.instances.split(",") if url.strip()]
-
-
-def shown_default(field: FieldInfo) -> str:
-    """A setting's default as ``--help`` and the README show it."""
-    default = field.get_default(call_default_factory=True)
-    if default is None or default == "":
-        return "(none)"
-    return str(default).lower() if isinstance(default, bool) else str(default)
-
-
-def settings_parser(
-    model: type[BaseSettings],
-    prog: str,
-    env_prefix: str,
-    description: str = "Every option may also be set by its environment variable.",
-) -> argparse.ArgumentParser:
-    """An argparse parser with one ``--flag`` per setting, documenting env var and default.
-    Flags left out are absent from the namespace, so the environment shows through."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    for name, field in model.model_fields.items():
-        env = f"{env_prefix}{name.upper()}"
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=name,
-            default=argparse.SUPPRESS,
-            metavar=env,
-            help=f"{field.description} [env {env}; default: {shown_default(field)}]",
-        )
-    return parser
-
-
-def load_settings(
-    model: type[SettingsT],
-    argv: Sequence[str] | None,
-    prog: str,
-    env_prefix: str,
-    description: str = "Every option may also be set by its environment variable.",
-) -> SettingsT:
-    """Environment first, then command-line flags on top."""
-    args = settings_parser(model, prog, env_prefix, description).parse_args(argv)
-    overrides: dict[str, Any] = vars(args)
-    return model(**overrides)

@@ -26,6 +26,7 @@ import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError
 
+from common.urls import redact
 from lb.control import Membership
 
 log = structlog.get_logger("lb.shared")
@@ -81,7 +82,7 @@ class SharedRegistry:
             await pubsub.subscribe(self._channel)
             await self._sync(client)
             self.connected = True
-            log.info("shared_registry_connected", url=_redact(self._url))
+            log.info("shared_registry_connected", url=redact(self._url))
             next_resync = time.monotonic() + self._resync_interval_s
             while True:
                 message = await pubsub.get_message(
@@ -135,10 +136,3 @@ class SharedRegistry:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _redact(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"

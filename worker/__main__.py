@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from lb.logs import configure_logging
+from common.logs import configure_logging
 from worker.app import create_app, drain
 from worker.graphs import GraphLoadError
 from worker.settings import WorkerSettings, load_settings

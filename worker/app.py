@@ -18,6 +18,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from common.urls import redact
 from worker.api import ops, runs, simple, threads, ws
 from worker.api.errors import error_middleware
 from worker.fleet import FleetMembership
@@ -125,7 +126,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(recovery.sweep_forever(), name="recovery-sweeper"),
         ]
         app[METRICS].capacity.set(settings.max_concurrency)
-        log.info("worker ready", graphs=graphs.names, store=_redacted(settings.store))
+        log.info("worker ready", graphs=graphs.names, store=redact(settings.store))
         yield
         # The heartbeat stops last of all run activity would be better, but release_all()
         # expires the leases anyway: renewing them after that would only delay the claim.
@@ -137,15 +138,6 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     finally:
         await relay.close()
         await store.close()
-
-
-def _redacted(url: str) -> str:
-    """``url`` without its password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 async def _fleet(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,8 @@ for the client: they never include a stack trace.
 
 from __future__ import annotations
 
+from common.contract import AT_CAPACITY
+
 
 class ApiError(Exception):
     status: int = 500
@@ -43,4 +45,4 @@ class Unprocessable(ApiError):
 class AtCapacity(ApiError):
     """503 ``at_capacity``: refused before anything was done, so any worker may retry it."""
 
-    status, code = 503, "at_capacity"
+    status, code = 503, AT_CAPACITY

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lb.settings import load_settings as shared_load_settings
-from lb.settings import settings_parser
+from common.settings import load_settings as shared_load_settings
+from common.settings import settings_parser
 
 ENV_PREFIX = "WORKER_"
 EXAMPLES_GRAPHS = Path(__file__).parent / "examples" / "langgraph.json"

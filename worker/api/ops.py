@@ -8,6 +8,7 @@ from importlib import metadata
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from common.contract import HEALTH_PATH, HealthBody
 from worker.api.errors import json_response
 from worker.keys import GRAPHS, MANAGER, METRICS, SETTINGS, STARTED_AT
 
@@ -22,7 +23,7 @@ def _version() -> str:
 async def health(request: web.Request) -> web.Response:
     """What the LB's health checks read; 503 while draining (healthy, but no new work)."""
     manager = request.app[MANAGER]
-    body = {
+    body: HealthBody = {
         "status": "draining" if manager.draining else "ok",
         "timestamp": datetime.now(UTC).isoformat(),
         "current_load": manager.load,
@@ -69,7 +70,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/health", health)
+    app.router.add_get(HEALTH_PATH, health)
     app.router.add_get("/ok", ok)
     app.router.add_get("/info", info)
     app.router.add_get("/metrics", metrics)

@@ -12,8 +12,8 @@ import pytest
 
 from lb.app import LoadBalancer
 from lb.settings import LBSettings
-from tests.integration.lb.conftest import eventually
 from tests.integration.lb.processes import start_lb_process
+from tests.support import eventually
 
 FAKE_WORKER = f"{sys.executable} -m tests.fake_worker_process"
 

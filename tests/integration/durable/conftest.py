@@ -21,7 +21,8 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from tests.integration.worker.conftest import eventually, free_port, make_worker
+from tests.integration.worker.conftest import make_worker
+from tests.support import eventually, free_port
 
 __all__ = ["make_worker"]
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.integration.durable.conftest import ProcessFactory, read_steps
-from tests.integration.worker.conftest import eventually
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 

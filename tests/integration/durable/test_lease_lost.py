@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.integration.worker.conftest import WorkerFactory, eventually, free_port
+from tests.integration.worker.conftest import WorkerFactory
+from tests.support import eventually, free_port
 from worker.keys import STORE
 
 pytestmark = pytest.mark.integration

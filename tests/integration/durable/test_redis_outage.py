@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from tests.integration.worker.conftest import WorkerFactory, eventually, free_port
+from tests.integration.worker.conftest import WorkerFactory
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
 STEPS = ["extract", "transform", "load"]

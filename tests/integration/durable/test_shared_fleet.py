@@ -8,7 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.worker.conftest import Worker, WorkerFactory, eventually
+from tests.integration.worker.conftest import Worker, WorkerFactory
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 STEPS = ["extract", "transform", "load"]

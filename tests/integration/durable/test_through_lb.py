@@ -15,7 +15,7 @@ from langgraph_sdk import get_client
 from lb.app import LoadBalancer
 from lb.settings import LBSettings
 from tests.integration.durable.conftest import ProcessFactory, WorkerProcess, read_steps
-from tests.integration.worker.conftest import eventually
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 STEPS = ["first", "second", "third"]

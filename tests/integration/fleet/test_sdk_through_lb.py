@@ -17,8 +17,8 @@ from langgraph_sdk.client import LangGraphClient
 
 from lb.app import LoadBalancer
 from lb.settings import LBSettings
-from tests.integration.lb.conftest import eventually
 from tests.integration.worker.conftest import Worker, WorkerFactory
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 

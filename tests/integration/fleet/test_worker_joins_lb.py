@@ -13,8 +13,7 @@ import pytest
 
 from lb.app import LoadBalancer
 from lb.settings import LBSettings
-from tests.integration.lb.conftest import eventually
-from tests.integration.lb.processes import free_port
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
 TOKEN = "join-token"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,22 +12,7 @@ import pytest
 from lb.app import LoadBalancer
 from lb.settings import LBSettings
 from tests.fakes import FakeWorker
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool] | bool], timeout_s: float = 10.0, interval_s: float = 0.02
-) -> None:
-    """Poll ``check`` until it is true, failing after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(interval_s)
+from tests.support import eventually
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import pytest
 from lb.app import ConfigError, LoadBalancer
 from lb.settings import LBSettings
 from tests.fakes import FakeWorker
-from tests.integration.lb.conftest import StartLB, eventually, url
+from tests.integration.lb.conftest import StartLB, url
+from tests.support import eventually
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from lb.settings import LBSettings, shown_default
+from common.settings import shown_default
+from lb.settings import LBSettings
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from lb.app import LoadBalancer
 from lb.server import ClientConnection
 from lb.upstream import UpstreamConnection
 from tests.fakes import FakeWorker
-from tests.integration.lb.conftest import StartLB, eventually
+from tests.integration.lb.conftest import StartLB
+from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(20)
 

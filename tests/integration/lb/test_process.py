@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from tests.fakes import FakeWorker
-from tests.integration.lb.conftest import eventually
 from tests.integration.lb.processes import LBProcess, start_lb_process
+from tests.support import eventually
 
 
 async def _read_all(pending: asyncio.Task[aiohttp.ClientResponse]) -> bytes:

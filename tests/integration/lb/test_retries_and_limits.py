@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 import pytest
 
 from tests.fakes import FakeWorker
-from tests.integration.lb.conftest import StartLB, eventually, url
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.integration.lb.conftest import StartLB, url
+from tests.support import eventually, free_port
 
 
 async def test_post_to_an_unreachable_instance_is_sent_to_another(
@@ -226,7 +220,7 @@ async def test_thread_header_is_an_affinity_key(
 async def test_unreachable_static_instance_never_becomes_routable(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     balancer = await start_lb(workers[:1], expect_routable=1, instances=f"{workers[0].url},{dead}")
     assert balancer.fleet is not None
     registry = balancer.fleet.registry

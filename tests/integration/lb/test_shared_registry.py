@@ -14,8 +14,9 @@ import pytest
 import redis.asyncio as redis
 
 from tests.fakes import FakeWorker
-from tests.integration.lb.conftest import StartLB, eventually, url
-from tests.integration.lb.processes import free_port, start_lb_process
+from tests.integration.lb.conftest import StartLB, url
+from tests.integration.lb.processes import start_lb_process
+from tests.support import eventually, free_port
 
 TOKEN = "shared-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

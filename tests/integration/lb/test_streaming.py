@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 
 from tests.fakes import FakeWorker
-from tests.integration.lb.conftest import StartLB, eventually, url
+from tests.integration.lb.conftest import StartLB, url
+from tests.support import eventually
 
 
 async def test_sse_events_arrive_one_by_one(

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from langgraph_sdk.errors import ConflictError
 
-from tests.integration.worker.conftest import FakeLbAdmin, WorkerFactory, eventually, free_port
+from tests.integration.worker.conftest import FakeLbAdmin, WorkerFactory
+from tests.support import eventually, free_port
 from worker.app import drain
 
 pytestmark = pytest.mark.integration

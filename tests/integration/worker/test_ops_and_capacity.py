@@ -9,7 +9,8 @@ import httpx
 import pytest
 from langgraph_sdk.errors import InternalServerError
 
-from tests.integration.worker.conftest import WorkerFactory, eventually
+from tests.integration.worker.conftest import WorkerFactory
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,8 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
-from tests.integration.worker.conftest import Worker, eventually
+from tests.integration.worker.conftest import Worker
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 

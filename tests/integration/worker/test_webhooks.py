@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 from langgraph_sdk.errors import UnprocessableEntityError
 
-from tests.integration.worker.conftest import WorkerFactory, eventually, free_port
+from tests.integration.worker.conftest import WorkerFactory
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,8 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.integration.worker.conftest import WorkerFactory, eventually
+from tests.integration.worker.conftest import WorkerFactory
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from lb.registry import Health, Instance, Registry
 from lb.routing import Router
 from lb.settings import LBSettings
 from lb.strategies import make_strategy
-from tests.integration.lb.conftest import eventually
+from tests.support import eventually
 
 
 class Clock:

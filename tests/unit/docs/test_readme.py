@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from lb.settings import LBSettings, shown_default
+from common.settings import shown_default
+from lb.settings import LBSettings
 from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).parents[3]

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from lb.settings import LBSettings, load_settings
+from common.settings import load_settings
+from lb.settings import LBSettings
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,73 @@
+"""The contract between the load balancer and its workers, beyond plain HTTP.
+
+Both sides import these names, so a path added to the worker cannot be forgotten by the LB:
+
+- which requests *create work* (a run): only those count against a worker's capacity at the
+  LB, and only those may be sent to a worker that is draining;
+- which paths *name* a thread or an execution: the LB keeps them on the worker that holds them;
+- the ``at_capacity`` promise: a worker answering ``503 {"error": {"code": "at_capacity"}}``
+  did nothing, so the LB may send the same request to another worker;
+- the health body: ``GET /health`` answers ``{"status", "timestamp", "current_load",
+  "max_capacity", ...}``, 503 while draining.
+"""
+
+from __future__ import annotations
+
+from typing import Final, TypedDict
+
+HEALTH_PATH: Final = "/health"
+AT_CAPACITY: Final = "at_capacity"
+THREAD_HEADER: Final = "X-Thread-ID"
+
+# POST paths that start a run. The LangGraph API's are suffixes of /threads/{id}/... too.
+RUN_CREATING_SUFFIXES: Final = ("/runs", "/runs/wait", "/runs/stream", "/runs/batch")
+RUN_CREATING_PATHS: Final = frozenset({"/graphs/execute"})
+
+# Paths whose second segment names where the work lives: /threads/{id}/..., /executions/{id}.
+THREAD_PREFIX: Final = "/threads/"
+EXECUTION_PREFIX: Final = "/executions/"
+# Second segments under /threads/ that are collection actions, not thread ids.
+_THREAD_ACTIONS: Final = frozenset({"search", "count", "prune"})
+
+
+class HealthBody(TypedDict, total=False):
+    status: str  # "ok" or "draining"
+    timestamp: str
+    current_load: int  # runs in progress plus queued
+    max_capacity: int
+    running: int
+    queued: int
+    instance_id: str
+
+
+def creates_work(method: str, path: str) -> bool:
+    """Whether a request starts a run (and so takes one of a worker's capacity slots)."""
+    return method == "POST" and (path.endswith(RUN_CREATING_SUFFIXES) or path in RUN_CREATING_PATHS)
+
+
+def affinity_key(path: str) -> str | None:
+    """The thread or execution a path names: ``/threads/abc/runs`` → ``thread:abc``,
+    ``/executions/x`` → ``execution:x``; ``None`` for anything else."""
+    if path.startswith(THREAD_PREFIX):
+        kind, rest = "thread:", path[len(THREAD_PREFIX) :]
+    elif path.startswith(EXECUTION_PREFIX):
+        kind, rest = "execution:", path[len(EXECUTION_PREFIX) :]
+    else:
+        return None
+    ident = rest.partition("/")[0]
+    if not ident or (kind == "thread:" and ident in _THREAD_ACTIONS):
+        return None
+    return kind + ident
+
+
+def at_capacity_body(message: str) -> dict[str, dict[str, str]]:
+    """The body of a worker's ``503 at_capacity`` answer."""
+    return {"error": {"code": AT_CAPACITY, "message": message}}
+
+
+def is_at_capacity(body: object) -> bool:
+    """Whether a decoded JSON body is a worker's ``at_capacity`` promise."""
+    if not isinstance(body, dict):
+        return False
+    error = body.get("error")
+    return isinstance(error, dict) and error.get("code") == AT_CAPACITY
