@@ -311,6 +311,11 @@ class LoadBalancer:
         assert self._admin_runner is not None
         return int(self._admin_runner.addresses[0][1])
 
+    @property
+    def active_exchanges(self) -> int:
+        """Requests the proxy port is serving right now (0 when idle or stopped)."""
+        return self._server.active if self._server is not None else 0
+
     async def stop(self) -> None:
         """Stop accepting, drain in-flight work up to the shutdown timeout, then close."""
         if self.fleet is not None:
