@@ -40,6 +40,8 @@ class Request:
     body: bytes
     chunked: bool
     raw: bytes  # the exact bytes of this request on the wire
+    connection: int = -1  # which of the worker's logged connections carried it
+    position: int = 0  # its place on that connection (0: the first request)
 
     def header(self, name: bytes) -> list[bytes]:
         return [v for n, v in self.headers if n.lower() == name]
@@ -191,6 +193,8 @@ class ByteWorker:
         log = bytearray()
         pending = b""
         logged = False
+        served = 0
+        index = -1
         try:
             while data := await reader.read(65536):
                 if b"GET /health HTTP/1.1\r\n" in data and not logged:
@@ -199,6 +203,7 @@ class ByteWorker:
                     continue
                 if not logged:
                     self.connections.append(log)
+                    index = len(self.connections) - 1
                     logged = True
                 log += data
                 pending += data
@@ -208,6 +213,9 @@ class ByteWorker:
                     self.errors.append(str(exc))
                     return
                 for request in requests:
+                    request.connection = index
+                    request.position = served
+                    served += 1
                     self.requests.append(request)
                     reply = self.script(request)
                     writer.write(reply.data)
