@@ -437,6 +437,35 @@ REQUESTS: tuple[Case, ...] = (
         True,
         (_GET_A,),
     ),
+    Case(
+        "http_10_chunked",
+        "§6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing",
+        b"POST /a HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        (400,),
+        True,
+    ),
+    Case(
+        "target_asterisk_get",
+        "§3.2.4: the asterisk form is for OPTIONS only",
+        b"GET * HTTP/1.1\r\nHost: h\r\n\r\n",
+        (400,),
+        True,
+    ),
+    Case(
+        "target_relative",
+        "§3.2: a request target is origin, absolute, authority or asterisk form",
+        b"GET admin HTTP/1.1\r\nHost: h\r\n\r\n",
+        (400,),
+        True,
+    ),
+    Case(
+        "options_asterisk",
+        "§3.2.4: OPTIONS * is forwarded",
+        b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        (200,),
+        False,
+        ((b"OPTIONS", b"*", b""),),
+    ),
     # -- pipelining after an error -----------------------------------------------------------
     Case(
         "error_then_pipelined",
