@@ -34,3 +34,23 @@ def test_a_layer_does_not_import_the_layers_above_it(layer: str) -> None:
         if any(_within(target, above) for above in RULES[layer])
     )
     assert offenders == []
+
+
+HANDLERS = (
+    "worker.api.ops",
+    "worker.api.runs",
+    "worker.api.simple",
+    "worker.api.threads",
+    "worker.api.ws",
+)
+
+
+def test_handler_modules_share_logic_through_the_run_service_not_each_other() -> None:
+    graph = _graph()
+    offenders = sorted(
+        f"{name} imports {target}"
+        for name in HANDLERS
+        for target in graph[name]
+        if target in HANDLERS and target != name
+    )
+    assert offenders == []
