@@ -277,7 +277,6 @@ class RunManager:
     # the run's task
 
     async def _drive(self, run: ActiveRun) -> None:
-        graph = run.entry.graph
         outcome: executor.Outcome | None = None
         started = asyncio.get_running_loop().time()
         structlog.contextvars.bind_contextvars(run_id=run.run_id, thread_id=run.thread_id)
@@ -303,7 +302,7 @@ class RunManager:
                 )
                 async with asyncio.timeout(run.spec.timeout_s):
                     outcome = await executor.execute(
-                        graph, run.record, spec, run.control, self._emitter(run)
+                        run.entry, run.record, spec, run.control, self._emitter(run)
                     )
                 if outcome.state == "paused" and run.stop_action != "pause":
                     outcome = executor.Outcome("cancelled", outcome.output)
