@@ -106,10 +106,12 @@ def _wait_ok(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: floa
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise OracleError(f"langgraph dev exited {proc.returncode}:\n{_tail(log)}")
-        with contextlib.suppress(OSError, urllib.error.URLError):
-            with urllib.request.urlopen(f"{url}/ok", timeout=1.0) as response:
-                if response.status == 200:
-                    return
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(f"{url}/ok", timeout=1.0) as response,
+        ):
+            if response.status == 200:
+                return
         # A child process, not a coroutine: polling it from a sync fixture is the only way.
         time.sleep(0.2)
     raise OracleError(f"langgraph dev not ready within {timeout_s} s:\n{_tail(log)}")
