@@ -63,7 +63,9 @@ GRAPHS_CONFIG = GRAPHS_DIR / "langgraph.json"
 KEPT_KEYS = frozenset(
     {"status", "multitask_strategy", "type", "graph_id", "event", "on_completion", "role"}
 )
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_UUID = re.compile(f"^{_UUID_TEXT}$", re.I)
+_EMBEDDED_UUID = re.compile(_UUID_TEXT, re.I)
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}")
 
 
@@ -177,8 +179,8 @@ def _scalar_shape(key: str | None, value: Any) -> Any:
     if isinstance(value, str):
         if _UUID.match(value):
             return "<uuid>"
-        if key in KEPT_KEYS:
-            return value
+        if key in KEPT_KEYS:  # an event name may carry a namespace: "updates|child:<uuid>"
+            return _EMBEDDED_UUID.sub("<uuid>", value)
         return "<timestamp>" if _TIMESTAMP.match(value) else "str"
     return type(value).__name__
 
@@ -204,8 +206,5 @@ def normalised(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [normalised(v) for v in value]
     if isinstance(value, str):
-        if _UUID.match(value):
-            return "<uuid>"
-        if _TIMESTAMP.match(value):
-            return "<timestamp>"
+        return "<timestamp>" if _TIMESTAMP.match(value) else _EMBEDDED_UUID.sub("<uuid>", value)
     return value
