@@ -79,7 +79,7 @@ async def _open_store(
     )
     await store.open()
     try:
-        graphs = compile_graphs(objects, store.checkpointer)
+        graphs = await compile_graphs(objects, store.checkpointer)
         for entry in graphs:
             await store.ensure_assistant(entry.assistant_id, entry.graph_id)
         # Runs a previous life of this worker held cannot be running: claimable at once.

@@ -111,7 +111,7 @@ class RunDriver:
         )
         async with asyncio.timeout(run.spec.timeout_s):
             outcome = await executor.execute(
-                run.entry.graph, run.record, spec, run.control, self._announcer.emitter(run)
+                run.entry, run.record, spec, run.control, self._announcer.emitter(run)
             )
         if outcome.state == "paused" and run.stop_action != "pause":
             outcome = executor.Outcome("cancelled", outcome.output)
