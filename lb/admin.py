@@ -19,10 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
 from lb.app import FLEET
-from lb.control import Conflict
 from lb.errors import error_response
-from lb.registry import INSTANCE_ID, Instance
-from lb.strategies import STRATEGIES, make_strategy
+from lb.fleet.control import Conflict
+from lb.fleet.registry import INSTANCE_ID, Instance
+from lb.routing.strategies import STRATEGIES, make_strategy
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -22,21 +22,21 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from lb.affinity import AffinityTable
 from lb.autoscaler.backends.base import ScalingBackend
 from lb.autoscaler.loop import Autoscaler, policy_config
-from lb.control import Membership
-from lb.ejection import OutlierDetector
-from lb.health import CheckResult, HealthChecker
+from lb.fleet.control import Membership
+from lb.fleet.ejection import OutlierDetector
+from lb.fleet.health import CheckResult, HealthChecker
+from lb.fleet.redis_registry import SharedRegistry
+from lb.fleet.registry import Clock, Instance, Registry, instance_id_for_url
+from lb.fleet.statefile import StateFileWriter, load_records
+from lb.http.server import ProxyServer
 from lb.metrics import LBMetrics
 from lb.proxy import Proxy, Upstreams
-from lb.registry import Clock, Instance, Registry, instance_id_for_url
-from lb.routing import Router
-from lb.server import ProxyServer
+from lb.routing.affinity import AffinityTable
+from lb.routing.router import Router
+from lb.routing.strategies import make_strategy
 from lb.settings import LBSettings
-from lb.shared import SharedRegistry
-from lb.statefile import StateFileWriter, load_records
-from lb.strategies import make_strategy
 
 log = structlog.get_logger("lb")
 

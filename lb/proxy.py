@@ -1,7 +1,7 @@
 """The proxy's request path: route, forward, stream back, and account for every request.
 
-Per request: pick an instance (see :mod:`lb.routing`), send the request head and body to it,
-and pass the response back — in one write when it is complete on arrival, otherwise piece by
+Per request: pick an instance (see :mod:`lb.routing.router`), send the request head and body
+to it, and pass the response back — in one write when it is complete on arrival, otherwise piece by
 piece straight from the worker's socket to the client's with back-pressure both ways. The
 instance's in-flight count is raised when it is chosen and lowered in a ``finally`` after the
 last byte, so long streams and WebSockets count for their whole life.
@@ -28,15 +28,11 @@ from yarl import URL
 
 from common.contract import creates_work as creates_work_request
 from common.contract import is_at_capacity
-from lb.affinity import AffinityTable, key_from_location, key_from_path
-from lb.ejection import OutlierDetector
-from lb.metrics import LBMetrics
-from lb.registry import Instance
-from lb.routing import NoInstance, Router
-from lb.server import ClientConnection, Exchange
-from lb.settings import LBSettings
-from lb.upstream import UpstreamConnection, UpstreamError, UpstreamPool
-from lb.wire import (
+from lb.fleet.ejection import OutlierDetector
+from lb.fleet.registry import Instance
+from lb.http.server import ClientConnection, Exchange
+from lb.http.upstream import UpstreamConnection, UpstreamError, UpstreamPool
+from lb.http.wire import (
     CRLF,
     HOP_BY_HOP,
     LAST_CHUNK,
@@ -46,6 +42,10 @@ from lb.wire import (
     reason,
     without_named,
 )
+from lb.metrics import LBMetrics
+from lb.routing.affinity import AffinityTable, key_from_location, key_from_path
+from lb.routing.router import NoInstance, Router
+from lb.settings import LBSettings
 
 log = structlog.get_logger("lb.proxy")
 

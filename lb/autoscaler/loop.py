@@ -21,10 +21,10 @@ from prometheus_client import Counter, Gauge
 
 from lb.autoscaler.backends.base import BackendError, ScalingBackend
 from lb.autoscaler.policy import Decision, Observation, PolicyConfig, PolicyState, decide
-from lb.control import Membership
+from lb.fleet.control import Membership
+from lb.fleet.registry import Clock, Instance, Registry
 from lb.metrics import PREFIX, LBMetrics
-from lb.registry import Clock, Instance, Registry
-from lb.routing import Router
+from lb.routing.router import Router
 from lb.settings import LBSettings
 
 log = structlog.get_logger("lb.autoscaler")

@@ -26,8 +26,8 @@ import aiohttp
 import structlog
 
 from lb.autoscaler.backends.base import BackendError
-from lb.control import Membership
-from lb.registry import Instance
+from lb.fleet.control import Membership
+from lb.fleet.registry import Instance
 
 log = structlog.get_logger("lb.autoscaler.local")
 

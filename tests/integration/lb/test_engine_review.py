@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from lb.app import LoadBalancer
-from lb.server import ClientConnection
-from lb.upstream import UpstreamConnection
+from lb.http.server import ClientConnection
+from lb.http.upstream import UpstreamConnection
 from tests.fakes import FakeWorker
 from tests.integration.lb.conftest import StartLB
 from tests.support import eventually

@@ -8,16 +8,16 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from lb.affinity import AffinityTable
 from lb.autoscaler.backends.base import BackendError
 from lb.autoscaler.loop import Autoscaler
 from lb.autoscaler.policy import Decision, PolicyConfig
-from lb.control import Membership
+from lb.fleet.control import Membership
+from lb.fleet.registry import Health, Instance, Registry
 from lb.metrics import LBMetrics
-from lb.registry import Health, Instance, Registry
-from lb.routing import Router
+from lb.routing.affinity import AffinityTable
+from lb.routing.router import Router
+from lb.routing.strategies import make_strategy
 from lb.settings import LBSettings
-from lb.strategies import make_strategy
 from tests.support import eventually
 
 

@@ -20,10 +20,10 @@ import aiohttp
 import orjson
 import structlog
 
-from lb.registry import Clock, Health, Instance, Registry, Snapshot
+from lb.fleet.registry import Clock, Health, Instance, Registry, Snapshot
 from lb.settings import LBSettings
 
-log = structlog.get_logger("lb.health")
+log = structlog.get_logger("lb.fleet.health")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,10 @@ import httptools
 import structlog
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
-from lb.peer import Peer
-from lb.wire import Headers, json_error
+from lb.http.peer import Peer
+from lb.http.wire import Headers, json_error
 
-log = structlog.get_logger("lb.server")
+log = structlog.get_logger("lb.http.server")
 
 _HIGH_WATER: Final = 256 * 1024  # request body bytes buffered before reading pauses
 _LOW_WATER: Final = 64 * 1024

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import structlog
 
-log = structlog.get_logger("lb.statefile")
+log = structlog.get_logger("lb.fleet.statefile")
 
 FORMAT_VERSION = 1
 _FIELDS = {"id": str, "url": str, "max_capacity": int, "weight": int}

@@ -19,8 +19,8 @@ from typing import Final
 import httptools
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
-from lb.peer import Peer
-from lb.wire import Headers
+from lb.http.peer import Peer
+from lb.http.wire import Headers
 
 _FINAL: Final = 200  # statuses below are interim (100 Continue, 103 Early Hints) and skipped
 
