@@ -163,7 +163,9 @@ class Autoscaler:
         await self.backend.prefer_victims(victims)
         for victim in victims:
             self._membership.drain(victim.id)
-            self._draining[victim.id] = asyncio.create_task(self._drain_then_stop(victim))
+            self._draining[victim.id] = asyncio.create_task(
+                self._drain_then_stop(victim), name="lb-autoscaler-drain"
+            )
 
     async def _drain_then_stop(self, victim: Instance) -> None:
         deadline = self._clock() + self._drain_timeout_s

@@ -121,7 +121,7 @@ class HealthChecker:
         for instance in snapshot.instances:
             if instance.id not in self._tasks:
                 self._tasks[instance.id] = asyncio.create_task(
-                    self._loop(instance.id), name=f"health:{instance.id}"
+                    self._loop(instance.id), name=f"lb-health:{instance.id}"
                 )
 
     async def _loop(self, instance_id: str) -> None:

@@ -32,7 +32,7 @@ from lb.fleet.control import Membership
 log = structlog.get_logger("lb.fleet.redis_registry")
 
 
-class SharedRegistry:
+class RedisRegistry:
     def __init__(
         self,
         url: str,

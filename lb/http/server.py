@@ -24,6 +24,7 @@ import structlog
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
 from lb.http.peer import Peer
+from lb.http.shutdown import ShutdownState
 from lb.http.wire import Headers, json_error
 
 log = structlog.get_logger("lb.http.server")
@@ -45,7 +46,11 @@ class _HeadersTooLarge(Exception):
 
 
 class Exchange:
-    """One request and its response on a client connection."""
+    """One request and its response on a client connection.
+
+    The engine knows what framing needs (length, chunking, ``Expect``, ``Host``); what the
+    headers mean beyond that (routing, forwarding) is the proxy's business.
+    """
 
     __slots__ = (
         "_body_waiter",
@@ -64,7 +69,6 @@ class Exchange:
         "response_started",
         "target",
         "task",
-        "thread_id",
         "upgrade",
         "upgrade_tail",
         "version",
@@ -79,6 +83,11 @@ class Exchange:
         version: str,
         keep_alive: bool,
         upgrade: bool,
+        *,
+        content_length: int | None,
+        chunked: bool,
+        expect_continue: bool,
+        host: bytes,
     ) -> None:
         self.conn = conn
         self.method = method
@@ -90,21 +99,10 @@ class Exchange:
         self.upgrade_tail = b""
         self.response_started = False
         self.task: asyncio.Task[None] | None = None
-        self.content_length: int | None = None
-        self.chunked = False
-        self.expect_continue = False
-        self.host = b""
-        self.thread_id = b""
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"content-length":
-                self.content_length = int(value)  # llhttp has checked it is a number
-            elif lower == b"transfer-encoding":
-                self.chunked = b"chunked" in value.lower()
-            elif lower == b"expect":
-                self.expect_continue = value.lower() == b"100-continue"
-            elif lower == b"host":
-                self.host = value
+        self.content_length = content_length
+        self.chunked = chunked
+        self.expect_continue = expect_continue
+        self.host = host
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self.body_seen = 0
@@ -208,6 +206,12 @@ class ClientConnection(Peer):
         self._url: list[bytes] = []
         self._headers: Headers = []
         self._header_bytes = 0
+        # The framing of the request being parsed, noted header by header as llhttp delivers
+        # them so the head is never scanned again to find it.
+        self._content_length: int | None = None
+        self._chunked = False
+        self._expect_continue = False
+        self._host = b""
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -288,6 +292,10 @@ class ClientConnection(Peer):
         self._url = []
         self._headers = []
         self._header_bytes = 0
+        self._content_length = None
+        self._chunked = False
+        self._expect_continue = False
+        self._host = b""
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -303,6 +311,15 @@ class ClientConnection(Peer):
             # llhttp reports a chunked body's trailers through here too: they count toward
             # the limit but never become headers of the request already on its way.
             self._headers.append((name, value))
+            lower = name.lower()
+            if lower == b"content-length":
+                self._content_length = int(value)  # llhttp has checked it is a number
+            elif lower == b"transfer-encoding":
+                self._chunked = b"chunked" in value.lower()
+            elif lower == b"expect":
+                self._expect_continue = value.lower() == b"100-continue"
+            elif lower == b"host":
+                self._host = value
 
     def on_headers_complete(self) -> None:
         self._in_trailers = True
@@ -316,8 +333,12 @@ class ClientConnection(Peer):
             b"".join(self._url),
             self._headers,
             parser.get_http_version(),
-            parser.should_keep_alive() and not self.server.closing,
+            parser.should_keep_alive() and not self.server.shutdown_state.begun,
             parser.should_upgrade(),
+            content_length=self._content_length,
+            chunked=self._chunked,
+            expect_continue=self._expect_continue,
+            host=self._host,
         )
         if self.current is None:
             self._start(exchange)
@@ -341,7 +362,7 @@ class ClientConnection(Peer):
     def _start(self, exchange: Exchange) -> None:
         self.current = exchange
         self.server.exchange_started()
-        exchange.task = self.loop.create_task(self._serve(exchange))
+        exchange.task = self.loop.create_task(self._serve(exchange), name="lb-exchange")
 
     async def _serve(self, exchange: Exchange) -> None:
         try:
@@ -363,7 +384,7 @@ class ClientConnection(Peer):
         elif not exchange.body_complete:
             # An unread request body would be parsed as the next request: close instead.
             self._linger()
-        elif not exchange.keep_alive or self.server.closing:
+        elif not exchange.keep_alive or self.server.shutdown_state.begun:
             self.close()
         elif self.pending:
             self._start(self.pending.popleft())
@@ -427,6 +448,7 @@ class ProxyServer:
         max_header_bytes: int,
         keepalive_timeout_s: float,
         body_timeout_s: float = 60.0,
+        shutdown_state: ShutdownState | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.serve = serve
@@ -434,7 +456,8 @@ class ProxyServer:
         self.keepalive_timeout_s = keepalive_timeout_s
         self.body_timeout_s = body_timeout_s
         self.connections: set[ClientConnection] = set()
-        self.closing = False
+        # Shared with whoever else must know the process is stopping (the proxy, /ready).
+        self.shutdown_state = shutdown_state or ShutdownState()
         self.active = 0  # exchanges being served
         self._all_done = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -444,7 +467,7 @@ class ProxyServer:
         self._server = await self.loop.create_server(
             lambda: ClientConnection(self), host, port, reuse_address=True, backlog=1024
         )
-        self._sweeper = self.loop.create_task(self._sweep_idle())
+        self._sweeper = self.loop.create_task(self._sweep_idle(), name="lb-idle-sweeper")
         return int(self._server.sockets[0].getsockname()[1])
 
     def exchange_started(self) -> None:
@@ -452,7 +475,7 @@ class ProxyServer:
 
     def exchange_done(self) -> None:
         self.active -= 1
-        if self.active == 0 and self.closing:
+        if self.active == 0 and self.shutdown_state.begun:
             self._all_done.set()
 
     async def _sweep_idle(self) -> None:
@@ -467,7 +490,7 @@ class ProxyServer:
 
     async def shutdown(self, timeout_s: float) -> None:
         """Stop accepting, finish what is in progress up to ``timeout_s``, cancel the rest."""
-        self.closing = True
+        self.shutdown_state.begin()
         if self._server is not None:
             self._server.close()
         if self._sweeper is not None:

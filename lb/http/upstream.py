@@ -244,6 +244,16 @@ class UpstreamPool:
         self._all: set[UpstreamConnection] = set()
         self.retired = False  # the instance left: connections close when released
 
+    @property
+    def connections(self) -> frozenset[UpstreamConnection]:
+        """Every open connection of this pool, busy or idle (a read-only view)."""
+        return frozenset(self._all)
+
+    @property
+    def idle_connections(self) -> tuple[UpstreamConnection, ...]:
+        """The kept-alive connections waiting for a request, least recently used first."""
+        return tuple(self._idle)
+
     async def acquire(self) -> tuple[UpstreamConnection, bool]:
         """A connection and whether it was reused; raises UpstreamError(reached=False)."""
         idle = self._idle

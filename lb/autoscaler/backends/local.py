@@ -170,7 +170,7 @@ class LocalBackend:
                 await process.wait()
                 raise
             self._workers[worker.id] = worker
-            worker.watcher = asyncio.create_task(self._watch(worker))
+            worker.watcher = asyncio.create_task(self._watch(worker), name="lb-local-watch")
             instance, _ = self._membership.register(
                 worker.url, worker.id, None, None, local_only=True
             )
@@ -207,7 +207,7 @@ class LocalBackend:
         log.warning("local_worker_died", instance_id=worker.id, returncode=code)
         self._workers.pop(worker.id, None)
         self._membership.forget(worker.id)
-        task = asyncio.create_task(self._replace())
+        task = asyncio.create_task(self._replace(), name="lb-local-replace")
         self._restarts.add(task)
         task.add_done_callback(self._restarts.discard)
 
