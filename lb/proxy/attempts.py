@@ -20,7 +20,7 @@ import orjson
 from common.contract import is_at_capacity
 from lb.fleet.ejection import OutlierDetector
 from lb.fleet.registry import Instance
-from lb.http.server import Exchange
+from lb.http.exchange import Exchange
 from lb.http.shutdown import ShutdownState
 from lb.http.upstream import UpstreamConnection, UpstreamError
 from lb.metrics import LBMetrics

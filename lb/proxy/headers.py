@@ -18,7 +18,7 @@ import secrets
 from typing import Final
 
 from common.contract import THREAD_HEADER, affinity_key, creates_work
-from lb.http.server import Exchange
+from lb.http.exchange import Exchange
 from lb.http.wire import CRLF, HOP_BY_HOP, Headers, connection_tokens, reason, without_named
 from lb.routing.affinity import key_from_location
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from lb.http.server import ClientConnection, Exchange
+from lb.http.exchange import Exchange
 from lb.http.upstream import UpstreamConnection, UpstreamError
 from lb.http.wire import LAST_CHUNK, chunk, json_error
 
@@ -92,7 +92,7 @@ async def stream(ex: Exchange, conn: UpstreamConnection, head: bytes, rechunk: b
 async def tunnel(ex: Exchange, conn: UpstreamConnection, head: bytes) -> None:
     """After a 101, pass bytes both ways untouched until either side closes."""
     ex.write(head)
-    client: ClientConnection = ex.conn
+    client = ex.conn
     closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def upstream_closed() -> None:

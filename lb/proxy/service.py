@@ -11,7 +11,7 @@ import time
 import structlog
 
 from lb.fleet.ejection import OutlierDetector
-from lb.http.server import Exchange
+from lb.http.exchange import Exchange
 from lb.http.shutdown import ShutdownState
 from lb.metrics import LBMetrics
 from lb.proxy.attempts import Forwarder
