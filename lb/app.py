@@ -300,6 +300,7 @@ class LoadBalancer:
             parts.proxy.serve,
             shutdown_state=parts.shutdown,
             max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_headers,
             keepalive_timeout_s=CLIENT_KEEPALIVE_S,
             body_timeout_s=settings.client_body_timeout_s,
         )
@@ -321,11 +322,6 @@ class LoadBalancer:
     def admin_port(self) -> int:
         assert self._admin_runner is not None
         return int(self._admin_runner.addresses[0][1])
-
-    @property
-    def active_exchanges(self) -> int:
-        """Requests the proxy port is serving right now (0 when idle or stopped)."""
-        return self._server.active if self._server is not None else 0
 
     async def stop(self) -> None:
         """Stop accepting, drain in-flight work up to the shutdown timeout, then close."""

@@ -82,6 +82,9 @@ class LBSettings(BaseSettings):
     max_header_bytes: int = Field(
         16384, gt=0, description="Largest total size of request headers; larger gets 431."
     )
+    max_headers: int = Field(
+        100, gt=0, description="Most header fields in a request; more gets 431 (HAProxy: 101)."
+    )
     replay_buffer_bytes: int = Field(
         65536,
         ge=0,

@@ -21,6 +21,16 @@ _LOW_WATER: Final = 64 * 1024
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+class RequestBodyError(Exception):
+    """The request body could not be parsed: the request fails with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
 class ClientPeer(Peer):
     """A client's connection as its exchanges see it."""
 
@@ -40,6 +50,7 @@ class Exchange:
     """
 
     __slots__ = (
+        "_body_error",
         "_body_waiter",
         "_buffered",
         "_chunks",
@@ -95,6 +106,7 @@ class Exchange:
         self.body_seen = 0
         self.body_complete = False
         self._body_waiter: asyncio.Future[None] | None = None
+        self._body_error: RequestBodyError | None = None
 
     @property
     def has_body(self) -> bool:
@@ -119,6 +131,16 @@ class Exchange:
         self.body_complete = True
         self.wake()
 
+    def fail_body(self, error: RequestBodyError) -> None:
+        """The rest of the body cannot be parsed: whoever reads it gets ``error``."""
+        self._body_error = error
+        self.wake()
+
+    def check_body(self) -> None:
+        """Raise the body's :class:`RequestBodyError`, if it has one."""
+        if self._body_error is not None:
+            raise self._body_error
+
     def wake(self) -> None:
         """Wake the reader of the body: more came, it ended, or the connection closed."""
         waiter = self._body_waiter
@@ -126,6 +148,8 @@ class Exchange:
             waiter.set_result(None)
 
     async def _wait_body(self) -> None:
+        if self._body_error is not None:
+            raise self._body_error
         if self.conn.closed:
             raise ConnectionResetError("the client closed the connection")
         if self.expect_continue and not self.response_started:
@@ -137,6 +161,8 @@ class Exchange:
             # and an in-flight slot forever.
             async with asyncio.timeout(self.conn.body_timeout_s):
                 await self._body_waiter
+            if self._body_error is not None:
+                raise self._body_error
         except TimeoutError:
             self.conn.close()
             raise ConnectionResetError("the client stopped sending its request body") from None

@@ -24,7 +24,7 @@ import httptools
 import structlog
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
-from lb.http.exchange import ClientPeer, Exchange
+from lb.http.exchange import ClientPeer, Exchange, RequestBodyError
 from lb.http.shutdown import ShutdownState
 from lb.http.wire import Headers, json_error
 
@@ -41,6 +41,31 @@ def _discard(data: bytes) -> None:
 
 class _HeadersTooLarge(Exception):
     pass
+
+
+class _Refused(Exception):
+    """A request head breaks a rule of RFC 9112: answer ``status`` and close."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+# What llhttp accepts that the LB refuses (RFC 9112; the section is given where each is raised).
+_TOO_MANY_HEADERS: Final = _Refused(431, "too_many_headers", "too many request header fields")
+_TWO_HOSTS: Final = _Refused(400, "bad_request", "more than one Host header")
+_NO_HOST: Final = _Refused(400, "bad_request", "an HTTP/1.1 request needs a Host header")
+_VERSION: Final = _Refused(505, "http_version_not_supported", "only HTTP/1.0 and 1.1 are spoken")
+_CODING: Final = _Refused(501, "not_implemented", "the only transfer coding taken is chunked")
+_TE_NOT_FINAL: Final = _Refused(400, "bad_request", "chunked is not the final transfer coding")
+_TE_IN_10: Final = _Refused(400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request")
+_TARGET: Final = _Refused(400, "bad_request", "malformed request target")
+# After an Upgrade request's head, llhttp hands the body over as the new protocol's bytes; a
+# head of the same framing in front of them makes it parse them as the body they are.
+_LENGTH_HEAD: Final = b"POST / HTTP/1.1\r\nHost: _\r\nContent-Length: %d\r\n\r\n"
+_CHUNKED_HEAD: Final = b"POST / HTTP/1.1\r\nHost: _\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 Serve = Callable[[Exchange], Awaitable[None]]
@@ -60,6 +85,9 @@ class ClientConnection(ClientPeer):
         self._reading_head = False
         self._head_fed = 0  # bytes received while a request head is incomplete
         self._refusal: tuple[int, str, str] | None = None  # sent once the current one is done
+        self._failed = False  # a request body could not be parsed: read nothing more
+        self._upgrading: Exchange | None = None  # waits for the worker's answer to an upgrade
+        self._resuming_body = False  # parsing the framing head put in front of a body
         self._held: list[bytes] = []  # received, not parsed yet: too many requests queued
         self._url: list[bytes] = []
         self._headers: Headers = []
@@ -69,7 +97,7 @@ class ClientConnection(ClientPeer):
         self._content_length: int | None = None
         self._chunked = False
         self._expect_continue = False
-        self._host = b""
+        self._host: bytes | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -85,7 +113,10 @@ class ClientConnection(ClientPeer):
         if self.tunnel is not None:
             self.tunnel(data)
             return
-        if self._refusal is not None:
+        if self._upgrading is not None:
+            self._upgrading.upgrade_tail += data  # the worker's answer decides what it is
+            return
+        if self._refusal is not None or self._failed:
             return  # a refusal waits for the request before it; read nothing more
         if self._held or len(self.pending) >= _MAX_PIPELINED:
             self._held.append(data)  # parsed when the requests before it are served
@@ -101,7 +132,10 @@ class ClientConnection(ClientPeer):
                     self.pause_reading()
                     return
                 self._feed(data[start : start + _FEED_SLICE])
-                if self.closed or self._refusal is not None or self.tunnel is not None:
+                if self.closed or self._refusal is not None or self._failed:
+                    return
+                if self._upgrading is not None:
+                    self._upgrading.upgrade_tail += data[start + _FEED_SLICE :]
                     return
             return
         self._feed(data)
@@ -117,18 +151,34 @@ class ClientConnection(ClientPeer):
         except _HeadersTooLarge:
             self._refuse(431, "headers_too_large", "request headers are too large")
         except HttpParserUpgrade as upgrade:
-            # The rest belongs to the upgraded protocol; hold it until the tunnel is up.
-            exchange = self.pending[-1] if self.pending else self.current
-            if exchange is not None:
-                exchange.upgrade_tail = data[upgrade.args[0] :]
-            self.pause_reading()
+            self._upgrade(data[upgrade.args[0] :])
         except HttpParserError as exc:
-            too_large = isinstance(exc.__context__, _HeadersTooLarge)
-            self._refuse(
-                431 if too_large else 400,
-                "headers_too_large" if too_large else "bad_request",
-                "request headers are too large" if too_large else "malformed HTTP request",
-            )
+            cause = exc.__context__
+            if isinstance(cause, _Refused):
+                self._refuse(cause.status, cause.code, cause.message)
+            elif isinstance(cause, _HeadersTooLarge):
+                self._refuse(431, "headers_too_large", "request headers are too large")
+            else:
+                self._refuse(400, "bad_request", "malformed HTTP request")
+
+    def _upgrade(self, tail: bytes) -> None:
+        exchange = self.pending[-1] if self.pending else self.current
+        if exchange is None:
+            return
+        if exchange.has_body:
+            # RFC 9110 section 7.8 lets a server ignore Upgrade: a request with a body goes
+            # on as an ordinary one (its task has not run yet), its body parsed as a body.
+            exchange.upgrade = False
+            exchange.body_complete = False  # llhttp ended the message at its head
+            self._resuming_body = True
+            framing = _CHUNKED_HEAD if exchange.chunked else _LENGTH_HEAD % exchange.content_length
+            self._feed(framing + tail)
+            return
+        # What follows is the new protocol's if the worker switches, the next request's if not:
+        # held until the worker has answered.
+        exchange.upgrade_tail = tail
+        self._upgrading = exchange
+        self.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -153,7 +203,7 @@ class ClientConnection(ClientPeer):
         self._content_length = None
         self._chunked = False
         self._expect_continue = False
-        self._host = b""
+        self._host = None
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -168,35 +218,53 @@ class ClientConnection(ClientPeer):
         if not self._in_trailers:
             # llhttp reports a chunked body's trailers through here too: they count toward
             # the limit but never become headers of the request already on its way.
-            self._headers.append((name, value))
+            headers = self._headers
+            if len(headers) >= self.server.max_headers:
+                raise _TOO_MANY_HEADERS
+            headers.append((name, value))
             lower = name.lower()
             if lower == b"content-length":
                 self._content_length = int(value)  # llhttp has checked it is a number
             elif lower == b"transfer-encoding":
-                self._chunked = b"chunked" in value.lower()
+                coding = value.strip().lower()
+                if coding != b"chunked":
+                    # RFC 9112 section 6.3 (4): chunked not final, 400; section 6.1: the LB
+                    # decodes no other coding, 501.
+                    final = coding.rsplit(b",", 1)[-1].strip() == b"chunked"
+                    raise _CODING if final else _TE_NOT_FINAL
+                self._chunked = True
             elif lower == b"expect":
                 self._expect_continue = value.lower() == b"100-continue"
             elif lower == b"host":
+                if self._host is not None:
+                    raise _TWO_HOSTS  # RFC 9112 section 3.2
                 self._host = value
 
     def on_headers_complete(self) -> None:
         self._in_trailers = True
         self._reading_head = False
+        if self._resuming_body:
+            self._resuming_body = False
+            return  # the framing head in front of an Upgrade request's body
         if self._header_bytes > self.server.max_header_bytes:
             raise _HeadersTooLarge
         parser = self.parser
+        version = parser.get_http_version()
+        target = b"".join(self._url)
+        method = parser.get_method().decode("ascii")
+        self._check_head(version, method, target)
         exchange = Exchange(
             self,
-            parser.get_method().decode("ascii"),
-            b"".join(self._url),
+            method,
+            target,
             self._headers,
-            parser.get_http_version(),
+            version,
             parser.should_keep_alive() and not self.server.shutdown_state.begun,
             parser.should_upgrade(),
             content_length=self._content_length,
             chunked=self._chunked,
             expect_continue=self._expect_continue,
-            host=self._host,
+            host=self._host or b"",
         )
         if self.current is None:
             self._start(exchange)
@@ -204,6 +272,19 @@ class ClientConnection(ClientPeer):
             self.pending.append(exchange)
             if len(self.pending) >= _MAX_PIPELINED:
                 self.pause_reading()  # a client may not queue requests without limit
+
+    def _check_head(self, version: str, method: str, target: bytes) -> None:
+        """The rules of RFC 9112 llhttp leaves to its user."""
+        if version != "1.1" and version != "1.0":
+            raise _VERSION  # section 2.6 (llhttp takes 0.9 and 2.0)
+        if self._host is None and version == "1.1":
+            raise _NO_HOST  # section 3.2
+        if self._chunked and version == "1.0":
+            raise _TE_IN_10  # section 6.1: faulty framing
+        if target[:1] != b"/" and not (
+            (target == b"*" and method == "OPTIONS") or target.startswith((b"http://", b"https://"))
+        ):
+            raise _TARGET  # section 3.2: origin, absolute or (for OPTIONS) asterisk form
 
     def on_body(self, data: bytes) -> None:
         exchange = self.pending[-1] if self.pending else self.current
@@ -254,6 +335,7 @@ class ClientConnection(ClientPeer):
                     self.resume_reading()
         elif exchange.upgrade and self.tunnel is None:
             # The worker did not switch protocols: this connection speaks HTTP again.
+            self._upgrading = None
             self.resume_reading()
             if exchange.upgrade_tail:
                 self.data_received(exchange.upgrade_tail)
@@ -279,19 +361,20 @@ class ClientConnection(ClientPeer):
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer a request that cannot be parsed, then close. Requests received before it
         are answered first: the refusal waits its turn."""
-        current = self.current
-        if current is not None and current.body_complete:
+        parsing = self.pending[-1] if self.pending else self.current
+        if parsing is not None and not parsing.body_complete:
+            # The fault is in the body of a request already handed over: that request fails
+            # in its turn, answered, logged and counted by whoever serves it; the connection
+            # closes after it.
+            self._failed = True
+            self.pause_reading()
+            parsing.fail_body(RequestBodyError(status, code, message))
+            return
+        if self.current is not None:
             # The fault is in a later, pipelined request: finish the ones before it first.
             self._refusal = (status, code, message)
             self.pause_reading()
             return
-        if current is not None:
-            # The fault is in the body being forwarded: that request cannot complete.
-            if current.task is not None:
-                current.task.cancel()
-            if current.response_started:
-                self.close()
-                return
         self.write(json_error(status, code, message, request_id="-", keep_alive=False))
         self.close()
 
@@ -305,12 +388,14 @@ class ProxyServer:
         *,
         max_header_bytes: int,
         keepalive_timeout_s: float,
+        max_headers: int = 100,
         body_timeout_s: float = 60.0,
         shutdown_state: ShutdownState | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.serve = serve
         self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
         self.keepalive_timeout_s = keepalive_timeout_s
         self.body_timeout_s = body_timeout_s
         self.connections: set[ClientConnection] = set()

@@ -23,6 +23,20 @@ from lb.http.peer import Peer
 from lb.http.wire import Headers
 
 _FINAL: Final = 200  # statuses below are interim (100 Continue, 103 Early Hints) and skipped
+# A worker's response head larger than this, or with more fields, is refused (502) rather than
+# held: nginx's proxy_buffer_size and HAProxy's tune.maxhdr play the same part.
+MAX_RESPONSE_HEAD_BYTES: Final = 65536
+MAX_RESPONSE_FIELDS: Final = 100
+
+
+class _BadResponse(Exception):
+    """The worker's response breaks a rule the proxy enforces (raised from llhttp callbacks)."""
+
+
+_HEAD_TOO_LARGE: Final = _BadResponse("the worker's response head is too large")
+_TOO_MANY_FIELDS: Final = _BadResponse("the worker's response has too many header fields")
+_UNASKED_101: Final = _BadResponse("101 to a request that did not ask to upgrade")
+_EXTRA_BYTES: Final = _BadResponse("bytes after a complete response")
 
 
 class UpstreamError(Exception):
@@ -43,6 +57,8 @@ class UpstreamConnection(Peer):
         self.idle_since = 0.0
         self.on_close: Callable[[], None] | None = None
         self._drainer: asyncio.Future[None] | None = None
+        self.in_use = False  # between begin() and the pool's release()
+        self.eof = False  # the worker closed its side
         self._reset()
 
     def _reset(self) -> None:
@@ -58,16 +74,22 @@ class UpstreamConnection(Peer):
         self.body: list[bytes] = []
         self.sink: Callable[[bytes], None] | None = None
         self.upgrade_tail = b""
+        self.upgrade_requested = False  # never pooled: the worker may have switched protocols
+        self._in_trailers = False
+        self._head_bytes = 0  # size of the head's fields so far
+        self._fed_bytes = 0  # bytes received before the head was whole
         self._head_waiter: asyncio.Future[None] | None = None
         self._done_waiter: asyncio.Future[None] | None = None
         self.error: UpstreamError | None = None
 
     # -- the proxy's side ----------------------------------------------------------------------
 
-    def begin(self, head_only: bool) -> None:
+    def begin(self, head_only: bool, upgrade: bool = False) -> None:
         """Start a new exchange on this (idle) connection."""
         self._reset()
         self.head_only = head_only
+        self.upgrade_requested = upgrade
+        self.in_use = True
 
     async def drain(self) -> None:
         """Wait while the worker is slower to read than we are to send (request bodies), or
@@ -118,6 +140,8 @@ class UpstreamConnection(Peer):
             and self.keep_alive
             and not self.closed
             and not self.head_only
+            and not self.upgrade_requested
+            and not self.eof
         )
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
@@ -127,16 +151,35 @@ class UpstreamConnection(Peer):
         if self.tunnel is not None:
             self.tunnel(data)
             return
+        if not self.in_use:
+            self.close()  # bytes on an idle connection answer nothing we sent
+            return
         try:
             self.parser.feed_data(data)
+            if not self.head_ready:
+                # llhttp keeps a header that has not ended in its own buffer: bound it here.
+                self._fed_bytes += len(data)
+                if self._fed_bytes > 2 * MAX_RESPONSE_HEAD_BYTES:
+                    raise _HEAD_TOO_LARGE
         except HttpParserUpgrade as upgrade:
             # 101 Switching Protocols: what follows the head is the tunnel's first bytes.
             self.upgrade_tail = data[upgrade.args[0] :]
             self.complete = True
             self._wake_done()
-        except HttpParserError as exc:
-            self._fail(UpstreamError(f"invalid response from the worker: {exc}", reached=True))
+        except (HttpParserError, _BadResponse) as exc:
+            if self.complete:
+                # RFC 9112 section 6.3: bytes after a whole response belong to no request of
+                # ours. The response stands; the connection is not trusted with another.
+                self.close()
+                return
+            cause = exc if isinstance(exc, _BadResponse) else exc.__context__
+            message = str(cause) if isinstance(cause, _BadResponse) else f"invalid response: {exc}"
+            self._fail(UpstreamError(message, reached=True))
             self.close()
+
+    def eof_received(self) -> bool | None:
+        self.eof = True  # noted at once: the pool must not hand this connection out again
+        return None
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -164,15 +207,31 @@ class UpstreamConnection(Peer):
     def on_status(self, status: bytes) -> None:
         self.reason += status
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            raise _EXTRA_BYTES
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_RESPONSE_HEAD_BYTES:
+            raise _HEAD_TOO_LARGE
+        if self._in_trailers:
+            return  # trailers are dropped (RFC 9112 section 7.1.2): never header fields
+        headers = self.headers
+        if len(headers) >= MAX_RESPONSE_FIELDS:
+            raise _TOO_MANY_FIELDS
+        headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if status < _FINAL and status != 101:
             self.headers = []  # an interim response: wait for the real one
             self.reason = b""
+            self._head_bytes = 0
             return
+        if status == 101 and not self.upgrade_requested:
+            raise _UNASKED_101  # RFC 9110 section 15.2.2: only to a request to upgrade
+        self._in_trailers = True
         self.status = status
         self.keep_alive = self.parser.should_keep_alive()
         self.head_ready = True
@@ -259,7 +318,7 @@ class UpstreamPool:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            if not conn.closed:
+            if not conn.closed and not conn.eof:
                 return conn, True
         return await self.connect(), False
 
@@ -278,6 +337,7 @@ class UpstreamPool:
         return protocol
 
     def release(self, conn: UpstreamConnection) -> None:
+        conn.in_use = False
         if conn.reusable and not self.retired:
             conn.idle_since = self.loop.time()
             conn.sink = None

@@ -75,6 +75,7 @@ class Forwarder:
 
     async def forward(self, ex: Exchange, request: OutgoingRequest) -> tuple[int, str, int]:
         """Serve ``ex``: its status, the instance that answered (or ``-``), the attempts."""
+        ex.check_body()  # a body already known to be malformed reaches no worker
         if ex.upgrade:
             pass
         elif ex.content_length is not None and ex.content_length <= self._replay_bytes:
@@ -136,11 +137,12 @@ class Forwarder:
             try:
                 await self._send(ex, instance, conn, request)
             except AttemptFailed as failure:
-                if not (reused and failure.stale and request.replayable):
+                if not (reused and failure.stale and failure.retryable and request.replayable):
                     raise
-                # A kept-alive connection the worker had just closed: nothing of ours was read
-                # (no byte came back), so send it again once, on a fresh connection to the same
-                # instance, as browsers and HAProxy do.
+                # A kept-alive connection the worker had just closed, no byte back: an
+                # idempotent request goes again once, on a fresh connection to the same
+                # instance, as browsers and HAProxy do. Anything else may have been received
+                # and acted on, so it is never sent twice (RFC 9110 section 9.2.2).
                 pool.release(conn)
                 try:
                     conn = await pool.connect()
@@ -149,6 +151,12 @@ class Forwarder:
                 await self._send(ex, instance, conn, request)
             status = conn.status
             response = ResponseHead(conn.headers)  # the one pass over the response headers
+            if response.fault is not None or (response.codings and ex.version != "1.1"):
+                # RFC 9112 section 6.1: a transfer coding cannot reach an HTTP/1.0 client.
+                fault = response.fault or "a transfer coding an HTTP/1.0 client cannot take"
+                self.outliers.failure(instance)
+                conn.close()
+                raise AttemptFailed(502, "bad_response", f"instance {instance.id}: {fault}", False)
             may_be_full = self._judge(instance, status) and request.replayable
             if may_be_full and await _is_at_capacity(conn, response):
                 raise AttemptFailed(503, "at_capacity", "every instance is at capacity", True)
@@ -190,7 +198,7 @@ class Forwarder:
         self, ex: Exchange, instance: Instance, conn: UpstreamConnection, request: OutgoingRequest
     ) -> None:
         """Send the request and wait for the response head."""
-        conn.begin(head_only=ex.method == "HEAD")
+        conn.begin(head_only=ex.method == "HEAD", upgrade=ex.upgrade)
         head = request.head
         if not ex.host:
             # HTTP/1.0 allowed leaving Host out; the HTTP/1.1 request we send may not.

@@ -23,6 +23,9 @@ from lb.http.wire import CRLF, HOP_BY_HOP, Headers, connection_tokens, reason, w
 from lb.routing.affinity import key_from_location
 
 _THREAD: Final = THREAD_HEADER.lower().encode()
+# Never hop-by-hop, whatever a Connection header names (RFC 9110 section 7.6.1): the framing
+# and Host belong to the message, and removing them would let its body become a request.
+_NOT_NAMEABLE: Final = frozenset({b"content-length", b"transfer-encoding", b"host"})
 
 
 class RequestIds:
@@ -77,11 +80,13 @@ def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
             continue
         if lower == b"expect":
             continue  # answered here (100 Continue) when the body is read
+        if lower == b"content-length":
+            continue  # the LB frames the body itself, below
         if lower == _THREAD:
             thread = value
         kept.append(name + b": " + value)
     if tokens:
-        kept = without_named(kept, tokens)  # named in Connection: hop-by-hop too
+        kept = without_named(kept, tokens - _NOT_NAMEABLE)  # named in Connection: hop-by-hop
     if not request_id:
         request_id = ids.next()
     peer = ex.conn.peer.encode()
@@ -90,8 +95,11 @@ def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
     if ex.host:
         kept.append(b"X-Forwarded-Host: " + ex.host)
     kept.append(b"X-Request-ID: " + request_id.encode())
+    # The framing llhttp parsed, written by the LB: the body it forwards is the one it framed.
     if ex.chunked:
         kept.append(b"Transfer-Encoding: chunked")
+    elif ex.content_length is not None:
+        kept.append(b"Content-Length: %d" % ex.content_length)
     if ex.upgrade and upgrade:
         kept.append(b"Connection: Upgrade")
         kept.append(b"Upgrade: " + upgrade)
@@ -105,7 +113,17 @@ class ResponseHead:
     """A worker's response head read in one pass: the lines to pass on, and what framing,
     the ``at_capacity`` check and affinity need from it."""
 
-    __slots__ = ("chunked", "content_length", "framed", "learned", "lines", "rechunk", "upgrade")
+    __slots__ = (
+        "chunked",
+        "codings",
+        "content_length",
+        "fault",
+        "framed",
+        "learned",
+        "lines",
+        "rechunk",
+        "upgrade",
+    )
 
     def __init__(self, headers: Headers) -> None:
         tokens: frozenset[bytes] = frozenset()
@@ -116,6 +134,9 @@ class ResponseHead:
         self.upgrade = b""
         self.learned: list[str] | None = None  # affinity keys named by Location headers
         self.rechunk = False  # decided by for_client: the body goes out re-chunked
+        self.codings = b""  # transfer codings other than chunked, passed on (RFC 9112 6.1)
+        self.fault: str | None = None  # why the response cannot be passed on (then 502)
+        transfer_codings: list[bytes] | None = None
         for name, value in headers:
             lower = name.lower()
             if lower in HOP_BY_HOP:
@@ -123,6 +144,9 @@ class ResponseHead:
                     tokens |= connection_tokens(value)
                 elif lower == b"transfer-encoding":
                     self.chunked = True
+                    if transfer_codings is None:
+                        transfer_codings = []
+                    transfer_codings += (c.strip().lower() for c in value.split(b","))
                 elif lower == b"upgrade":
                     self.upgrade = value
                 continue
@@ -137,7 +161,17 @@ class ResponseHead:
             elif lower == b"x-request-id":
                 continue  # ours is added (the worker echoes the same one)
             kept.append(name + b": " + value)
-        self.lines = without_named(kept, tokens) if tokens else kept
+        self.lines = without_named(kept, tokens - _NOT_NAMEABLE) if tokens else kept
+        if transfer_codings is not None and transfer_codings != [b"chunked"]:
+            self._codings(transfer_codings)
+
+    def _codings(self, codings: list[bytes]) -> None:
+        # RFC 9112 section 6.3: chunked must be the final coding, applied once; llhttp would
+        # read a body whose chunked is not final up to the connection's close.
+        if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
+            self.fault = "chunked is not the final transfer coding"
+        else:
+            self.codings = b", ".join(codings[:-1])
 
     def for_client(
         self,
@@ -159,7 +193,10 @@ class ResponseHead:
             kept.append(b"Upgrade: " + self.upgrade)
         elif not self.framed and not no_body:
             if self.chunked and ex.version == "1.1":
-                kept.append(b"Transfer-Encoding: chunked")
+                codings = self.codings
+                kept.append(
+                    b"Transfer-Encoding: " + (codings + b", chunked" if codings else b"chunked")
+                )
                 self.rechunk = True
             else:
                 ex.keep_alive = False  # the body ends when the connection closes

@@ -11,7 +11,7 @@ import time
 import structlog
 
 from lb.fleet.ejection import OutlierDetector
-from lb.http.exchange import Exchange
+from lb.http.exchange import Exchange, RequestBodyError
 from lb.http.shutdown import ShutdownState
 from lb.metrics import LBMetrics
 from lb.proxy.attempts import Forwarder
@@ -67,6 +67,13 @@ class Proxy:
             # aborted with it. An upgraded connection that ends this way ended normally.
             status = 101 if ex.upgrade and ex.response_started else 499
             raise
+        except RequestBodyError as exc:
+            # The client's body broke off malformed: its request fails, answered if nothing
+            # was sent yet; the connection closes after it.
+            status = exc.status
+            if not ex.response_started:
+                write_error(ex, exc.status, exc.code, exc.message, request_id)
+            ex.keep_alive = False
         except (ConnectionError, BodyTooLarge) as exc:
             status = 413 if isinstance(exc, BodyTooLarge) else 499
             if isinstance(exc, BodyTooLarge) and not ex.response_started:

@@ -151,8 +151,8 @@ async def test_response_trailers_never_pin_affinity(start_lb: StartLB, worker: B
     (response,) = await _exchange(balancer, b"GET /r HTTP/1.1\r\nHost: h\r\n\r\n")
     assert response.status == 200
     assert response.body == b"ok"
-    assert balancer.fleet is not None
-    assert balancer.fleet.affinity.get("thread:t1") is None
+    assert balancer.components is not None
+    assert balancer.components.affinity.get("thread:t1") is None
 
 
 async def _requests_counted(balancer: LoadBalancer, status_class: str) -> float:
@@ -185,7 +185,9 @@ async def test_a_malformed_chunked_body_in_the_heads_packet_leaves_nothing_count
         writer.close()
     assert response.status == 400
     # Counted as served, then released: shutdown has nothing to wait for.
-    await eventually(lambda: balancer.active_exchanges == 0, 5.0)
+    server = balancer.server
+    assert server is not None
+    await eventually(lambda: server.active == 0, 5.0)
     assert await _requests_counted(balancer, "4xx") == 1
     assert [r.target for r in worker.requests] == []
 
@@ -210,3 +212,25 @@ async def test_six_thousand_empty_headers_are_refused(
     )
     assert response.status == 431
     assert worker.requests == []
+
+
+async def test_the_body_of_an_upgrade_request_is_forwarded_whole_across_packets(
+    start_lb: StartLB, worker: ByteWorker
+) -> None:
+    balancer = await start_lb([worker])
+    reader, writer = await asyncio.open_connection("127.0.0.1", balancer.proxy_port)
+    try:
+        writer.write(
+            b"POST /u HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Content-Length: 11\r\n\r\nhel"
+        )
+        await eventually(lambda: balancer.server is not None and balancer.server.active == 1)
+        writer.write(b"lo worldGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+        responses = [await asyncio.wait_for(read_response(reader), 5.0) for _ in range(2)]
+    finally:
+        writer.close()
+    assert [r.status for r in responses] == [200, 200]
+    assert [(r.target, r.body) for r in worker.requests] == [
+        (b"/u", b"hello world"),
+        (b"/next", b""),
+    ]

@@ -162,9 +162,11 @@ def _check_client(client: int, specs: list[Spec], responses: list[Response], clo
 
 
 async def _idle(balancer: LoadBalancer) -> bool:
-    assert balancer.fleet is not None
-    instances = balancer.fleet.registry.snapshot.instances
-    return balancer.active_exchanges == 0 and all(i.load.inflight == 0 for i in instances)
+    assert balancer.components is not None
+    instances = balancer.components.registry.snapshot.instances
+    server = balancer.server
+    assert server is not None
+    return server.active == 0 and all(i.load.inflight == 0 for i in instances)
 
 
 async def test_the_worker_sees_exactly_the_requests_the_lb_answered(start_lb: StartLB) -> None:
