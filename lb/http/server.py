@@ -25,6 +25,14 @@ import structlog
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
 from lb.http.exchange import ClientPeer, Exchange, RequestBodyError
+from lb.http.rules import (
+    TOO_MANY_HEADERS,
+    TWO_HOSTS,
+    Refused,
+    body_framing_head,
+    check_head,
+    check_transfer_encoding,
+)
 from lb.http.shutdown import ShutdownState
 from lb.http.wire import Headers, json_error
 
@@ -41,31 +49,6 @@ def _discard(data: bytes) -> None:
 
 class _HeadersTooLarge(Exception):
     pass
-
-
-class _Refused(Exception):
-    """A request head breaks a rule of RFC 9112: answer ``status`` and close."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-# What llhttp accepts that the LB refuses (RFC 9112; the section is given where each is raised).
-_TOO_MANY_HEADERS: Final = _Refused(431, "too_many_headers", "too many request header fields")
-_TWO_HOSTS: Final = _Refused(400, "bad_request", "more than one Host header")
-_NO_HOST: Final = _Refused(400, "bad_request", "an HTTP/1.1 request needs a Host header")
-_VERSION: Final = _Refused(505, "http_version_not_supported", "only HTTP/1.0 and 1.1 are spoken")
-_CODING: Final = _Refused(501, "not_implemented", "the only transfer coding taken is chunked")
-_TE_NOT_FINAL: Final = _Refused(400, "bad_request", "chunked is not the final transfer coding")
-_TE_IN_10: Final = _Refused(400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request")
-_TARGET: Final = _Refused(400, "bad_request", "malformed request target")
-# After an Upgrade request's head, llhttp hands the body over as the new protocol's bytes; a
-# head of the same framing in front of them makes it parse them as the body they are.
-_LENGTH_HEAD: Final = b"POST / HTTP/1.1\r\nHost: _\r\nContent-Length: %d\r\n\r\n"
-_CHUNKED_HEAD: Final = b"POST / HTTP/1.1\r\nHost: _\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 Serve = Callable[[Exchange], Awaitable[None]]
@@ -154,7 +137,7 @@ class ClientConnection(ClientPeer):
             self._upgrade(data[upgrade.args[0] :])
         except HttpParserError as exc:
             cause = exc.__context__
-            if isinstance(cause, _Refused):
+            if isinstance(cause, Refused):
                 self._refuse(cause.status, cause.code, cause.message)
             elif isinstance(cause, _HeadersTooLarge):
                 self._refuse(431, "headers_too_large", "request headers are too large")
@@ -171,8 +154,7 @@ class ClientConnection(ClientPeer):
             exchange.upgrade = False
             exchange.body_complete = False  # llhttp ended the message at its head
             self._resuming_body = True
-            framing = _CHUNKED_HEAD if exchange.chunked else _LENGTH_HEAD % exchange.content_length
-            self._feed(framing + tail)
+            self._feed(body_framing_head(exchange.chunked, exchange.content_length) + tail)
             return
         # What follows is the new protocol's if the worker switches, the next request's if not:
         # held until the worker has answered.
@@ -220,24 +202,19 @@ class ClientConnection(ClientPeer):
             # the limit but never become headers of the request already on its way.
             headers = self._headers
             if len(headers) >= self.server.max_headers:
-                raise _TOO_MANY_HEADERS
+                raise Refused(*TOO_MANY_HEADERS)
             headers.append((name, value))
             lower = name.lower()
             if lower == b"content-length":
                 self._content_length = int(value)  # llhttp has checked it is a number
             elif lower == b"transfer-encoding":
-                coding = value.strip().lower()
-                if coding != b"chunked":
-                    # RFC 9112 section 6.3 (4): chunked not final, 400; section 6.1: the LB
-                    # decodes no other coding, 501.
-                    final = coding.rsplit(b",", 1)[-1].strip() == b"chunked"
-                    raise _CODING if final else _TE_NOT_FINAL
+                check_transfer_encoding(value)
                 self._chunked = True
             elif lower == b"expect":
                 self._expect_continue = value.lower() == b"100-continue"
             elif lower == b"host":
                 if self._host is not None:
-                    raise _TWO_HOSTS  # RFC 9112 section 3.2
+                    raise Refused(*TWO_HOSTS)
                 self._host = value
 
     def on_headers_complete(self) -> None:
@@ -252,7 +229,7 @@ class ClientConnection(ClientPeer):
         version = parser.get_http_version()
         target = b"".join(self._url)
         method = parser.get_method().decode("ascii")
-        self._check_head(version, method, target)
+        check_head(version, method, target, self._host is not None, self._chunked)
         exchange = Exchange(
             self,
             method,
@@ -272,19 +249,6 @@ class ClientConnection(ClientPeer):
             self.pending.append(exchange)
             if len(self.pending) >= _MAX_PIPELINED:
                 self.pause_reading()  # a client may not queue requests without limit
-
-    def _check_head(self, version: str, method: str, target: bytes) -> None:
-        """The rules of RFC 9112 llhttp leaves to its user."""
-        if version != "1.1" and version != "1.0":
-            raise _VERSION  # section 2.6 (llhttp takes 0.9 and 2.0)
-        if self._host is None and version == "1.1":
-            raise _NO_HOST  # section 3.2
-        if self._chunked and version == "1.0":
-            raise _TE_IN_10  # section 6.1: faulty framing
-        if target[:1] != b"/" and not (
-            (target == b"*" and method == "OPTIONS") or target.startswith((b"http://", b"https://"))
-        ):
-            raise _TARGET  # section 3.2: origin, absolute or (for OPTIONS) asterisk form
 
     def on_body(self, data: bytes) -> None:
         exchange = self.pending[-1] if self.pending else self.current
@@ -319,7 +283,7 @@ class ClientConnection(ClientPeer):
         if self._refusal is not None and not self.pending:
             status, code, message = self._refusal
             self.write(json_error(status, code, message, request_id="-", keep_alive=False))
-            self.close()
+            self._linger()  # the client may still be sending what was refused
         elif not exchange.body_complete:
             # An unread request body would be parsed as the next request: close instead.
             self._linger()
@@ -341,9 +305,10 @@ class ClientConnection(ClientPeer):
                 self.data_received(exchange.upgrade_tail)
 
     def _linger(self) -> None:
-        """Close after an answer given before the request body was read. Closing at once with
-        unread data would reset the connection and could destroy the answer on its way to the
-        client, so: stop writing, discard what still comes, and close after a grace time."""
+        """Close after an answer given before the client finished sending (an early answer to
+        an upload, a refusal). Closing at once with unread data would reset the connection and
+        could destroy the answer on its way to the client, so: stop writing, discard what still
+        comes, and close after a grace time."""
         transport = self.transport
         if transport is None or self.closed or not transport.can_write_eof():
             self.close()
@@ -376,7 +341,7 @@ class ClientConnection(ClientPeer):
             self.pause_reading()
             return
         self.write(json_error(status, code, message, request_id="-", keep_alive=False))
-        self.close()
+        self._linger()  # the client may still be sending what was refused
 
 
 class ProxyServer:

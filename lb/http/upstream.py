@@ -33,10 +33,10 @@ class _BadResponse(Exception):
     """The worker's response breaks a rule the proxy enforces (raised from llhttp callbacks)."""
 
 
-_HEAD_TOO_LARGE: Final = _BadResponse("the worker's response head is too large")
-_TOO_MANY_FIELDS: Final = _BadResponse("the worker's response has too many header fields")
-_UNASKED_101: Final = _BadResponse("101 to a request that did not ask to upgrade")
-_EXTRA_BYTES: Final = _BadResponse("bytes after a complete response")
+_HEAD_TOO_LARGE: Final = "the worker's response head is too large"
+_TOO_MANY_FIELDS: Final = "the worker's response has too many header fields"
+_UNASKED_101: Final = "101 to a request that did not ask to upgrade"
+_EXTRA_BYTES: Final = "bytes after a complete response"
 
 
 class UpstreamError(Exception):
@@ -160,7 +160,7 @@ class UpstreamConnection(Peer):
                 # llhttp keeps a header that has not ended in its own buffer: bound it here.
                 self._fed_bytes += len(data)
                 if self._fed_bytes > 2 * MAX_RESPONSE_HEAD_BYTES:
-                    raise _HEAD_TOO_LARGE
+                    raise _BadResponse(_HEAD_TOO_LARGE)
         except HttpParserUpgrade as upgrade:
             # 101 Switching Protocols: what follows the head is the tunnel's first bytes.
             self.upgrade_tail = data[upgrade.args[0] :]
@@ -209,17 +209,17 @@ class UpstreamConnection(Peer):
 
     def on_message_begin(self) -> None:
         if self.complete:
-            raise _EXTRA_BYTES
+            raise _BadResponse(_EXTRA_BYTES)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value)
         if self._head_bytes > MAX_RESPONSE_HEAD_BYTES:
-            raise _HEAD_TOO_LARGE
+            raise _BadResponse(_HEAD_TOO_LARGE)
         if self._in_trailers:
             return  # trailers are dropped (RFC 9112 section 7.1.2): never header fields
         headers = self.headers
         if len(headers) >= MAX_RESPONSE_FIELDS:
-            raise _TOO_MANY_FIELDS
+            raise _BadResponse(_TOO_MANY_FIELDS)
         headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -230,7 +230,8 @@ class UpstreamConnection(Peer):
             self._head_bytes = 0
             return
         if status == 101 and not self.upgrade_requested:
-            raise _UNASKED_101  # RFC 9110 section 15.2.2: only to a request to upgrade
+            # RFC 9110 section 15.2.2: a 101 answers only a request to upgrade.
+            raise _BadResponse(_UNASKED_101)
         self._in_trailers = True
         self.status = status
         self.keep_alive = self.parser.should_keep_alive()
