@@ -9,8 +9,11 @@ import pytest
 
 from tests.integration.lb.byte_worker import ByteWorker, Reply, Request, ok
 from tests.integration.lb.conftest import StartLB
-from tests.integration.lb.http_corpus.cases import REQUESTS, RESPONSES, Case
+from tests.integration.lb.http_corpus.cases import Case
 from tests.integration.lb.http_corpus.client import is_closed, read_response
+from tests.integration.lb.http_corpus.framing_cases import FRAMING
+from tests.integration.lb.http_corpus.head_cases import HEADS
+from tests.integration.lb.http_corpus.response_cases import RESPONSES
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -28,7 +31,7 @@ def _forwarded(request: Request) -> tuple[bytes, bytes, bytes]:
     return request.method, request.target, request.body
 
 
-@pytest.mark.parametrize("case", REQUESTS + RESPONSES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", FRAMING + HEADS + RESPONSES, ids=lambda c: c.name)
 async def test_case(case: Case, start_lb: StartLB, worker: ByteWorker) -> None:
     def script(request: Request) -> Reply:
         return Reply(case.reply) if request.target == b"/r" and case.reply else ok(request)
