@@ -69,6 +69,7 @@ class ClientConnection(ClientPeer):
         self._head_fed = 0  # bytes received while a request head is incomplete
         self._refusal: tuple[int, str, str] | None = None  # sent once the current one is done
         self._failed = False  # a request body could not be parsed: read nothing more
+        self._max_headers = server.max_headers
         self._upgrading: Exchange | None = None  # waits for the worker's answer to an upgrade
         self._resuming_body = False  # parsing the framing head put in front of a body
         self._held: list[bytes] = []  # received, not parsed yet: too many requests queued
@@ -201,7 +202,7 @@ class ClientConnection(ClientPeer):
             # llhttp reports a chunked body's trailers through here too: they count toward
             # the limit but never become headers of the request already on its way.
             headers = self._headers
-            if len(headers) >= self.server.max_headers:
+            if len(headers) >= self._max_headers:
                 raise Refused(*TOO_MANY_HEADERS)
             headers.append((name, value))
             lower = name.lower()

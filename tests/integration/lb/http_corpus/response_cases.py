@@ -78,6 +78,15 @@ RESPONSES: tuple[Case, ...] = (
         client_gets=(b"Transfer-Encoding: gzip, chunked",),
     ),
     Case(
+        "response_gzip_chunked_to_http_10",
+        "§6.1: no transfer coding reaches an HTTP/1.0 client: 502",
+        b"GET /r HTTP/1.0\r\nHost: h\r\n\r\n",
+        (502,),
+        True,
+        (_R,),
+        reply=_reply(b"200 OK\r\nTransfer-Encoding: gzip, chunked", b"2\r\nok\r\n0\r\n\r\n"),
+    ),
+    Case(
         "response_chunked_not_final",
         "§6.3 (4): chunked not final: 502",
         get(b"/r"),
