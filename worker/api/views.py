@@ -95,8 +95,10 @@ def thread_view(record: ThreadRecord, snapshot: StateSnapshot | None) -> dict[st
         "thread_id": record.thread_id,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
+        "state_updated_at": record.updated_at.isoformat(),
         "metadata": record.metadata,
         "status": record.status,
+        "config": {},
         "values": values,
         "interrupts": interrupts,
     }

@@ -189,6 +189,15 @@ class Store(abc.ABC):
     async def delete_thread(self, thread_id: str) -> bool:
         """Delete the thread, its runs and its checkpoints; False when it did not exist."""
 
+    # threads: counting; runs by status (bulk cancel)
+    @abc.abstractmethod
+    async def count_threads(self, query: ThreadQuery) -> int:
+        """How many threads match the filters of ``query`` (its paging and sort ignored)."""
+
+    @abc.abstractmethod
+    async def find_active_runs(self, statuses: Sequence[RunState]) -> list[RunRecord]:
+        """Runs of any thread and any worker whose status is one of ``statuses``."""
+
     # runs
     @abc.abstractmethod
     async def create_run(self, run: RunRecord) -> None:

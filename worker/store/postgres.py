@@ -94,6 +94,19 @@ def _thread(row: DictRow) -> ThreadRecord:
     )
 
 
+def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of a thread search or count."""
+    where = ["metadata @> %s::jsonb"]
+    params: list[Any] = [_jsonb(dict(query.metadata or {}))]
+    if query.ids:
+        where.append("thread_id = ANY(%s)")
+        params.append(list(query.ids))
+    if query.status:
+        where.append("status = %s")
+        params.append(query.status)
+    return " AND ".join(where), params
+
+
 class PostgresStore(Store):
     """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
 
@@ -222,23 +235,21 @@ class PostgresStore(Store):
         )
 
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
-        where = ["metadata @> %s::jsonb"]
-        params: list[Any] = [_jsonb(dict(query.metadata or {}))]
-        if query.ids:
-            where.append("thread_id = ANY(%s)")
-            params.append(list(query.ids))
-        if query.status:
-            where.append("status = %s")
-            params.append(query.status)
+        where, params = _thread_filters(query)
         if query.sort_by not in _SORT_COLUMNS:
             raise ValueError(f"cannot sort threads by {query.sort_by!r}")
         order = "ASC" if query.sort_order == "asc" else "DESC"
         rows = await self._fetch(
-            f"SELECT * FROM gf_threads WHERE {' AND '.join(where)} "
+            f"SELECT * FROM gf_threads WHERE {where} "
             f"ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT %s OFFSET %s",
             [*params, query.limit, query.offset],
         )
         return [_thread(row) for row in rows]
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        where, params = _thread_filters(query)
+        rows = await self._fetch(f"SELECT count(*) AS n FROM gf_threads WHERE {where}", params)
+        return int(rows[0]["n"])
 
     @shielded
     async def delete_thread(self, thread_id: str) -> bool:
@@ -329,6 +340,13 @@ class PostgresStore(Store):
         async with self.pool.connection() as conn:
             cur = await conn.execute("DELETE FROM gf_runs WHERE run_id = %s", (run_id,))
             return cur.rowcount > 0
+
+    async def find_active_runs(self, statuses: Sequence[RunState]) -> list[RunRecord]:
+        rows = await self._fetch(
+            f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE status = ANY(%s) ORDER BY created_at, seq",
+            (list(statuses),),
+        )
+        return [_run(row) for row in rows]
 
     async def active_runs_elsewhere(self, thread_id: str, worker_id: str) -> list[RunRecord]:
         rows = await self._fetch(

@@ -55,6 +55,22 @@ _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 BUSY_TIMEOUT_MS = 10_000
 
 
+def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of a thread search or count."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    for key, value in (query.metadata or {}).items():
+        where.append("json_extract(metadata, ?) = json_extract(?, '$')")
+        params += ["$." + json_path_key(key), to_json(value)]
+    if query.ids:
+        where.append(f"thread_id IN ({', '.join('?' for _ in query.ids)})")
+        params += list(query.ids)
+    if query.status:
+        where.append("status = ?")
+        params.append(query.status)
+    return " AND ".join(where), params
+
+
 class SqliteStore(Store):
     """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``).
 
@@ -210,27 +226,21 @@ class SqliteStore(Store):
         await self._conn.commit()
 
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        for key, value in (query.metadata or {}).items():
-            where.append("json_extract(metadata, ?) = json_extract(?, '$')")
-            params += ["$." + json_path_key(key), to_json(value)]
-        if query.ids:
-            where.append(f"thread_id IN ({', '.join('?' for _ in query.ids)})")
-            params += list(query.ids)
-        if query.status:
-            where.append("status = ?")
-            params.append(query.status)
+        where, params = _thread_filters(query)
         if query.sort_by not in _SORT_COLUMNS:
             raise ValueError(f"cannot sort threads by {query.sort_by!r}")
         order = "ASC" if query.sort_order == "asc" else "DESC"
-        sql = "SELECT * FROM gf_threads"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = f"SELECT * FROM gf_threads WHERE {where}"
         sql += f" ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT ? OFFSET ?"
-        params += [query.limit, query.offset]
-        async with self._conn.execute(sql, params) as cur:
+        async with self._conn.execute(sql, [*params, query.limit, query.offset]) as cur:
             return [thread_from_row(row) for row in await cur.fetchall()]
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        where, params = _thread_filters(query)
+        sql = f"SELECT count(*) FROM gf_threads WHERE {where}"
+        async with self._conn.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     @shielded
     async def delete_thread(self, thread_id: str) -> bool:
@@ -318,6 +328,16 @@ class SqliteStore(Store):
         cur = await self._conn.execute("DELETE FROM gf_runs WHERE run_id = ?", (run_id,))
         await self._conn.commit()
         return cur.rowcount > 0
+
+    async def find_active_runs(self, statuses: Sequence[RunState]) -> list[RunRecord]:
+        if not statuses:
+            return []
+        marks = ", ".join("?" for _ in statuses)
+        async with self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE status IN ({marks}) ORDER BY created_at",
+            list(statuses),
+        ) as cur:
+            return [run_from_row(row) for row in await cur.fetchall()]
 
     async def active_runs_elsewhere(self, thread_id: str, worker_id: str) -> list[RunRecord]:
         marks = ", ".join("?" for _ in ACTIVE_RUN_STATES)
