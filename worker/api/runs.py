@@ -239,7 +239,8 @@ async def cancel_run(request: web.Request) -> web.StreamResponse:
         # from _remote_output.
         run = await canceller(request).cancel(record, stop_action, mark=not wait)
     except RunNotActiveError:
-        raise Conflict(f"run {record.run_id} has already ended", code="run_not_active") from None
+        # 404 as from the official server, whose cancel finds no active run by that id.
+        raise NotFound(f"run {record.run_id} has already ended", code="run_not_active") from None
     if not wait:
         return web.Response(status=202)
     path = run_path(record.thread_id, record.run_id)

@@ -37,8 +37,11 @@ async def copy_thread(request: web.Request) -> web.Response:
     The copy is written before it is named to anyone; if copying the checkpoints fails,
     the new thread is deleted again, so a failed copy leaves nothing behind.
     """
-    source = await request.app[SERVICE].thread(request.match_info["thread_id"])
     store = request.app[STORE]
+    source_id = request.match_info["thread_id"]
+    source = await store.get_thread(source_id)
+    if source is None:  # 409, not 404, as from the official server
+        raise Conflict(f"thread {source_id} not found", code="thread_not_found")
     target_id = str(uuid.uuid4())
     await store.create_thread(target_id, source.metadata)
     try:
