@@ -19,7 +19,17 @@ import structlog
 from aiohttp import web
 
 from common.urls import redact
-from worker.api import history, ops, run_extras, runs, simple, thread_ops, threads, ws
+from worker.api import (
+    history,
+    ops,
+    run_extras,
+    runs,
+    simple,
+    thread_ops,
+    thread_stream,
+    threads,
+    ws,
+)
 from worker.api.errors import error_middleware
 from worker.graphs import GraphRegistry, compile_graphs, load_graph_objects
 from worker.keys import (
@@ -212,6 +222,6 @@ def create_app(
     app[FEED] = GraphFeed()
     app[STARTED_AT] = datetime.now(UTC)
     app.cleanup_ctx.extend([_http_session, _runtime, _registration])
-    for module in (ops, threads, thread_ops, history, runs, run_extras, simple, ws):
+    for module in (ops, threads, thread_ops, thread_stream, history, runs, run_extras, simple, ws):
         module.add_routes(app)
     return app

@@ -8,6 +8,7 @@ threads with metadata of its own and filters by it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -458,3 +459,38 @@ async def test_run_options(pair: tuple[Target, Target]) -> None:
     # that checkpoint's pending writes, and both servers finish with it.
     assert seen[0] == seen[1]
     assert seen[0][2] == {"question": "ok?", "answer": "first"}
+
+
+async def _read_thread_stream(target: Target, thread_id: str, runs: int) -> list[Any]:
+    """The thread stream's parts until ``runs`` runs are done."""
+    parts, done = [], 0
+    async for part in await target.client.threads.join_stream(thread_id):
+        parts.append({"event": part.event, "data": part.data})
+        if part.event == "metadata" and part.data.get("status") == "run_done":
+            done += 1
+            if done == runs:
+                return parts
+    return parts
+
+
+async def test_thread_stream_follows_every_run(pair: tuple[Target, Target]) -> None:
+    seen = []
+    for target in pair:
+        sdk = target.client
+        thread_id = (await sdk.threads.create())["thread_id"]
+        # The first run waits 2 s before it starts, so the stream joins before its events.
+        first = await sdk.runs.create(thread_id, "slow", input={"delay_s": 0}, after_seconds=2)
+        reader = asyncio.ensure_future(_read_thread_stream(target, thread_id, runs=2))
+        await sdk.runs.join(thread_id, first["run_id"])
+        second = await sdk.runs.create(thread_id, "interrupting", input={"question": "q"})
+        parts = await asyncio.wait_for(reader, timeout=30)
+        run_ids = [p["data"]["run_id"] for p in parts if p["event"] == "metadata"]
+        assert run_ids == [first["run_id"]] * 2 + [second["run_id"]] * 2
+        seen.append([shape(p) for p in parts])
+    # An interrupt in the oracle's values carries "response_schema".
+    for parts in seen:
+        for part in parts:
+            for interrupt in part["data"].get("__interrupt__", []):
+                interrupt.pop("response_schema", None)
+    assert seen[0] == seen[1]
+    assert [p["event"] for p in seen[0]] == ["metadata", "values", "values", "metadata"] * 2
