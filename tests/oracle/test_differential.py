@@ -231,10 +231,11 @@ async def test_cancel_a_running_run(targets: tuple[Target, Target]) -> None:
         )
         joined = await sdk.runs.join(thread_id, run["run_id"])
         final = (await sdk.runs.get(thread_id, run["run_id"]))["status"]
-        seen.append((busy, cancelled, joined, final))
-    # Differs: the oracle's thread then is "interrupted" (graphfleet's "idle"). Right after
-    # the 202 both runs read "interrupted" (test_differential_threads).
-    assert seen[0] == seen[1] == ("busy", (202, None), {"delay_s": 30}, "interrupted")
+        after = (await sdk.threads.get(thread_id))["status"]
+        seen.append((busy, cancelled, joined, final, after))
+    # Right after the 202 both runs read "interrupted" too (test_differential_threads).
+    assert seen[0] == seen[1]
+    assert seen[0] == ("busy", (202, None), {"delay_s": 30}, "interrupted", "interrupted")
 
 
 @pytest.mark.parametrize(
