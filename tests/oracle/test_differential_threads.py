@@ -494,3 +494,25 @@ async def test_thread_stream_follows_every_run(pair: tuple[Target, Target]) -> N
                 interrupt.pop("response_schema", None)
     assert seen[0] == seen[1]
     assert [p["event"] for p in seen[0]] == ["metadata", "values", "values", "metadata"] * 2
+
+
+async def test_stateless_on_completion(pair: tuple[Target, Target]) -> None:
+    seen = []
+    for target in pair:
+        kept = []
+        for on_completion in ("keep", "delete"):
+            body = {"assistant_id": "slow", "input": {}, "on_completion": on_completion}
+            async with target.http.post("/runs/wait", json=body) as response:
+                assert response.status == 200
+                thread_path = response.headers["Content-Location"].split("/runs/")[0]
+
+            async def settled(
+                path: str = thread_path, keep: bool = on_completion == "keep"
+            ) -> bool:
+                status = (await request(target, "GET", path))[0]  # noqa: B023
+                return status == (200 if keep else 404)
+
+            await eventually(settled, timeout_s=30)
+            kept.append((await request(target, "GET", thread_path))[0])
+        seen.append(kept)
+    assert seen[0] == seen[1] == [200, 404]
