@@ -81,12 +81,74 @@ class ThreadExistsError(Exception):
     """``create_thread`` was asked for an id that exists."""
 
 
+class AssistantExistsError(Exception):
+    """``create_assistant`` was asked for an id that exists."""
+
+
 @dataclass(frozen=True, slots=True)
 class AssistantRecord:
+    """An assistant: a graph with its own config, context, metadata and name.
+
+    ``version`` names the row of ``AssistantVersion`` the assistant currently serves.
+    """
+
     assistant_id: str
     graph_id: str
     created_at: datetime
     updated_at: datetime
+    config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    name: str = "Untitled"
+    description: str | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantVersion:
+    """One saved version of an assistant: what a patch made (versions are never changed)."""
+
+    assistant_id: str
+    version: int
+    graph_id: str
+    config: dict[str, Any]
+    context: dict[str, Any]
+    metadata: dict[str, Any]
+    name: str
+    description: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantPatch:
+    """The fields a patch sets; None leaves a field as it is (``metadata`` merges)."""
+
+    graph_id: str | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+AssistantSortField = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantQuery:
+    """Filters of an assistant search or count: all given ones must match.
+
+    ``name`` matches case-insensitively anywhere in the name; ``metadata`` keys must have
+    the given values.
+    """
+
+    graph_id: str | None = None
+    name: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    limit: int = 10
+    offset: int = 0
+    sort_by: AssistantSortField = "created_at"
+    sort_order: SortOrder = "desc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +222,55 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
-    # assistants
+    # assistants (implemented by ``sqlite_assistants`` / ``postgres_assistants``)
     @abc.abstractmethod
-    async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord: ...
+    async def create_assistant(
+        self, assistant: AssistantRecord, *, if_exists: Literal["raise", "do_nothing"] = "raise"
+    ) -> AssistantRecord:
+        """Insert ``assistant`` and its version 1 together.
+
+        When the id is taken: raises ``AssistantExistsError`` (``raise``) or returns the
+        existing assistant unchanged (``do_nothing``).
+        """
+
+    @abc.abstractmethod
+    async def get_assistant(self, assistant_id: str) -> AssistantRecord | None: ...
+
+    @abc.abstractmethod
+    async def patch_assistant(
+        self, assistant_id: str, patch: AssistantPatch
+    ) -> AssistantRecord | None:
+        """Save the patched assistant as a new version (``assistant_versions.apply_patch``)
+        and make it the latest; None when the assistant does not exist."""
+
+    @abc.abstractmethod
+    async def delete_assistant(self, assistant_id: str) -> bool:
+        """Delete the assistant and its versions; False when it did not exist."""
+
+    @abc.abstractmethod
+    async def search_assistants(self, query: AssistantQuery) -> list[AssistantRecord]: ...
+
+    @abc.abstractmethod
+    async def count_assistants(self, query: AssistantQuery) -> int:
+        """How many assistants match the filters of ``query`` (its paging is ignored)."""
+
+    @abc.abstractmethod
+    async def list_assistant_versions(
+        self,
+        assistant_id: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[AssistantVersion]:
+        """Versions of the assistant whose metadata has ``metadata``'s keys, newest first."""
+
+    @abc.abstractmethod
+    async def set_assistant_version(
+        self, assistant_id: str, version: int
+    ) -> AssistantRecord | None:
+        """Make ``version`` the assistant's current one (its graph, config, context,
+        metadata, name and description); None when the assistant or version is missing."""
 
     # threads
     @abc.abstractmethod

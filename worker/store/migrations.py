@@ -78,6 +78,35 @@ SQLITE: tuple[Migration, ...] = (
             "UPDATE gf_runs SET lease_expires_at = 0 WHERE status IN ('pending', 'running')",
         ),
     ),
+    Migration(
+        3,
+        "assistants with config, context, metadata and versions",
+        (
+            "ALTER TABLE gf_assistants ADD COLUMN config TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN context TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN name TEXT NOT NULL DEFAULT 'Untitled'",
+            "ALTER TABLE gf_assistants ADD COLUMN description TEXT",
+            "ALTER TABLE gf_assistants ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            # Every assistant before this version was a graph's default one.
+            'UPDATE gf_assistants SET name = graph_id, metadata = \'{"created_by": "system"}\'',
+            """CREATE TABLE gf_assistant_versions (
+                assistant_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                graph_id TEXT NOT NULL,
+                config TEXT NOT NULL,
+                context TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                name TEXT NOT NULL,
+                description TEXT,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (assistant_id, version)
+            )""",
+            "INSERT INTO gf_assistant_versions SELECT assistant_id, 1, graph_id, config, "
+            "context, metadata, name, description, created_at FROM gf_assistants",
+            "CREATE INDEX gf_assistants_created ON gf_assistants (created_at)",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -134,6 +163,36 @@ POSTGRES: tuple[Migration, ...] = (
             "CREATE INDEX gf_runs_lease ON gf_runs (lease_expires_at) "
             "WHERE status IN ('pending', 'running')",
             "CREATE INDEX gf_threads_metadata ON gf_threads USING gin (metadata jsonb_path_ops)",
+        ),
+    ),
+    Migration(
+        2,
+        "assistants with config, context, metadata and versions",
+        (
+            "ALTER TABLE gf_assistants ADD COLUMN config JSONB NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN context JSONB NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN metadata JSONB NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN name TEXT NOT NULL DEFAULT 'Untitled'",
+            "ALTER TABLE gf_assistants ADD COLUMN description TEXT",
+            "ALTER TABLE gf_assistants ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            # Every assistant before this version was a graph's default one.
+            'UPDATE gf_assistants SET name = graph_id, metadata = \'{"created_by": "system"}\'',
+            """CREATE TABLE gf_assistant_versions (
+                assistant_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                graph_id TEXT NOT NULL,
+                config JSONB NOT NULL,
+                context JSONB NOT NULL,
+                metadata JSONB NOT NULL,
+                name TEXT NOT NULL,
+                description TEXT,
+                created_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (assistant_id, version)
+            )""",
+            "INSERT INTO gf_assistant_versions SELECT assistant_id, 1, graph_id, config, "
+            "context, metadata, name, description, created_at FROM gf_assistants",
+            "CREATE INDEX gf_assistants_metadata ON gf_assistants "
+            "USING gin (metadata jsonb_path_ops)",
         ),
     ),
 )

@@ -32,7 +32,6 @@ from worker import jsonutil
 from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
-    AssistantRecord,
     Claim,
     RunRecord,
     RunState,
@@ -44,6 +43,7 @@ from worker.store.base import (
     finish_writes,
     shielded,
 )
+from worker.store.postgres_assistants import PostgresAssistants
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
@@ -94,7 +94,7 @@ def _thread(row: DictRow) -> ThreadRecord:
     )
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresAssistants, Store):
     """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
 
     def __init__(self, url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> None:
@@ -172,23 +172,6 @@ class PostgresStore(Store):
         async with self.pool.connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
-
-    # assistants
-
-    @shielded
-    async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord:
-        await self._fetch(
-            "INSERT INTO gf_assistants VALUES (%s, %s, now(), now()) "
-            "ON CONFLICT (assistant_id) DO NOTHING",
-            (assistant_id, graph_id),
-        )
-        (row,) = await self._fetch(
-            "SELECT created_at, updated_at FROM gf_assistants WHERE assistant_id = %s",
-            (assistant_id,),
-        )
-        return AssistantRecord(
-            assistant_id, graph_id, _utc(row["created_at"]), _utc(row["updated_at"])
-        )
 
     # threads
 

@@ -22,7 +22,6 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
-    AssistantRecord,
     Claim,
     RunRecord,
     RunState,
@@ -34,6 +33,7 @@ from worker.store.base import (
     finish_writes,
     shielded,
 )
+from worker.store.sqlite_assistants import SqliteAssistants
 from worker.store.sqlite_rows import (
     ShieldedSaver,
     file_lock,
@@ -42,7 +42,6 @@ from worker.store.sqlite_rows import (
     sqlite_path,
     thread_from_row,
     to_json,
-    ts,
     utcnow,
 )
 
@@ -55,7 +54,7 @@ _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteAssistants, Store):
     """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``).
 
     Claims are single ``UPDATE ... RETURNING`` statements: SQLite takes the file's write lock
@@ -145,24 +144,6 @@ class SqliteStore(Store):
         if self._db is not None:
             await self._db.close()
             self._db = None
-
-    # assistants
-
-    @shielded
-    async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord:
-        now = self._clock().isoformat()
-        await self._conn.execute(
-            "INSERT INTO gf_assistants VALUES (?, ?, ?, ?) ON CONFLICT (assistant_id) DO NOTHING",
-            (assistant_id, graph_id, now, now),
-        )
-        await self._conn.commit()
-        async with self._conn.execute(
-            "SELECT created_at, updated_at FROM gf_assistants WHERE assistant_id = ?",
-            (assistant_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        return AssistantRecord(assistant_id, graph_id, ts(row[0]), ts(row[1]))
 
     # threads
 
