@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from common.urls import redact
-from worker.api import ops, runs, simple, threads, ws
+from worker.api import assistants, ops, runs, simple, threads, ws
 from worker.api.errors import error_middleware
 from worker.fleet import FleetMembership
 from worker.graphs import compile_graphs, load_graph_objects
@@ -39,6 +39,7 @@ from worker.keys import (
     WEBHOOKS,
 )
 from worker.metrics import WorkerMetrics
+from worker.runs.assistants import ensure_default_assistants
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
 from worker.runs.recovery import Recovery
@@ -80,8 +81,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     try:
         objects: dict[str, Any] = app[GRAPH_OBJECTS]
         graphs = compile_graphs(objects, store.checkpointer)
-        for entry in graphs:
-            await store.ensure_assistant(entry.assistant_id, entry.graph_id)
+        await ensure_default_assistants(store, graphs)
         # Runs a previous life of this worker held cannot be running: claimable at once.
         left = await store.release_runs(settings.worker_id)
         if left:
@@ -196,6 +196,6 @@ def create_app(
     app[FEED] = GraphFeed()
     app[STARTED_AT] = datetime.now(UTC)
     app.cleanup_ctx.extend([_http_session, _runtime, _fleet])
-    for module in (ops, threads, runs, simple, ws):
+    for module in (ops, assistants, threads, runs, simple, ws):
         module.add_routes(app)
     return app

@@ -8,24 +8,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
 
 from worker import jsonutil
-from worker.graphs import GraphEntry
 from worker.runs.model import api_status
-from worker.store.base import AssistantRecord, RunRecord, ThreadRecord
-
-
-def assistant_view(entry: GraphEntry, record: AssistantRecord) -> dict[str, Any]:
-    return {
-        "assistant_id": entry.assistant_id,
-        "graph_id": entry.graph_id,
-        "config": {},
-        "context": {},
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-        "metadata": {"created_by": "system"},
-        "version": 1,
-        "name": entry.graph_id,
-        "description": None,
-    }
+from worker.store.base import RunRecord, ThreadRecord
 
 
 def run_view(record: RunRecord) -> dict[str, Any]:

@@ -171,6 +171,8 @@ async def test_unsupported_field_is_refused_by_name(client: LangGraphClient) -> 
 
 async def test_unknown_assistant_and_thread_are_404(client: LangGraphClient) -> None:
     with pytest.raises(NotFoundError):
+        await client.assistants.get("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(UnprocessableEntityError):
         await client.assistants.get("nope")
     with pytest.raises(NotFoundError):
         await client.runs.create("00000000-0000-0000-0000-000000000000", "pipeline")
