@@ -8,11 +8,13 @@ cannot derive is ``null``, as there, never an error.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import structlog
 from langchain_core.runnables.utils import create_model
 from langgraph.pregel import Pregel
+from langgraph.warnings import LangGraphDeprecationWarning
 from pydantic import TypeAdapter
 
 from worker.errors import Unprocessable
@@ -67,7 +69,11 @@ async def drawable_graph(graph: AnyPregel, xray: bool | int) -> dict[str, Any]:
 
 
 def _configurable_schema(graph: AnyPregel) -> dict[str, Any]:
-    config_schema = graph.config_schema()
+    # Deprecated in LangGraph 1.0, yet still what the official server reports as the
+    # config schema: the warning says nothing to this worker's operators.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LangGraphDeprecationWarning)
+        config_schema = graph.config_schema()
     fields = getattr(config_schema, "model_fields", None)
     if not fields or "configurable" not in fields:
         return {}

@@ -1,0 +1,239 @@
+"""The pure rules of assistants: config and context kept as one, patches, versions, the run
+merge, metadata containment, and the error body of each API (no sockets)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from worker.api.assistant_graphs import parse_xray
+from worker.api.errors import error_body, is_simple_api
+from worker.errors import BadRequest, Unprocessable
+from worker.runs.assistants import apply_assistant, merge_run_config
+from worker.runs.model import RunSpec
+from worker.store.assistants import (
+    ConfigContextConflict,
+    apply_patch,
+    metadata_contains,
+    new_assistant,
+    restore_version,
+    sync_config_context,
+    version_of,
+)
+from worker.store.base import AssistantPatch
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+T1 = datetime(2025, 1, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("config", "context", "expected"),
+    [
+        (None, None, ({}, None)),
+        ({}, {}, ({}, {})),
+        ({"tags": ["a"]}, None, ({"tags": ["a"]}, None)),
+        ({"configurable": {"m": 1}}, None, ({"configurable": {"m": 1}}, {"m": 1})),
+        (None, {"m": 1}, ({"configurable": {"m": 1}}, {"m": 1})),
+        ({"tags": ["a"]}, {"m": 1}, ({"tags": ["a"], "configurable": {"m": 1}}, {"m": 1})),
+        ({"configurable": {}}, {"m": 1}, ({"configurable": {"m": 1}}, {"m": 1})),
+    ],
+)
+def test_sync_config_context(
+    config: dict[str, Any] | None,
+    context: dict[str, Any] | None,
+    expected: tuple[dict[str, Any], dict[str, Any] | None],
+) -> None:
+    assert sync_config_context(config, context) == expected
+
+
+def test_config_and_context_together_conflict() -> None:
+    with pytest.raises(ConfigContextConflict):
+        sync_config_context({"configurable": {"m": 1}}, {"m": 2})
+
+
+def test_new_assistant_defaults() -> None:
+    made = new_assistant(assistant_id="a", graph_id="g", now=T0)
+    assert (made.name, made.config, made.context, made.metadata) == ("Untitled", {}, {}, {})
+    assert (made.version, made.created_at, made.updated_at) == (1, T0, T0)
+
+
+BASE = new_assistant(
+    assistant_id="a",
+    graph_id="g",
+    now=T0,
+    config={"tags": ["t"]},
+    context={"m": 1},
+    metadata={"k": 1},
+    name="n",
+    description="d",
+)
+
+
+@pytest.mark.parametrize(
+    ("patch", "fields"),
+    [
+        (AssistantPatch(), {"config": BASE.config, "context": {"m": 1}, "name": "n"}),
+        (AssistantPatch(metadata={"j": 2}), {"metadata": {"k": 1, "j": 2}}),
+        (AssistantPatch(metadata={"k": 3}), {"metadata": {"k": 3}}),
+        # A new context replaces the config with one whose configurable is that context.
+        (
+            AssistantPatch(context={"m": 2}),
+            {"config": {"configurable": {"m": 2}}, "context": {"m": 2}},
+        ),
+        (AssistantPatch(config={}), {"config": BASE.config}),
+        (
+            AssistantPatch(config={"recursion_limit": 5}),
+            {"config": {"recursion_limit": 5}, "context": {"m": 1}},
+        ),
+        (
+            AssistantPatch(name="x", description="y", graph_id="h"),
+            {"name": "x", "description": "y", "graph_id": "h"},
+        ),
+    ],
+)
+def test_apply_patch(patch: AssistantPatch, fields: dict[str, Any]) -> None:
+    patched = apply_patch(BASE, patch, version=2, now=T1)
+    assert (patched.version, patched.created_at, patched.updated_at) == (2, T0, T1)
+    for name, value in fields.items():
+        assert getattr(patched, name) == value, name
+
+
+def test_restore_version_brings_the_whole_version_back() -> None:
+    v1 = version_of(BASE)
+    v2 = apply_patch(
+        BASE, AssistantPatch(context={"m": 9}, name="x", graph_id="h"), version=2, now=T1
+    )
+    back = restore_version(v2, v1, now=T1)
+    assert (back.version, back.graph_id, back.context, back.name) == (1, "g", {"m": 1}, "n")
+    assert (back.created_at, back.updated_at) == (T0, T1)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "subset", "contained"),
+    [
+        ({"a": 1}, {}, True),
+        ({"a": 1, "b": 2}, {"a": 1}, True),
+        ({"a": 1}, {"a": 2}, False),
+        ({"a": 1}, {"b": 1}, False),
+        ({"a": {"x": 1, "y": 2}}, {"a": {"x": 1}}, True),
+        ({"a": {"x": 1}}, {"a": {"x": 2}}, False),
+        ({"a": [1, 2]}, {"a": [1, 2]}, True),
+        ({"a": None}, {"a": None}, True),
+    ],
+)
+def test_metadata_contains(
+    metadata: dict[str, Any], subset: dict[str, Any], contained: bool
+) -> None:
+    assert metadata_contains(metadata, subset) is contained
+
+
+ASSISTANT = new_assistant(
+    assistant_id="a",
+    graph_id="g",
+    now=T0,
+    config={"tags": ["assistant"], "recursion_limit": 7},
+    context={"model": "a", "temperature": 0},
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "context", "merged_config", "merged_context"),
+    [
+        (
+            None,
+            None,
+            {
+                "tags": ["assistant"],
+                "recursion_limit": 7,
+                "configurable": {"model": "a", "temperature": 0},
+            },
+            {"model": "a", "temperature": 0},
+        ),
+        (
+            {"tags": ["run"]},
+            {"temperature": 1},
+            {
+                "tags": ["run"],
+                "recursion_limit": 7,
+                "configurable": {"model": "a", "temperature": 1},
+            },
+            {"model": "a", "temperature": 1},
+        ),
+        (
+            {"configurable": {"model": "b"}},
+            None,
+            {
+                "tags": ["assistant"],
+                "recursion_limit": 7,
+                "configurable": {"model": "b", "temperature": 0},
+            },
+            {"model": "a", "temperature": 0} | {"model": "b"},
+        ),
+    ],
+)
+def test_merge_run_config(
+    config: dict[str, Any] | None,
+    context: dict[str, Any] | None,
+    merged_config: dict[str, Any],
+    merged_context: dict[str, Any],
+) -> None:
+    assert merge_run_config(ASSISTANT, config, context) == (merged_config, merged_context)
+
+
+def test_merge_refuses_configurable_and_context_together() -> None:
+    with pytest.raises(BadRequest):
+        merge_run_config(ASSISTANT, {"configurable": {"m": 1}}, {"m": 2})
+
+
+def test_merge_passes_a_context_that_is_not_an_object() -> None:
+    _, context = merge_run_config(ASSISTANT, None, ["not", "an", "object"])
+    assert context == ["not", "an", "object"]
+
+
+def test_merge_does_not_change_the_assistant() -> None:
+    before = (dict(ASSISTANT.config), dict(ASSISTANT.context))
+    config, context = merge_run_config(ASSISTANT, {"configurable": {"model": "z"}}, None)
+    config["configurable"]["x"] = 1
+    context["y"] = 2
+    assert (ASSISTANT.config, ASSISTANT.context) == before
+
+
+def test_apply_assistant_gives_the_default_assistant_an_empty_context() -> None:
+    default = new_assistant(assistant_id="a", graph_id="g", now=T0)
+    spec = apply_assistant(RunSpec(input={"x": 1}), default)
+    assert (spec.config, spec.context, spec.input) == ({"configurable": {}}, {}, {"x": 1})
+
+
+@pytest.mark.parametrize(
+    ("value", "xray"),
+    [(None, False), ("", False), ("true", True), ("False", False), ("2", 2)],
+)
+def test_parse_xray(value: str | None, xray: bool | int) -> None:
+    assert parse_xray(value) == xray
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "yes", "1.5"])
+def test_parse_xray_refuses(value: str) -> None:
+    with pytest.raises(Unprocessable):
+        parse_xray(value)
+
+
+@pytest.mark.parametrize(
+    ("path", "simple"),
+    [
+        ("/graphs/execute", True),
+        ("/executions/x", True),
+        ("/ws/graphs/g", True),
+        ("/threads/x", False),
+        ("/assistants", False),
+        ("/graphsx", False),
+        ("/no/such", False),
+    ],
+)
+def test_error_body_by_api(path: str, simple: bool) -> None:
+    assert is_simple_api(path) is simple
+    body = error_body("not_found", "gone", simple=is_simple_api(path))
+    expected: dict[str, Any] = {"error": {"code": "not_found", "message": "gone"}}
+    assert body == (expected if simple else {"detail": "gone", **expected})
