@@ -89,7 +89,7 @@ class AssistantVersionsBody(Body):
 
 
 class AssistantVersionBody(Body):
-    version: int
+    version: int | None = None  # missing: no such version (404), as on the official server
 
 
 def assistant_view(assistant: AssistantRecord) -> dict[str, Any]:

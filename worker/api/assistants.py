@@ -201,7 +201,9 @@ async def set_latest_version(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if await store.get_assistant(assistant_id) is None:
         raise NotFound(f"Assistant {assistant_id} not found", code="assistant_not_found")
-    restored = await store.set_assistant_version(assistant_id, body.version)
+    restored = None
+    if body.version is not None:
+        restored = await store.set_assistant_version(assistant_id, body.version)
     if restored is None:
         raise NotFound(
             f"Version {body.version} not found for assistant {assistant_id}",
@@ -214,7 +216,8 @@ async def get_graph(request: web.Request) -> web.Response:
     ref = request.match_info["assistant_id"]
     graphs = request.app[GRAPHS]
     named = graphs.get(ref)
-    assistant = await _assistant(request, named.assistant_id if named is not None else ref)
+    assistant_id = named.assistant_id if named is not None else require_uuid(ref, "assistant")
+    assistant = await _assistant(request, assistant_id)
     xray = parse_xray(request.query.get("xray"))
     return json_response(await drawable_graph(_served(graphs, assistant.graph_id).graph, xray))
 

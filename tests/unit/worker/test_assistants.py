@@ -3,13 +3,25 @@ merge, metadata containment, and the error body of each API (no sockets)."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker.api.assistant_graphs import parse_xray
+from worker.api.assistant_views import (
+    AssistantCountBody,
+    AssistantCreateBody,
+    AssistantPatchBody,
+    AssistantSearchBody,
+    AssistantVersionBody,
+    AssistantVersionsBody,
+)
 from worker.api.errors import error_body, is_simple_api
+from worker.api.schemas import Body, parse
 from worker.errors import BadRequest, Unprocessable
 from worker.runs.assistants import apply_assistant, merge_run_config
 from worker.runs.model import RunSpec
@@ -237,3 +249,97 @@ def test_error_body_by_api(path: str, simple: bool) -> None:
     body = error_body("not_found", "gone", simple=is_simple_api(path))
     expected: dict[str, Any] = {"error": {"code": "not_found", "message": "gone"}}
     assert body == (expected if simple else {"detail": "gone", **expected})
+
+
+# Bodies come from the network: whatever JSON arrives, parsing gives a body or a 422.
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_fields = st.sampled_from(
+    [
+        "assistant_id",
+        "graph_id",
+        "config",
+        "context",
+        "metadata",
+        "if_exists",
+        "name",
+        "limit",
+        "offset",
+        "sort_by",
+        "select",
+        "version",
+        "description",
+    ]
+)
+_bodies = _json | st.dictionaries(_fields, _json, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    body=_bodies,
+    model=st.sampled_from(
+        [
+            AssistantCreateBody,
+            AssistantPatchBody,
+            AssistantSearchBody,
+            AssistantCountBody,
+            AssistantVersionsBody,
+            AssistantVersionBody,
+        ]
+    ),
+)
+def test_any_json_body_parses_or_is_a_422(body: Any, model: type[Body]) -> None:
+    outcome: Any
+    try:
+        outcome = parse(model, body)
+    except Unprocessable as exc:
+        outcome = exc
+    if isinstance(outcome, Unprocessable):
+        assert (outcome.status, bool(outcome.message)) == (422, True)
+    else:
+        assert isinstance(outcome, model)
+
+
+_flat = st.dictionaries(st.sampled_from("abcde"), st.integers() | st.text(max_size=3), max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    assistant_context=_flat,
+    assistant_tags=st.lists(st.text(max_size=3), max_size=2),
+    run_configurable=_flat,
+    run_context=_flat,
+    use_context=st.booleans(),
+)
+def test_merge_keeps_the_run_over_the_assistant(
+    assistant_context: dict[str, Any],
+    assistant_tags: list[str],
+    run_configurable: dict[str, Any],
+    run_context: dict[str, Any],
+    use_context: bool,
+) -> None:
+    assistant = new_assistant(
+        assistant_id="a",
+        graph_id="g",
+        now=T0,
+        config={"tags": assistant_tags},
+        context=assistant_context,
+    )
+    before = (copy.deepcopy(assistant.config), copy.deepcopy(assistant.context))
+    given_values = run_context if use_context else run_configurable
+    config, context = merge_run_config(
+        assistant,
+        None if use_context else {"configurable": run_configurable},
+        run_context if use_context else None,
+    )
+    assert (assistant.config, assistant.context) == before
+    assert config["tags"] == assistant_tags
+    for key in assistant_context.keys() | given_values.keys():
+        expected = given_values.get(key, assistant_context.get(key))
+        assert config["configurable"][key] == expected
+        assert context[key] == expected
