@@ -10,6 +10,7 @@ store the merged spec, so a run resumed elsewhere runs with the same values.
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -128,7 +129,36 @@ def merge_run_config(
     return merged_config, {**copy.deepcopy(assistant.context), **copy.deepcopy(run_context)}
 
 
-def apply_assistant(spec: RunSpec, assistant: AssistantRecord) -> RunSpec:
-    """``spec`` with the assistant's config and context merged in (``merge_run_config``)."""
-    config, context = merge_run_config(assistant, spec.config, spec.context)
+@functools.lru_cache(maxsize=256)
+def _context_keys(graph: Any) -> frozenset[str] | None:
+    """The keys the graph's context schema names; None when it has none (anything goes)."""
+    if getattr(graph, "context_schema", None) is None:
+        return None
+    try:
+        properties = (graph.get_context_jsonschema() or {}).get("properties")
+    except Exception:
+        return None
+    return frozenset(properties) if properties else None
+
+
+def context_for_graph(graph: Any, context: Any) -> Any:
+    """``context`` without the keys the graph's context schema does not name.
+
+    As the LangGraph Server filters: a ``configurable`` mirrored into the context (or an
+    assistant's context written for another graph) must not make a context dataclass
+    refuse its arguments.
+    """
+    if not isinstance(context, Mapping) or not context:
+        return context
+    keys = _context_keys(graph)
+    if keys is None:
+        return context
+    return {k: v for k, v in context.items() if k in keys}
+
+
+def apply_assistant(spec: RunSpec, resolved: ResolvedAssistant) -> RunSpec:
+    """``spec`` as the run executes it: the assistant's config and context merged in
+    (``merge_run_config``), the context fitted to the graph (``context_for_graph``)."""
+    config, context = merge_run_config(resolved.assistant, spec.config, spec.context)
+    context = context_for_graph(resolved.entry.graph, context)
     return spec.model_copy(update={"config": config, "context": context})

@@ -4,12 +4,15 @@ merge, metadata containment, and the error body of each API (no sockets)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from langgraph.graph import START, StateGraph
+from typing_extensions import TypedDict
 
 from worker.api.assistant_graphs import parse_xray
 from worker.api.assistant_views import (
@@ -23,7 +26,13 @@ from worker.api.assistant_views import (
 from worker.api.errors import error_body, is_simple_api
 from worker.api.schemas import Body, parse
 from worker.errors import BadRequest, Unprocessable
-from worker.runs.assistants import apply_assistant, merge_run_config
+from worker.graphs import GraphEntry
+from worker.runs.assistants import (
+    ResolvedAssistant,
+    apply_assistant,
+    context_for_graph,
+    merge_run_config,
+)
 from worker.runs.model import RunSpec
 from worker.store.assistants import (
     ConfigContextConflict,
@@ -212,10 +221,44 @@ def test_merge_does_not_change_the_assistant() -> None:
     assert (ASSISTANT.config, ASSISTANT.context) == before
 
 
+def _entry(graph: Any) -> GraphEntry:
+    return GraphEntry(graph_id="g", assistant_id="a", graph=graph)
+
+
 def test_apply_assistant_gives_the_default_assistant_an_empty_context() -> None:
     default = new_assistant(assistant_id="a", graph_id="g", now=T0)
-    spec = apply_assistant(RunSpec(input={"x": 1}), default)
+    resolved = ResolvedAssistant(default, _entry(_graph(context_schema=None)))
+    spec = apply_assistant(RunSpec(input={"x": 1}), resolved)
     assert (spec.config, spec.context, spec.input) == ({"configurable": {}}, {}, {"x": 1})
+
+
+@dataclass
+class _Context:
+    greeting: str = "hello"
+
+
+class _State(TypedDict, total=False):
+    x: int
+
+
+def _graph(context_schema: Any) -> Any:
+    builder = StateGraph(_State, context_schema=context_schema)
+    builder.add_node("n", lambda state: state)
+    builder.add_edge(START, "n")
+    return builder.compile()
+
+
+@pytest.mark.parametrize(
+    ("context_schema", "context", "fitted"),
+    [
+        (_Context, {"greeting": "hi", "model": "m"}, {"greeting": "hi"}),
+        (_Context, {}, {}),
+        (_Context, None, None),
+        (None, {"anything": 1}, {"anything": 1}),
+    ],
+)
+def test_context_for_graph(context_schema: Any, context: Any, fitted: Any) -> None:
+    assert context_for_graph(_graph(context_schema), context) == fitted
 
 
 @pytest.mark.parametrize(
