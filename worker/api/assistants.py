@@ -9,13 +9,16 @@ this worker does not serve reads as not found (the official server hides those t
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from worker.api.assistant_graphs import (
+    AnyPregel,
     drawable_graph,
     graph_schemas,
     parse_recurse,
@@ -212,28 +215,37 @@ async def set_latest_version(request: web.Request) -> web.Response:
     return json_response(assistant_view(restored))
 
 
+@contextlib.asynccontextmanager
+async def _graph_of(request: web.Request, assistant: AssistantRecord) -> AsyncIterator[AnyPregel]:
+    """The assistant's graph as its runs get it (a factory is called with its config)."""
+    entry = _served(request.app[GRAPHS], assistant.graph_id)
+    config: Any = {"configurable": {}, **assistant.config}
+    async with entry.for_run(config, assistant.context) as graph:
+        yield graph
+
+
 async def get_graph(request: web.Request) -> web.Response:
     ref = request.match_info["assistant_id"]
-    graphs = request.app[GRAPHS]
-    named = graphs.get(ref)
+    named = request.app[GRAPHS].get(ref)
     assistant_id = named.assistant_id if named is not None else require_uuid(ref, "assistant")
     assistant = await _assistant(request, assistant_id)
     xray = parse_xray(request.query.get("xray"))
-    return json_response(await drawable_graph(_served(graphs, assistant.graph_id).graph, xray))
+    async with _graph_of(request, assistant) as graph:
+        return json_response(await drawable_graph(graph, xray))
 
 
 async def get_subgraphs(request: web.Request) -> web.Response:
     assistant = await _assistant(request)
-    graph = _served(request.app[GRAPHS], assistant.graph_id).graph
     namespace = request.match_info.get("namespace")
     recurse = parse_recurse(request.query.get("recurse"))
-    return json_response(await subgraph_schemas(graph, namespace, recurse))
+    async with _graph_of(request, assistant) as graph:
+        return json_response(await subgraph_schemas(graph, namespace, recurse))
 
 
 async def get_schemas(request: web.Request) -> web.Response:
     assistant = await _assistant(request)
-    graph = _served(request.app[GRAPHS], assistant.graph_id).graph
-    return json_response({"graph_id": assistant.graph_id, **graph_schemas(graph)})
+    async with _graph_of(request, assistant) as graph:
+        return json_response({"graph_id": assistant.graph_id, **graph_schemas(graph)})
 
 
 def add_routes(app: web.Application) -> None:

@@ -131,6 +131,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 response.headers["Allow"] = exc.headers["Allow"]
             return response
         except Exception:
-            log.exception("unhandled error", method=request.method, path=request.path)
+            log.exception("unhandled_error", method=request.method, path=request.path)
             message = "internal error; see the worker's logs"
             return error_response(500, "internal", message, simple=simple)

@@ -8,22 +8,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
 
 from worker import jsonutil
-from worker.runs.model import api_status
-from worker.store.base import RunRecord, ThreadRecord
-
-
-def run_view(record: RunRecord) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "thread_id": record.thread_id,
-        "assistant_id": record.assistant_id,
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-        "status": api_status(record.status),
-        "metadata": record.metadata,
-        "multitask_strategy": record.multitask_strategy,
-        "kwargs": record.kwargs,
-    }
+from worker.store.base import ThreadRecord
 
 
 def checkpoint_view(config: RunnableConfig | None) -> dict[str, Any] | None:
