@@ -170,6 +170,11 @@ async def test_graph_subgraphs_and_schemas(targets: tuple[Target, Target], graph
             "/assistants",
             {"graph_id": "contextual", "config": {"configurable": {"a": 1}}, "context": {"a": 2}},
         ),
+        (
+            "PATCH",
+            f"/assistants/{uuid.uuid4()}",
+            {"config": {"configurable": {"a": 1}}, "context": {"a": 2}},
+        ),
         ("POST", "/assistants", b"{not json"),
         ("POST", "/assistants/search", {"limit": 0}),
         ("POST", "/assistants/search", {"graph_id": "no-such-graph"}),

@@ -41,7 +41,7 @@ from worker.api.schemas import parse_body
 from worker.errors import BadRequest, Conflict, NotFound
 from worker.graphs import GraphEntry, GraphRegistry
 from worker.keys import GRAPHS, STORE
-from worker.store.assistants import ConfigContextConflict, new_assistant
+from worker.store.assistants import ConfigContextConflict, new_assistant, sync_config_context
 from worker.store.base import (
     AssistantExistsError,
     AssistantPatch,
@@ -111,6 +111,10 @@ async def patch_assistant(request: web.Request) -> web.Response:
     body = await parse_body(request, AssistantPatchBody)
     if body.graph_id is not None:
         _served(request.app[GRAPHS], body.graph_id)
+    try:
+        sync_config_context(body.config_dict, body.context)
+    except ConfigContextConflict as exc:
+        raise BadRequest(str(exc), code="config_and_context") from None
     patch = AssistantPatch(
         graph_id=body.graph_id,
         config=body.config_dict,
@@ -119,10 +123,7 @@ async def patch_assistant(request: web.Request) -> web.Response:
         name=body.name,
         description=body.description,
     )
-    try:
-        patched = await request.app[STORE].patch_assistant(assistant_id, patch)
-    except ConfigContextConflict as exc:
-        raise BadRequest(str(exc), code="config_and_context") from None
+    patched = await request.app[STORE].patch_assistant(assistant_id, patch)
     if patched is None:
         raise NotFound(f"Assistant {assistant_id} not found", code="assistant_not_found")
     return json_response(assistant_view(patched))

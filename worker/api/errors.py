@@ -70,7 +70,7 @@ def error_body(code: str, message: str, *, simple: bool) -> dict[str, Any]:
     return {"error": error} if simple else {"detail": message, "error": error}
 
 
-def error_response(status: int, code: str, message: str, *, simple: bool = True) -> web.Response:
+def error_response(status: int, code: str, message: str, *, simple: bool) -> web.Response:
     return json_response(error_body(code, message, simple=simple), status=status)
 
 
@@ -105,7 +105,7 @@ def check_path_ids(request: web.Request) -> None:
         raise Unprocessable(message, code="invalid_id")
 
 
-def _render(request: web.Request, exc: ApiError, simple: bool) -> web.Response:
+def _render(exc: ApiError, simple: bool) -> web.Response:
     status = exc.status if simple else _LANGGRAPH_STATUS.get(exc.code, exc.status)
     return error_response(status, exc.code, exc.message, simple=simple)
 
@@ -121,7 +121,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 check_path_ids(request)
             return await handler(request)
         except ApiError as exc:
-            return _render(request, exc, simple)
+            return _render(exc, simple)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

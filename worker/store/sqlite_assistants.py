@@ -13,14 +13,21 @@ machine's assistants are few.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 import aiosqlite
 
 from worker import jsonutil
-from worker.store.assistants import apply_patch, metadata_contains, restore_version, version_of
+from worker.store.assistants import (
+    apply_patch,
+    metadata_contains,
+    restore_version,
+    sync_config_context,
+    version_of,
+)
 from worker.store.base import (
     AssistantExistsError,
     AssistantPatch,
@@ -93,11 +100,19 @@ class SqliteAssistants:
     def _conn(self) -> aiosqlite.Connection:
         raise NotImplementedError
 
-    @property
-    def _assistant_writes(self) -> asyncio.Lock:
+    @contextlib.asynccontextmanager
+    async def _assistant_writes(self) -> AsyncIterator[None]:
+        """One assistant write at a time here; committed at the end, rolled back on error
+        (a transaction left open would keep the file locked for every process)."""
         if self._assistants_lock is None:
             self._assistants_lock = asyncio.Lock()
-        return self._assistants_lock
+        async with self._assistants_lock:
+            try:
+                yield
+            except BaseException:
+                await self._conn.rollback()
+                raise
+            await self._conn.commit()
 
     async def _write_assistant(self, assistant: AssistantRecord, *, insert: bool) -> None:
         a = assistant
@@ -154,12 +169,11 @@ class SqliteAssistants:
     async def create_assistant(
         self, assistant: AssistantRecord, *, if_exists: Literal["raise", "do_nothing"] = "raise"
     ) -> AssistantRecord:
-        async with self._assistant_writes:
+        async with self._assistant_writes():
             existing = await self._lock_assistant(assistant.assistant_id)
             if existing is None:
                 await self._write_assistant(assistant, insert=True)
                 await self._write_version(version_of(assistant))
-            await self._conn.commit()
         if existing is None:
             return assistant
         if if_exists == "raise":
@@ -177,7 +191,8 @@ class SqliteAssistants:
     async def patch_assistant(
         self, assistant_id: str, patch: AssistantPatch
     ) -> AssistantRecord | None:
-        async with self._assistant_writes:
+        sync_config_context(patch.config, patch.context)  # refused before any write
+        async with self._assistant_writes():
             current = await self._lock_assistant(assistant_id)
             patched = None
             if current is not None:
@@ -190,12 +205,11 @@ class SqliteAssistants:
                 patched = apply_patch(current, patch, version=latest + 1, now=self._clock())
                 await self._write_version(version_of(patched))
                 await self._write_assistant(patched, insert=False)
-            await self._conn.commit()
         return patched
 
     @shielded
     async def delete_assistant(self, assistant_id: str) -> bool:
-        async with self._assistant_writes:
+        async with self._assistant_writes():
             cur = await self._conn.execute(
                 "DELETE FROM gf_assistants WHERE assistant_id = ?", (assistant_id,)
             )
@@ -203,7 +217,6 @@ class SqliteAssistants:
             await self._conn.execute(
                 "DELETE FROM gf_assistant_versions WHERE assistant_id = ?", (assistant_id,)
             )
-            await self._conn.commit()
         return existed
 
     async def _filtered(self, query: AssistantQuery) -> list[AssistantRecord]:
@@ -249,7 +262,7 @@ class SqliteAssistants:
     async def set_assistant_version(
         self, assistant_id: str, version: int
     ) -> AssistantRecord | None:
-        async with self._assistant_writes:
+        async with self._assistant_writes():
             current = await self._lock_assistant(assistant_id)
             restored = None
             if current is not None:
@@ -262,5 +275,4 @@ class SqliteAssistants:
                 if row is not None:
                     restored = restore_version(current, _version(row), now=self._clock())
                     await self._write_assistant(restored, insert=False)
-            await self._conn.commit()
         return restored

@@ -165,6 +165,13 @@ async def test_errors_carry_detail_and_error(worker: Worker) -> None:
             400,
             "config_and_context",
         ),
+        (
+            "PATCH",
+            f"/assistants/{unknown}",
+            {"config": {"configurable": {"a": 1}}, "context": {"a": 2}},
+            400,
+            "config_and_context",
+        ),
         ("POST", "/assistants/search", {"limit": 0}, 422, "invalid_request"),
         ("POST", "/assistants/search", {"sort_by": "colour"}, 422, "invalid_request"),
         (
