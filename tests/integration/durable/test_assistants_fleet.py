@@ -46,11 +46,13 @@ async def fleet(
         )
     )
     await balancer.start()
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
-    await eventually(lambda: len(registry.snapshot.routable) == 2)
-    yield f"http://127.0.0.1:{balancer.proxy_port}", workers
-    await balancer.stop()
+    try:
+        assert balancer.components is not None
+        registry = balancer.components.registry
+        await eventually(lambda: len(registry.snapshot.routable) == 2)
+        yield f"http://127.0.0.1:{balancer.proxy_port}", workers
+    finally:
+        await balancer.stop()
 
 
 async def test_an_assistant_made_through_the_lb_runs_on_every_worker(
