@@ -136,7 +136,10 @@ async def test_default_assistants(targets: tuple[Target, Target]) -> None:
     )
 
 
-@pytest.mark.parametrize("graph_id", ["contextual", "nested", "interrupting"])
+@pytest.mark.parametrize(
+    "graph_id",
+    ["contextual", "nested", "interrupting", "chat", "memory", "factory_both", "factory_acm"],
+)
 async def test_graph_subgraphs_and_schemas(targets: tuple[Target, Target], graph_id: str) -> None:
     aid = default_id(graph_id)
     for suffix in ("/graph", "/graph?xray=true", "/graph?xray=1", "/schemas", "/subgraphs"):
