@@ -29,7 +29,7 @@ def _save(figure: Any, path: Path) -> None:
 
 def runs_by_concurrency(data: dict[str, Any], out: Path) -> None:
     figure, axes = plt.subplots(figsize=(7.5, 4.2))
-    targets = sorted({row["target"] for row in data["runs_per_s"]})
+    targets = list(dict.fromkeys(row["target"] for row in data["runs_per_s"]))
     levels = sorted({row["concurrency"] for row in data["runs_per_s"]})
     width = 0.8 / max(1, len(targets))
     for index, target in enumerate(targets):
@@ -37,18 +37,21 @@ def runs_by_concurrency(data: dict[str, Any], out: Path) -> None:
             r["concurrency"]: r["runs_per_s"] for r in data["runs_per_s"] if r["target"] == target
         }
         xs = [i + (index - (len(targets) - 1) / 2) * width for i in range(len(levels))]
-        bars = axes.bar(xs, [values.get(c, 0.0) for c in levels], width, label=target)
+        bars = axes.bar(
+            xs, [values.get(c, 0.0) for c in levels], width, label=target.replace("`", "")
+        )
         axes.bar_label(bars, fmt="%.0f", fontsize=7)
-    axes.set_xticks(range(len(levels)), [f"{c} clients" for c in levels])
+    axes.set_xticks(range(len(levels)), [f"{c} client{'s' if c > 1 else ''}" for c in levels])
     axes.set_ylabel("runs/s (stateless POST /runs/wait)")
     axes.set_title("Graph runs: throughput by concurrency")
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper left")
+    axes.set_ylim(top=axes.get_ylim()[1] * 1.35)  # room for the legend above the bars
     _save(figure, out / "benchmarks-runs.png")
 
 
 def runs_latency(data: dict[str, Any], out: Path) -> None:
     levels = sorted({row["concurrency"] for row in data["latency"]})
-    figure, panels = plt.subplots(1, len(levels), figsize=(4.0 * len(levels), 3.8), squeeze=False)
+    figure, panels = plt.subplots(1, len(levels), figsize=(4.0 * len(levels), 4.4), squeeze=False)
     for axes, level in zip(panels[0], levels, strict=True):
         for row in data["latency"]:
             if row["concurrency"] != level:
@@ -66,9 +69,12 @@ def runs_latency(data: dict[str, Any], out: Path) -> None:
         axes.set_ylabel("percentile")
         axes.set_title(f"{level} client{'s' if level > 1 else ''}")
         axes.grid(alpha=0.3)
-    panels[0][0].legend(fontsize=7)
+    handles, labels = panels[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
     figure.suptitle("Graph runs: latency distribution")
-    _save(figure, out / "benchmarks-runs-latency.png")
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
+    figure.savefig(out / "benchmarks-runs-latency.png", dpi=DPI)
+    plt.close(figure)
 
 
 def sse_memory(data: dict[str, Any], out: Path) -> None:
@@ -83,6 +89,7 @@ def sse_memory(data: dict[str, Any], out: Path) -> None:
         )
     axes.set_xlabel("streams open")
     axes.set_ylabel("proxy resident memory (MiB)")
+    axes.set_ylim(bottom=0)
     axes.set_title("SSE: proxy memory by open streams")
     axes.grid(alpha=0.3)
     axes.legend()
@@ -98,6 +105,7 @@ def routing_p99(data: dict[str, Any], out: Path) -> None:
         )
     axes.set_xlabel("offered load (% of fleet capacity)")
     axes.set_ylabel("short-run p99 (ms)")
+    axes.set_ylim(bottom=0)
     axes.set_title("Routing: short-run p99 by load, mixed workload")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)

@@ -102,6 +102,12 @@ def _distribution(records: list[dict[str, Any]]) -> dict[str, float]:
     return {p: _median([r["distribution_ms"][p] for r in records]) for p in pcts}
 
 
+def _runs_order(item: tuple[tuple[Any, ...], Any]) -> tuple[int, int]:
+    (target, concurrency), _ = item
+    order = list(RUNS_TARGETS)
+    return (order.index(target) if target in order else len(order), concurrency)
+
+
 def runs_section(
     records: list[dict[str, Any]], skipped: dict[str, str]
 ) -> tuple[list[str], dict[str, Any]]:

@@ -120,7 +120,8 @@ start_langgraph_dev() {
 
 # nginx_proxy NAME PORT UPSTREAM-BLOCK-LINES LOCATION-EXTRA: nginx, 1 worker, as a proxy.
 nginx_proxy() {
-    local name=$1 port=$2 upstream=$3 extra=$4 conf="$WORK_DIR/$name.conf"
+    local name=$1 port=$2 upstream=$3 extra=$4
+    local conf="$WORK_DIR/$name.conf"
     mkdir -p "$WORK_DIR/$name"
     cat >"$conf" <<EOF
 worker_processes 1;
