@@ -21,6 +21,11 @@ import matplotlib.pyplot as plt
 DPI = 110
 
 
+def _label(target: str) -> str:
+    """A target's name as the tables write it, without Markdown's code marks."""
+    return target.replace("`", "")
+
+
 def _save(figure: Any, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)
@@ -37,9 +42,7 @@ def runs_by_concurrency(data: dict[str, Any], out: Path) -> None:
             r["concurrency"]: r["runs_per_s"] for r in data["runs_per_s"] if r["target"] == target
         }
         xs = [i + (index - (len(targets) - 1) / 2) * width for i in range(len(levels))]
-        bars = axes.bar(
-            xs, [values.get(c, 0.0) for c in levels], width, label=target.replace("`", "")
-        )
+        bars = axes.bar(xs, [values.get(c, 0.0) for c in levels], width, label=_label(target))
         axes.bar_label(bars, fmt="%.0f", fontsize=7)
     axes.set_xticks(range(len(levels)), [f"{c} client{'s' if c > 1 else ''}" for c in levels])
     axes.set_ylabel("runs/s (stateless POST /runs/wait)")
@@ -62,7 +65,7 @@ def runs_latency(data: dict[str, Any], out: Path) -> None:
                 [p for p, _ in points],
                 marker="o",
                 ms=3,
-                label=row["target"],
+                label=_label(row["target"]),
             )
         axes.set_xscale("log")
         axes.set_xlabel("latency (ms, log scale)")
@@ -85,7 +88,7 @@ def sse_memory(data: dict[str, Any], out: Path) -> None:
             [s["streams"] for s in samples],
             [s["rss_mib"] for s in samples],
             ".",
-            label=row["target"],
+            label=_label(row["target"]),
         )
     axes.set_xlabel("streams open")
     axes.set_ylabel("proxy resident memory (MiB)")
@@ -101,7 +104,10 @@ def routing_p99(data: dict[str, Any], out: Path) -> None:
     for target in dict.fromkeys(row["target"] for row in data["p99"]):
         rows = sorted((r["load"], r["p99_ms"]) for r in data["p99"] if r["target"] == target)
         axes.plot(
-            [100 * load for load, _ in rows], [ms for _, ms in rows], marker="o", label=target
+            [100 * load for load, _ in rows],
+            [ms for _, ms in rows],
+            marker="o",
+            label=_label(target),
         )
     axes.set_xlabel("offered load (% of fleet capacity)")
     axes.set_ylabel("short-run p99 (ms)")
