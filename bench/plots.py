@@ -93,7 +93,7 @@ def sse_memory(data: dict[str, Any], out: Path) -> None:
     axes.set_xlabel("streams open")
     axes.set_ylabel("proxy resident memory (MiB)")
     axes.set_ylim(bottom=0)
-    axes.set_title("SSE: proxy memory by open streams")
+    axes.set_title("SSE: proxy memory by open streams (first round, fresh processes)")
     axes.grid(alpha=0.3)
     axes.legend()
     _save(figure, out / "benchmarks-sse-memory.png")

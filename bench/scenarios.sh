@@ -61,13 +61,15 @@ ensure_plotting() { bench_venv "$PLOT_VENV" "$MATPLOTLIB_PIN"; }
 postgres_up() { psql "$PG_ADMIN_DSN" -qAtc 'select 1' >/dev/null 2>&1; }
 redis_up() { redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; }
 
-# fresh_database NAME: prints the DSN of a new, empty database of the benchmark's own.
+# fresh_database NAME: a new, empty database of the benchmark's own; its DSN in DATABASE_DSN.
+# (Not printed: in a $(...) subshell the note for cleanup_stores would be lost.)
+DATABASE_DSN=""
 fresh_database() {
     local name=$1
     psql "$PG_ADMIN_DSN" -qAt -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" \
         -c "CREATE DATABASE $name" >/dev/null || die "cannot create database $name"
     PG_DATABASES+=("$name")
-    echo "${PG_ADMIN_DSN%/*}/$name"
+    DATABASE_DSN="${PG_ADMIN_DSN%/*}/$name"
 }
 
 # Called by cleanup after every server stopped: nothing of the benchmark stays in the stores.
@@ -194,7 +196,8 @@ start_runs_targets() {
                         --target "$target" --reason "PostgreSQL or Redis not reachable"
                     continue
                 fi
-                store=$(fresh_database graphfleet_bench_fleet)
+                fresh_database graphfleet_bench_fleet
+                store=$DATABASE_DSN
                 REDIS_USED=1
                 local redis=(WORKER_REDIS_URL="$REDIS_URL" WORKER_REDIS_PREFIX="$REDIS_PREFIX")
                 start_worker lb-postgres-w1 "${ports[6]}" "$store" "${redis[@]}"
@@ -212,7 +215,8 @@ start_runs_targets() {
 measure_inprocess() {
     local round=$1 config pg_dsn="" args
     if [[ $INPROCESS == *postgres* ]] && postgres_up; then
-        pg_dsn=$(fresh_database graphfleet_bench_inprocess)
+        fresh_database graphfleet_bench_inprocess
+        pg_dsn=$DATABASE_DSN
     fi
     for config in $INPROCESS; do
         if [[ $config == postgres/* && -z $pg_dsn ]]; then
