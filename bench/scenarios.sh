@@ -95,7 +95,8 @@ start_worker() {
     start "$name" env -C "$LB_SRC" WORKER_HOST=127.0.0.1 WORKER_PORT="$port" \
         WORKER_GRAPHS="$WORK_DIR/graphs/langgraph.json" WORKER_STORE="$store" \
         WORKER_LOG_LEVEL=warning WORKER_SHUTDOWN_TIMEOUT_S=2 "$@" "$PY" -m worker
-    wait_ready "$name" "http://127.0.0.1:$port/health"
+    # A worker imports LangGraph first: on a busy machine that alone may take half a minute.
+    READY_TIMEOUT_S=90 wait_ready "$name" "http://127.0.0.1:$port/health"
 }
 
 # start_fleet_lb NAME PORT ADMIN_PORT INSTANCES COUNT [VAR=VALUE...]: the LB as shipped, in
