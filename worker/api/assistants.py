@@ -142,12 +142,15 @@ async def delete_assistant(request: web.Request) -> web.Response:
 
 
 async def _delete_threads_of(request: web.Request, assistant_id: str) -> None:
+    """Delete the threads whose ``metadata.assistant_id`` is the assistant (its runs' threads)."""
     store = request.app[STORE]
-    while threads := await store.search_threads(
-        ThreadQuery(metadata={"assistant_id": assistant_id}, limit=100)
+    thread_ids: list[str] = []
+    while page := await store.search_threads(
+        ThreadQuery(metadata={"assistant_id": assistant_id}, limit=100, offset=len(thread_ids))
     ):
-        for thread in threads:
-            await store.delete_thread(thread.thread_id)
+        thread_ids += [t.thread_id for t in page]
+    for thread_id in thread_ids:
+        await store.delete_thread(thread_id)
 
 
 def _query(body: AssistantSearchBody | AssistantCountBody) -> dict[str, Any]:

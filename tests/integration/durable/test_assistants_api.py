@@ -78,7 +78,15 @@ async def test_assistant_lifecycle(client: LangGraphClient) -> None:
     )
     assert (await client.assistants.get(aid))["version"] == 1
 
-    await client.assistants.delete(aid)
+    # Deleting it with delete_threads deletes the threads its runs used, and only those.
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], aid, input={"name": "x"})
+    other = await client.threads.create()
+    await client.runs.wait(other["thread_id"], "greeter", input={"name": "y"})
+    await client.assistants.delete(aid, delete_threads=True)
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread["thread_id"])
+    assert (await client.threads.get(other["thread_id"]))["thread_id"] == other["thread_id"]
     with pytest.raises(NotFoundError):
         await client.assistants.get(aid)
     with pytest.raises(NotFoundError):
