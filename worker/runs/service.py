@@ -74,8 +74,13 @@ class RunService:
         if_not_exists: str = "reject",
         multitask_strategy: MultitaskStrategy = "enqueue",
         metadata: dict[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> ActiveRun:
-        """Admit, record and start a run; ``thread_id=None`` makes a stateless run."""
+        """Admit, record and start a run; ``thread_id=None`` makes a stateless run.
+
+        ``run_id`` is chosen by the caller when it must be the same on every worker (a cron
+        firing); a new UUID otherwise.
+        """
         with self.manager.reservation() as slot:
             entry = self.graph(assistant_id)
             if spec.webhook:
@@ -93,7 +98,7 @@ class RunService:
                     await self.store.create_thread(thread_id, {"graph_id": entry.graph_id})
             now = self._clock()
             record = RunRecord(
-                run_id=str(uuid.uuid4()),
+                run_id=run_id or str(uuid.uuid4()),
                 thread_id=thread_id,
                 assistant_id=entry.assistant_id,
                 graph_id=entry.graph_id,

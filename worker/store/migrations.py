@@ -78,6 +78,34 @@ SQLITE: tuple[Migration, ...] = (
             "UPDATE gf_runs SET lease_expires_at = 0 WHERE status IN ('pending', 'running')",
         ),
     ),
+    # crons
+    Migration(
+        5,
+        "crons",
+        (
+            # Times compared by the claim are Unix seconds (REAL), as run leases are.
+            """CREATE TABLE gf_crons (
+                cron_id TEXT PRIMARY KEY,
+                assistant_id TEXT NOT NULL,
+                thread_id TEXT,
+                user_id TEXT,
+                schedule TEXT NOT NULL,
+                timezone TEXT,
+                payload TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                on_run_completed TEXT,
+                enabled INTEGER NOT NULL,
+                end_time REAL,
+                next_run_date REAL NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                claimed_by TEXT,
+                claim_expires_at REAL
+            )""",
+            "CREATE INDEX gf_crons_due ON gf_crons (enabled, next_run_date)",
+            "CREATE INDEX gf_crons_thread ON gf_crons (thread_id)",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -134,6 +162,34 @@ POSTGRES: tuple[Migration, ...] = (
             "CREATE INDEX gf_runs_lease ON gf_runs (lease_expires_at) "
             "WHERE status IN ('pending', 'running')",
             "CREATE INDEX gf_threads_metadata ON gf_threads USING gin (metadata jsonb_path_ops)",
+        ),
+    ),
+    # crons
+    Migration(
+        4,
+        "crons",
+        (
+            """CREATE TABLE gf_crons (
+                cron_id TEXT PRIMARY KEY,
+                assistant_id TEXT NOT NULL,
+                thread_id TEXT,
+                user_id TEXT,
+                schedule TEXT NOT NULL,
+                timezone TEXT,
+                payload JSONB NOT NULL,
+                metadata JSONB NOT NULL,
+                on_run_completed TEXT,
+                enabled BOOLEAN NOT NULL,
+                end_time TIMESTAMPTZ,
+                next_run_date TIMESTAMPTZ NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                claimed_by TEXT,
+                claim_expires_at TIMESTAMPTZ
+            )""",
+            "CREATE INDEX gf_crons_due ON gf_crons (next_run_date) WHERE enabled",
+            "CREATE INDEX gf_crons_thread ON gf_crons (thread_id)",
+            "CREATE INDEX gf_crons_metadata ON gf_crons USING gin (metadata jsonb_path_ops)",
         ),
     ),
 )

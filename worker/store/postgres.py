@@ -44,6 +44,7 @@ from worker.store.base import (
     finish_writes,
     shielded,
 )
+from worker.store.postgres_crons import PostgresCrons
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
@@ -94,7 +95,7 @@ def _thread(row: DictRow) -> ThreadRecord:
     )
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresCrons, Store):
     """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
 
     def __init__(self, url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> None:

@@ -34,6 +34,7 @@ from worker.store.base import (
     finish_writes,
     shielded,
 )
+from worker.store.sqlite_crons import SqliteCrons
 from worker.store.sqlite_rows import (
     ShieldedSaver,
     file_lock,
@@ -55,7 +56,7 @@ _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteCrons, Store):
     """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``).
 
     Claims are single ``UPDATE ... RETURNING`` statements: SQLite takes the file's write lock
@@ -71,6 +72,11 @@ class SqliteStore(Store):
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._saver: ShieldedSaver | None = None
+
+    @property
+    def path(self) -> str:
+        """The database file (``:memory:`` for a store in memory)."""
+        return self._path
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any]:
