@@ -8,7 +8,8 @@ not race). Graphs receive it (``get_store()``, a ``store`` parameter in nodes) a
 
 ``langgraph.json`` ``store.ttl`` (``default_ttl`` and ``sweep_interval_minutes`` in minutes,
 ``refresh_on_read``) is handed to LangGraph's store, which expires items and sweeps them as
-the official server's store does. ``store.index`` is read by ``worker.store.memory_index``.
+the official server's store does. With ``store.index``, the store is wrapped in
+``worker.store.memory_index.IndexedStore`` for semantic search.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from langchain_core.embeddings import Embeddings
 from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from worker.store import migrations
 from worker.store.base import Store
+from worker.store.memory_index import IndexedStore, resolve_embeddings
+from worker.store.memory_vectors import PostgresVectors, SqliteVectors
 from worker.store.postgres import PostgresStore
 from worker.store.sqlite import BUSY_TIMEOUT_MS, SqliteStore
 from worker.store.sqlite_rows import file_lock
@@ -78,7 +82,12 @@ def _ttl(config: MemoryConfig) -> TTLConfig | None:
 
 
 @contextlib.asynccontextmanager
-async def _sqlite_memory(store: SqliteStore, ttl: TTLConfig | None) -> AsyncIterator[BaseStore]:
+async def _sqlite_memory(
+    store: SqliteStore,
+    ttl: TTLConfig | None,
+    embeddings: Embeddings | None,
+    fields: list[str] | None,
+) -> AsyncIterator[BaseStore]:
     path = store.path
     # Autocommit: AsyncSqliteStore opens its own transactions.
     conn = await aiosqlite.connect(path, isolation_level=None)
@@ -90,13 +99,25 @@ async def _sqlite_memory(store: SqliteStore, ttl: TTLConfig | None) -> AsyncIter
         else:
             async with file_lock(path + ".open-lock"):
                 await memory.setup()
-        yield memory
+        if embeddings is None:
+            yield memory
+        else:
+            if path == ":memory:":  # a separate in-memory database: it needs the table
+                for statement in migrations.SQLITE_STORE_VECTORS_DDL:
+                    await conn.execute(statement)
+            vectors = SqliteVectors(conn, memory.lock)
+            yield IndexedStore(memory, vectors, embeddings, fields)
     finally:
         await conn.close()
 
 
 @contextlib.asynccontextmanager
-async def _postgres_memory(store: PostgresStore, ttl: TTLConfig | None) -> AsyncIterator[BaseStore]:
+async def _postgres_memory(
+    store: PostgresStore,
+    ttl: TTLConfig | None,
+    embeddings: Embeddings | None,
+    fields: list[str] | None,
+) -> AsyncIterator[BaseStore]:
     memory = AsyncPostgresStore(store.pool, ttl=ttl)
     # setup() has no locking of its own: one worker of the fleet migrates at a time.
     async with store.pool.connection() as conn:
@@ -107,18 +128,25 @@ async def _postgres_memory(store: PostgresStore, ttl: TTLConfig | None) -> Async
             await conn.execute(
                 "SELECT pg_advisory_unlock(%s)", (migrations.POSTGRES_SETUP_LOCK_KEY,)
             )
-    yield memory
+    if embeddings is None:
+        yield memory
+    else:
+        yield IndexedStore(memory, PostgresVectors(store.pool), embeddings, fields)
 
 
 @contextlib.asynccontextmanager
 async def open_memory(store: Store, config: MemoryConfig) -> AsyncIterator[BaseStore]:
     """LangGraph's store in ``store``'s database, set up; TTL sweeping runs while open."""
     ttl = _ttl(config)
+    embeddings, fields = None, None
+    if config.index:
+        embeddings = resolve_embeddings(config.index["embed"], config.base_dir)
+        fields = config.index.get("fields")
     opened: contextlib.AbstractAsyncContextManager[BaseStore]
     if isinstance(store, SqliteStore):
-        opened = _sqlite_memory(store, ttl)
+        opened = _sqlite_memory(store, ttl, embeddings, fields)
     elif isinstance(store, PostgresStore):
-        opened = _postgres_memory(store, ttl)
+        opened = _postgres_memory(store, ttl, embeddings, fields)
     else:
         raise TypeError(f"no LangGraph store for {type(store).__name__}")
     async with opened as memory:
@@ -128,4 +156,4 @@ async def open_memory(store: Store, config: MemoryConfig) -> AsyncIterator[BaseS
             yield memory
         finally:
             if ttl and ttl.get("sweep_interval_minutes"):
-                await memory.stop_ttl_sweeper(timeout=5.0)  # type: ignore[attr-defined]
+                await memory.stop_ttl_sweeper(5.0)  # type: ignore[attr-defined]

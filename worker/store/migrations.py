@@ -28,6 +28,16 @@ CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
     applied_at TEXT NOT NULL
 )"""
 
+SQLITE_STORE_VECTORS_DDL = (
+    """CREATE TABLE IF NOT EXISTS gf_store_vectors (
+        prefix TEXT NOT NULL,
+        key TEXT NOT NULL,
+        field_name TEXT NOT NULL,
+        embedding TEXT NOT NULL,
+        PRIMARY KEY (prefix, key, field_name)
+    )""",
+)
+
 # Version 1 is the schema files made before migrations existed had, hence IF NOT EXISTS.
 SQLITE: tuple[Migration, ...] = (
     Migration(
@@ -106,6 +116,8 @@ SQLITE: tuple[Migration, ...] = (
             "CREATE INDEX gf_crons_thread ON gf_crons (thread_id)",
         ),
     ),
+    # The embeddings of LangGraph store items (langgraph.json store.index).
+    Migration(6, "store vectors", SQLITE_STORE_VECTORS_DDL),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -190,6 +202,19 @@ POSTGRES: tuple[Migration, ...] = (
             "CREATE INDEX gf_crons_due ON gf_crons (next_run_date) WHERE enabled",
             "CREATE INDEX gf_crons_thread ON gf_crons (thread_id)",
             "CREATE INDEX gf_crons_metadata ON gf_crons USING gin (metadata jsonb_path_ops)",
+        ),
+    ),
+    Migration(
+        5,
+        "store vectors",
+        (
+            """CREATE TABLE gf_store_vectors (
+                prefix TEXT NOT NULL,
+                key TEXT NOT NULL,
+                field_name TEXT NOT NULL,
+                embedding TEXT NOT NULL,
+                PRIMARY KEY (prefix, key, field_name)
+            )""",
         ),
     ),
 )
