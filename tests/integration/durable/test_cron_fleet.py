@@ -1,0 +1,106 @@
+"""Crons across a fleet: each firing happens on exactly one worker, also when a worker is
+killed -9 around the due time, and a cron outlives every worker that knew it.
+
+Workers are ``python -m worker`` processes sharing one store (SQLite file or Postgres
+schema), ticking every 0.1 s, with a 1 s claim so a dead claimant delays a firing briefly.
+The cron falls due once (``once_at``); a test waits until the cron has advanced past its
+due time (no second firing is possible after that) and counts the runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.cron_support import once_at, soon
+from tests.integration.durable.conftest import ProcessFactory, WorkerProcess
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+FAST_CRONS: dict[str, Any] = {"cron_interval_s": 0.1, "cron_claim_s": 1}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/fleet.sqlite"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+async def _json(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> Any:
+    async with http.request(method, url, json=body) as response:
+        assert response.status < 300, await response.text()
+        return await response.json()
+
+
+async def _thread_cron(http: aiohttp.ClientSession, worker: WorkerProcess, due: datetime) -> Any:
+    thread = await _json(http, "POST", f"{worker.url}/threads", {})
+    cron = await _json(
+        http,
+        "POST",
+        f"{worker.url}/threads/{thread['thread_id']}/runs/crons",
+        {"assistant_id": "counting", "schedule": once_at(due), "input": {}},
+    )
+    return thread["thread_id"], cron["cron_id"]
+
+
+async def _fired_once(
+    http: aiohttp.ClientSession, url: str, thread_id: str, cron_id: str, due: datetime
+) -> None:
+    async def advanced() -> bool:
+        cron = await _json(http, "GET", f"{url}/runs/crons/{cron_id}")
+        return datetime.fromisoformat(cron["next_run_date"]) > due
+
+    await eventually(advanced, timeout_s=30, interval_s=0.1)
+    runs = await _json(http, "GET", f"{url}/threads/{thread_id}/runs")
+    assert len(runs) == 1, runs
+
+    async def done() -> bool:
+        (run,) = await _json(http, "GET", f"{url}/threads/{thread_id}/runs")
+        return bool(run["status"] == "success")
+
+    await eventually(done, timeout_s=30, interval_s=0.1)
+
+
+async def test_two_workers_fire_a_due_cron_exactly_once(
+    spawn_worker: ProcessFactory, store_url: str
+) -> None:
+    a = await spawn_worker(store_url, "a", **FAST_CRONS)
+    b = await spawn_worker(store_url, "b", **FAST_CRONS)
+    async with aiohttp.ClientSession() as http:
+        due = soon(1)
+        thread_id, cron_id = await _thread_cron(http, a, due)
+        await _fired_once(http, b.url, thread_id, cron_id, due)
+
+
+async def test_a_worker_killed_at_the_due_time_never_doubles_nor_loses_the_firing(
+    spawn_worker: ProcessFactory, store_url: str
+) -> None:
+    a = await spawn_worker(store_url, "a", **FAST_CRONS)
+    b = await spawn_worker(store_url, "b", **FAST_CRONS)
+    async with aiohttp.ClientSession() as http:
+        due = soon(1)
+        thread_id, cron_id = await _thread_cron(http, a, due)
+        # Kill a as the cron falls due: it may have claimed it, created the run, or neither.
+        await eventually(lambda: datetime.now(UTC) >= due, timeout_s=10, interval_s=0.01)
+        a.kill()
+        await a.proc.wait()
+        await _fired_once(http, b.url, thread_id, cron_id, due)
+
+
+async def test_a_cron_outlives_every_worker_that_knew_it(
+    spawn_worker: ProcessFactory, store_url: str
+) -> None:
+    a = await spawn_worker(store_url, "a", **FAST_CRONS)
+    async with aiohttp.ClientSession() as http:
+        due = soon(4)
+        thread_id, cron_id = await _thread_cron(http, a, due)
+        a.kill()
+        await a.proc.wait()
+        b = await spawn_worker(store_url, "b", **FAST_CRONS)
+        await _fired_once(http, b.url, thread_id, cron_id, due)
