@@ -30,8 +30,6 @@ CRON_FIELDS = (
     "metadata",
     "enabled",
 )
-# Fields of a cron body that describe the schedule, not the runs it creates.
-SCHEDULE_FIELDS = frozenset({"schedule", "timezone", "end_time", "on_run_completed", "enabled"})
 
 
 class _Open(BaseModel):

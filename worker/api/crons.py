@@ -15,7 +15,6 @@ from typing import Any
 from aiohttp import web
 
 from worker.api.cron_bodies import (
-    SCHEDULE_FIELDS,
     CronCountBody,
     CronCreateBody,
     CronPatchBody,
@@ -24,8 +23,9 @@ from worker.api.cron_bodies import (
     check_uuid,
 )
 from worker.api.errors import json_response
+from worker.api.json_body import json_body
 from worker.api.runs import spec_from_body
-from worker.api.schemas import RunCreateBody, parse, read_json
+from worker.api.schemas import RunCreateBody, parse
 from worker.crons.schedule import check_schedule, check_timezone, next_run_after
 from worker.crons.scheduler import Fire
 from worker.errors import BadRequest, NotFound
@@ -47,7 +47,7 @@ def cron_view(cron: CronRecord) -> dict[str, Any]:
         "cron_id": cron.cron_id,
         "assistant_id": cron.assistant_id,
         "thread_id": cron.thread_id,
-        "user_id": cron.user_id,
+        "user_id": cron.user_id or "",  # the official server's value without auth
         "end_time": _iso(cron.end_time),
         "schedule": cron.schedule,
         "timezone": cron.timezone,
@@ -70,7 +70,7 @@ def _with_cron_id(payload: dict[str, Any], cron_id: str) -> dict[str, Any]:
 
 
 async def _create(request: web.Request, thread_id: str | None) -> web.Response:
-    raw = await read_json(request)
+    raw = await json_body(request)
     body = parse(CronCreateBody, raw)
     check_timezone(body.timezone)
     check_schedule(body.schedule)
@@ -153,21 +153,19 @@ def _patch_changes(cron: CronRecord, raw: dict[str, Any], body: CronPatchBody) -
         changes["on_run_completed"] = body.on_run_completed
     if body.metadata is not None:
         changes["metadata"] = {**cron.metadata, **body.metadata}
-    run_fields = {k: v for k, v in raw.items() if k not in SCHEDULE_FIELDS}
-    if run_fields:
-        merged = {**cron.payload, **run_fields, "assistant_id": cron.assistant_id}
-        changes["payload"] = _with_cron_id(merged, cron.cron_id)
+    # The payload takes the whole patch, as the official server's does (each firing reads
+    # only the run fields from it).
+    merged = {**cron.payload, **raw, "assistant_id": cron.assistant_id}
+    changes["payload"] = _with_cron_id(merged, cron.cron_id)
     return changes
 
 
 async def patch_cron(request: web.Request) -> web.Response:
     cron_id = _cron_id(request)
-    raw = await read_json(request)
+    raw = await json_body(request)
     if not raw:
         raise BadRequest("Request body cannot be empty", code="empty_body")
     body = parse(CronPatchBody, raw)
-    if not any(v is not None for v in body.model_dump().values()) and "end_time" not in raw:
-        raise BadRequest("No fields to update", code="empty_update")
     store = request.app[STORE]
     cron = await store.get_cron(cron_id)
     if cron is None:
@@ -188,7 +186,7 @@ async def delete_cron(request: web.Request) -> web.Response:
 
 
 async def search_crons(request: web.Request) -> web.Response:
-    body = parse(CronSearchBody, await read_json(request))
+    body = parse(CronSearchBody, await json_body(request))
     select = check_select(body.select)
     check_uuid(body.assistant_id, "assistant")
     check_uuid(body.thread_id, "thread")
@@ -218,7 +216,7 @@ async def search_crons(request: web.Request) -> web.Response:
 
 
 async def count_crons(request: web.Request) -> web.Response:
-    body = parse(CronCountBody, await read_json(request))
+    body = parse(CronCountBody, await json_body(request))
     check_uuid(body.assistant_id, "assistant")
     check_uuid(body.thread_id, "thread")
     query = CronQuery(

@@ -16,7 +16,8 @@ from langgraph.store.base import InvalidNamespaceError
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.api.errors import json_response
-from worker.api.schemas import parse, read_json
+from worker.api.json_body import json_body
+from worker.api.schemas import parse
 from worker.errors import BadRequest, Unprocessable
 from worker.keys import MEMORY
 
@@ -50,7 +51,7 @@ class SearchBody(_Open):
 class NamespacesBody(_Open):
     prefix: list[str] | None = None
     suffix: list[str] | None = None
-    max_depth: int | None = Field(None, ge=1)
+    max_depth: int | None = None
     limit: int = Field(100, ge=0)
     offset: int = Field(0, ge=0)
 
@@ -66,12 +67,14 @@ def check_namespace(namespace: tuple[str, ...]) -> tuple[str, ...]:
     return namespace
 
 
-def _rejected(exc: InvalidNamespaceError) -> Unprocessable:
-    return Unprocessable(str(exc), code="invalid_namespace")
+def _rejected(exc: InvalidNamespaceError) -> BadRequest:
+    # What LangGraph's store itself refuses (an empty namespace, the reserved root label)
+    # the official server answers with 400.
+    return BadRequest(str(exc), code="invalid_namespace")
 
 
 async def put_item(request: web.Request) -> web.Response:
-    body = parse(PutBody, await read_json(request))
+    body = parse(PutBody, await json_body(request))
     namespace = check_namespace(tuple(body.namespace))
     try:
         await request.app[MEMORY].aput(
@@ -98,7 +101,7 @@ async def get_item(request: web.Request) -> web.Response:
 
 
 async def delete_item(request: web.Request) -> web.Response:
-    body = parse(DeleteBody, await read_json(request))
+    body = parse(DeleteBody, await json_body(request))
     namespace = check_namespace(tuple(body.namespace or ()))
     try:
         await request.app[MEMORY].adelete(namespace, body.key)
@@ -108,7 +111,7 @@ async def delete_item(request: web.Request) -> web.Response:
 
 
 async def search_items(request: web.Request) -> web.Response:
-    body = parse(SearchBody, await read_json(request))
+    body = parse(SearchBody, await json_body(request))
     prefix = check_namespace(tuple(body.namespace_prefix or ()))
     try:
         items = await request.app[MEMORY].asearch(
@@ -125,7 +128,7 @@ async def search_items(request: web.Request) -> web.Response:
 
 
 async def list_namespaces(request: web.Request) -> web.Response:
-    body = parse(NamespacesBody, await read_json(request))
+    body = parse(NamespacesBody, await json_body(request))
     prefix = check_namespace(tuple(body.prefix)) if body.prefix else None
     suffix = check_namespace(tuple(body.suffix)) if body.suffix else None
     try:

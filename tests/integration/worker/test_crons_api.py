@@ -140,6 +140,7 @@ async def test_bad_input_is_refused_and_writes_nothing(
 async def test_an_empty_patch_of_a_cron_is_400(client: LangGraphClient, worker: Worker) -> None:
     cron = await client.crons.create("pipeline", schedule="0 9 * * *")
     assert (await _call(worker, "PATCH", f"/runs/crons/{cron['cron_id']}", {}))[0] == 400
+    assert (await _call(worker, "PATCH", f"/runs/crons/{cron['cron_id']}", None))[0] == 400
     status, _ = await _call(worker, "PATCH", f"/runs/crons/{cron['cron_id']}", {"schedule": "x"})
     assert status == 422
     assert (await client.crons.search())[0]["schedule"] == "0 9 * * *"
