@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from worker.api.schemas import StreamModes
 from worker.errors import Unprocessable
+from worker.runs.model import RunSpec
 
 CRON_FIELDS = (
     "cron_id",
@@ -46,9 +48,35 @@ class CronCreateBody(_Open):
     config: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
     webhook: str | None = None
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
     on_run_completed: Literal["delete", "keep"] | None = None
     multitask_strategy: Literal["reject", "rollback", "interrupt", "enqueue"] | None = None
     enabled: bool = True
+    stream_mode: StreamModes | None = None
+    stream_subgraphs: bool | None = None
+    stream_resumable: bool | None = None
+    durability: Literal["sync", "async", "exit"] | None = None
+    checkpoint_during: bool | None = None
+
+    def run_spec(self, *, stateless: bool, keep: bool) -> RunSpec:
+        """The run one firing creates. ``keep`` keeps a stateless run's thread."""
+        durability = self.durability
+        if durability is None and self.checkpoint_during is not None:  # the old spelling
+            durability = "async" if self.checkpoint_during else "exit"
+        return RunSpec(
+            input=self.input,
+            config=self.config or {},
+            context=self.context,
+            stream_mode=self.stream_mode or ["values"],
+            stream_subgraphs=bool(self.stream_subgraphs),
+            stream_resumable=bool(self.stream_resumable),
+            interrupt_before=self.interrupt_before,
+            interrupt_after=self.interrupt_after,
+            durability=durability,
+            on_completion="delete" if stateless and not keep else "keep",
+            webhook=self.webhook,
+        )
 
 
 class CronPatchBody(_Open):

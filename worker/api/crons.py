@@ -8,7 +8,6 @@ or malformed id, 404 for an unknown assistant, thread or cron, 400 for an empty 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,12 +23,12 @@ from worker.api.cron_bodies import (
 )
 from worker.api.errors import json_response
 from worker.api.json_body import json_body
-from worker.api.runs import spec_from_body
-from worker.api.schemas import RunCreateBody, parse
+from worker.api.schemas import parse
 from worker.crons.schedule import check_schedule, check_timezone, next_run_after
 from worker.crons.scheduler import Fire
 from worker.errors import BadRequest, NotFound
 from worker.keys import SERVICE, STORE, WEBHOOKS
+from worker.runs.manager import RunManager
 from worker.runs.service import RunService
 from worker.store.crons import CronQuery, CronRecord
 
@@ -225,36 +224,29 @@ async def count_crons(request: web.Request) -> web.Response:
     return json_response(await request.app[STORE].count_crons(query))
 
 
-def _run_body(cron: CronRecord) -> RunCreateBody:
-    """The run one firing creates: the payload's run fields, the cron's metadata under them."""
-    fields = {k: v for k, v in cron.payload.items() if k in RunCreateBody.model_fields}
-    fields["assistant_id"] = cron.assistant_id
-    fields["metadata"] = {**cron.metadata, **(fields.get("metadata") or {})}
-    if cron.on_run_completed == "keep":
-        fields.setdefault("on_completion", "keep")
-    return parse(RunCreateBody, fields)
-
-
-def cron_firer(get_service: Callable[[], RunService]) -> Fire:
+def cron_firer(manager: RunManager, service: RunService) -> Fire:
     """``fire`` for ``CronScheduler``: create the firing's run under ``run_id``, once.
 
     A run already on record under ``run_id`` means a worker that died after creating it
-    already fired this due time: nothing is created again.
+    already fired this due time: nothing is created again. A worker without a free slot
+    raises (``AtCapacity``): the cron stays due for another worker or a later tick.
     """
 
     async def fire(cron: CronRecord, due: datetime, run_id: str) -> None:
-        service = get_service()
         if await service.store.get_run(run_id) is not None:
             return
-        body = _run_body(cron)
-        await service.create(
-            assistant_id=body.assistant_id,
-            spec=spec_from_body(body, stateless=cron.thread_id is None),
-            thread_id=cron.thread_id,
-            multitask_strategy=body.multitask_strategy,
-            metadata=body.metadata,
-            run_id=run_id,
-        )
+        body = parse(CronCreateBody, cron.payload)
+        spec = body.run_spec(stateless=cron.thread_id is None, keep=cron.on_run_completed == "keep")
+        with manager.admission.reservation() as slot:
+            await service.create(
+                slot,
+                assistant_id=cron.assistant_id,
+                spec=spec,
+                thread_id=cron.thread_id,
+                multitask_strategy=body.multitask_strategy or "enqueue",
+                metadata={**cron.metadata, **(body.metadata or {})},
+                run_id=run_id,
+            )
 
     return fire
 
