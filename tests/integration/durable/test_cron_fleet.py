@@ -17,7 +17,8 @@ import aiohttp
 import pytest
 
 from tests.cron_support import once_at, soon
-from tests.integration.durable.conftest import ProcessFactory, WorkerProcess
+from tests.graphs.counting import STEPS
+from tests.integration.durable.conftest import ProcessFactory, WorkerProcess, read_steps
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -38,19 +39,22 @@ async def _json(http: aiohttp.ClientSession, method: str, url: str, body: Any = 
         return await response.json()
 
 
-async def _thread_cron(http: aiohttp.ClientSession, worker: WorkerProcess, due: datetime) -> Any:
+async def _thread_cron(
+    http: aiohttp.ClientSession, worker: WorkerProcess, due: datetime, log: Path
+) -> Any:
+    """A cron on a new thread, due once at ``due``, whose run records its steps in ``log``."""
     thread = await _json(http, "POST", f"{worker.url}/threads", {})
     cron = await _json(
         http,
         "POST",
         f"{worker.url}/threads/{thread['thread_id']}/runs/crons",
-        {"assistant_id": "counting", "schedule": once_at(due), "input": {}},
+        {"assistant_id": "counting", "schedule": once_at(due), "input": {"log": str(log)}},
     )
     return thread["thread_id"], cron["cron_id"]
 
 
 async def _fired_once(
-    http: aiohttp.ClientSession, url: str, thread_id: str, cron_id: str, due: datetime
+    http: aiohttp.ClientSession, url: str, thread_id: str, cron_id: str, due: datetime, log: Path
 ) -> None:
     async def advanced() -> bool:
         cron = await _json(http, "GET", f"{url}/runs/crons/{cron_id}")
@@ -65,42 +69,43 @@ async def _fired_once(
         return bool(run["status"] == "success")
 
     await eventually(done, timeout_s=30, interval_s=0.1)
+    assert read_steps(log) == list(STEPS)  # the graph ran once: each step recorded once
 
 
 async def test_two_workers_fire_a_due_cron_exactly_once(
-    spawn_worker: ProcessFactory, store_url: str
+    spawn_worker: ProcessFactory, store_url: str, tmp_path: Path
 ) -> None:
     a = await spawn_worker(store_url, "a", **FAST_CRONS)
     b = await spawn_worker(store_url, "b", **FAST_CRONS)
     async with aiohttp.ClientSession() as http:
         due = soon(1)
-        thread_id, cron_id = await _thread_cron(http, a, due)
-        await _fired_once(http, b.url, thread_id, cron_id, due)
+        thread_id, cron_id = await _thread_cron(http, a, due, tmp_path / "steps.log")
+        await _fired_once(http, b.url, thread_id, cron_id, due, tmp_path / "steps.log")
 
 
 async def test_a_worker_killed_at_the_due_time_never_doubles_nor_loses_the_firing(
-    spawn_worker: ProcessFactory, store_url: str
+    spawn_worker: ProcessFactory, store_url: str, tmp_path: Path
 ) -> None:
     a = await spawn_worker(store_url, "a", **FAST_CRONS)
     b = await spawn_worker(store_url, "b", **FAST_CRONS)
     async with aiohttp.ClientSession() as http:
         due = soon(1)
-        thread_id, cron_id = await _thread_cron(http, a, due)
+        thread_id, cron_id = await _thread_cron(http, a, due, tmp_path / "steps.log")
         # Kill a as the cron falls due: it may have claimed it, created the run, or neither.
         await eventually(lambda: datetime.now(UTC) >= due, timeout_s=10, interval_s=0.01)
         a.kill()
         await a.proc.wait()
-        await _fired_once(http, b.url, thread_id, cron_id, due)
+        await _fired_once(http, b.url, thread_id, cron_id, due, tmp_path / "steps.log")
 
 
 async def test_a_cron_outlives_every_worker_that_knew_it(
-    spawn_worker: ProcessFactory, store_url: str
+    spawn_worker: ProcessFactory, store_url: str, tmp_path: Path
 ) -> None:
     a = await spawn_worker(store_url, "a", **FAST_CRONS)
     async with aiohttp.ClientSession() as http:
         due = soon(4)
-        thread_id, cron_id = await _thread_cron(http, a, due)
+        thread_id, cron_id = await _thread_cron(http, a, due, tmp_path / "steps.log")
         a.kill()
         await a.proc.wait()
         b = await spawn_worker(store_url, "b", **FAST_CRONS)
-        await _fired_once(http, b.url, thread_id, cron_id, due)
+        await _fired_once(http, b.url, thread_id, cron_id, due, tmp_path / "steps.log")
