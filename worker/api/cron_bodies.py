@@ -99,16 +99,19 @@ class CronSearchBody(_Open):
     metadata: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
     offset: int = Field(0, ge=0)
-    sort_by: Literal[
-        "cron_id",
-        "assistant_id",
-        "thread_id",
-        "next_run_date",
-        "end_time",
-        "created_at",
-        "updated_at",
-    ] = "created_at"
-    sort_order: Literal["asc", "desc"] = "desc"
+    sort_by: (
+        Literal[
+            "cron_id",
+            "assistant_id",
+            "thread_id",
+            "next_run_date",
+            "end_time",
+            "created_at",
+            "updated_at",
+        ]
+        | None
+    ) = None
+    sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None
 
 

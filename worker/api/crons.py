@@ -196,8 +196,9 @@ async def search_crons(request: web.Request) -> web.Response:
         metadata=body.metadata,
         limit=body.limit + 1,  # one more tells whether a next page exists
         offset=body.offset,
-        sort_by=body.sort_by,
-        sort_order=body.sort_order,
+        # Without sort_by the official server lists newest first, whatever sort_order says.
+        sort_by=body.sort_by or "created_at",
+        sort_order=(body.sort_order or "desc") if body.sort_by else "desc",
     )
     crons = await request.app[STORE].search_crons(query)
     page = [cron_view(c) for c in crons[: body.limit]]
