@@ -125,3 +125,20 @@ async def test_an_unknown_item_is_null_and_info_reports_the_store(worker: Worker
     assert status == 200
     assert info["flags"]["store"] is True
     assert info["flags"]["crons"] is True
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    [".", "a.", ".a", "a..b", "a\x00b", "é.ü", "a" * 5000, "%2E", "a.b.c.d.e.f.g.h", " "],
+)
+async def test_any_namespace_in_a_query_string_gets_an_answer_not_a_crash(
+    worker: Worker, namespace: str
+) -> None:
+    status, body = await _call(worker, "GET", "/store/items", namespace=namespace, key="k")
+    assert status in (200, 400, 422)
+    if status == 200:
+        assert body is None
+    status, _ = await _call(
+        worker, "PUT", "/store/items", {"namespace": namespace.split("."), "key": "k", "value": {}}
+    )
+    assert status in (204, 400, 422)
