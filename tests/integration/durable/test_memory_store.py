@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from langgraph.store.base import BaseStore
 
+from tests.support import eventually
 from worker.store import Store, create_store
 from worker.store.memory import MemoryConfig, MemoryConfigError, open_memory, read_memory_config
 
@@ -92,3 +93,22 @@ def test_a_malformed_store_section_fails_naming_it(tmp_path: Path) -> None:
         read_memory_config(config)
     config.write_text('{"graphs": {}}')
     assert read_memory_config(config) == MemoryConfig(base_dir=tmp_path)
+
+
+async def test_store_ttl_gives_items_an_expiry_the_sweeper_honours(
+    store_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "langgraph.json"
+    # 0.01 minutes: items expire after 0.6 s.
+    config.write_text('{"graphs": {}, "store": {"ttl": {"default_ttl": 0.01}}}')
+    async with _memory(store_url, read_memory_config(config)) as memory:
+        await memory.aput(("tmp",), "gone", {"v": 1})
+        await memory.aput(("tmp",), "kept", {"v": 2}, ttl=None)
+        sweep = memory.sweep_ttl  # type: ignore[attr-defined]
+
+        async def swept() -> bool:
+            await sweep()
+            return await memory.aget(("tmp",), "gone") is None
+
+        await eventually(swept, timeout_s=10, interval_s=0.2)
+        assert await memory.aget(("tmp",), "kept") is not None
