@@ -189,7 +189,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete_thread(self, thread_id: str) -> bool:
-        """Delete the thread, its runs and its checkpoints; False when it did not exist."""
+        """Delete the thread, its runs, crons and checkpoints; False when it did not exist."""
 
     # runs
     @abc.abstractmethod

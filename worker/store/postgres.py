@@ -247,6 +247,7 @@ class PostgresStore(PostgresCrons, Store):
             cur = await conn.execute("DELETE FROM gf_threads WHERE thread_id = %s", (thread_id,))
             existed = cur.rowcount > 0
             await conn.execute("DELETE FROM gf_runs WHERE thread_id = %s", (thread_id,))
+            await conn.execute("DELETE FROM gf_crons WHERE thread_id = %s", (thread_id,))
         await self.checkpointer.adelete_thread(thread_id)
         return existed
 

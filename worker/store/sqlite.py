@@ -243,6 +243,7 @@ class SqliteStore(SqliteCrons, Store):
         cur = await self._conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (thread_id,))
         existed = cur.rowcount > 0
         await self._conn.execute("DELETE FROM gf_runs WHERE thread_id = ?", (thread_id,))
+        await self._conn.execute("DELETE FROM gf_crons WHERE thread_id = ?", (thread_id,))
         await self._conn.commit()
         await self.checkpointer.adelete_thread(thread_id)
         return existed

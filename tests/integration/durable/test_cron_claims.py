@@ -189,3 +189,12 @@ async def test_a_failed_fire_leaves_the_cron_due_for_the_next_tick(
     # Released, not advanced: another worker fires it at once.
     assert await _scheduler(b, runs, "b", clock).tick() == 1
     assert sum(runs.created.values()) == 1
+
+
+async def test_deleting_a_thread_deletes_its_crons(stores: tuple[Store, Store]) -> None:
+    a, _ = stores
+    await a.create_thread("t1", {})
+    await a.create_cron(_cron("on-thread", thread_id="t1", on_run_completed=None))
+    await a.create_cron(_cron("stateless"))
+    assert await a.delete_thread("t1")
+    assert [c.cron_id for c in await a.search_crons(CronQuery())] == ["stateless"]
