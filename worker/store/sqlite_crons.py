@@ -22,6 +22,11 @@ _COLUMNS = (
     "on_run_completed, enabled, end_time, next_run_date, created_at, updated_at"
 )
 _JSON_COLUMNS = frozenset({"payload", "metadata"})
+# Due now (three times the same Unix time): enabled, time come, not ended, not held.
+_DUE = (
+    "enabled = 1 AND next_run_date <= ? AND (end_time IS NULL OR end_time >= ?) AND "
+    "(claim_expires_at IS NULL OR claim_expires_at < ?)"
+)
 _UNIX_COLUMNS = frozenset({"end_time", "next_run_date"})
 
 
@@ -160,12 +165,17 @@ class SqliteCrons:
         self, worker_id: str, *, now: datetime, claim_s: float, limit: int
     ) -> list[CronRecord]:
         at = now.timestamp()
+        # A plain read first: most ticks find nothing due, and an UPDATE would take the
+        # file's write lock (which every worker process shares) for nothing.
+        async with self._conn.execute(
+            f"SELECT 1 FROM gf_crons WHERE {_DUE} LIMIT 1", (at,) * 3
+        ) as cur:
+            if await cur.fetchone() is None:
+                return []
         # execute_fetchall reads the RETURNING rows to the end before the commit.
         rows = await self._conn.execute_fetchall(
             "UPDATE gf_crons SET claimed_by = ?, claim_expires_at = ? WHERE cron_id IN ("
-            "SELECT cron_id FROM gf_crons WHERE enabled = 1 AND next_run_date <= ? AND "
-            "(end_time IS NULL OR end_time >= ?) AND "
-            "(claim_expires_at IS NULL OR claim_expires_at < ?) "
+            f"SELECT cron_id FROM gf_crons WHERE {_DUE} "
             f"ORDER BY next_run_date LIMIT ?) RETURNING {_COLUMNS}",
             (worker_id, at + claim_s, at, at, at, limit),
         )
