@@ -15,7 +15,9 @@ not. Firing goes in three steps, each a single conditional statement in the stor
 
 A worker killed after step 1 leaves a claim that lapses after ``claim_s``; another worker
 then fires the cron. One killed after step 2 leaves the run on record; the next claimant
-finds it and only advances.
+finds it and only advances. (The one gap: a stateless cron's run is deleted with its thread
+when it ends; were it to end, and its worker to die, in the moment between steps 2 and 3,
+the firing would happen again.)
 """
 
 from __future__ import annotations
