@@ -3,6 +3,11 @@
 The claim protocol (``worker.store.crons``) makes each firing happen on exactly one worker
 of the fleet, also when a worker dies mid-tick. This loop only observes the clock, calls the
 store, and hands each claimed cron to ``fire``, the callable that creates the run.
+
+Due times and claim expiries are read on this worker's (injected) clock, so tests can drive
+it; clocks of a fleet that disagree by seconds only shift when a cron fires or a dead
+worker's claim lapses. That a firing happens once rests on the conditional updates and the
+firing's run id, not on the clocks.
 """
 
 from __future__ import annotations
