@@ -5,9 +5,8 @@ of the fleet, also when a worker dies mid-tick. This loop only observes the cloc
 store, and hands each claimed cron to ``fire``, the callable that creates the run.
 
 Due times and claim expiries are read on this worker's (injected) clock, so tests can drive
-it; clocks of a fleet that disagree by seconds only shift when a cron fires or a dead
-worker's claim lapses. That a firing happens once rests on the conditional updates and the
-firing's run id, not on the clocks.
+it. The workers of a fleet must agree on the time within ``claim_s``: a worker whose clock
+runs that far ahead could take a claim another worker still holds.
 """
 
 from __future__ import annotations
