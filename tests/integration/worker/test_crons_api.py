@@ -190,12 +190,15 @@ async def test_a_stateless_cron_runs_on_a_new_thread_kept_when_asked(
 
     async def ran() -> bool:
         threads = await client.threads.search()
-        return len(threads) == 1 and threads[0]["status"] == "idle"
+        if not threads:
+            return False
+        runs = await client.runs.list(threads[0]["thread_id"])
+        return bool(runs) and runs[0]["status"] == "success"
 
     await eventually(ran, timeout_s=15)
     (thread,) = await client.threads.search()
     (run,) = await client.runs.list(thread["thread_id"])
-    assert (run["status"], run["metadata"]["kind"]) == ("success", "kept")
+    assert run["metadata"]["kind"] == "kept"
     assert (await client.threads.get_state(thread["thread_id"]))["values"]["steps"] == [
         "extract",
         "transform",
