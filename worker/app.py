@@ -171,6 +171,7 @@ async def _crons(app: web.Application) -> AsyncIterator[None]:
         worker_id=settings.worker_id,
         interval_s=settings.cron_interval_s,
         claim_s=settings.cron_claim_s,
+        paused=lambda: app[MANAGER].draining,
     )
     task = asyncio.create_task(scheduler.run_forever(), name="cron-scheduler")
     yield

@@ -34,7 +34,8 @@ def _utcnow() -> datetime:
 class CronScheduler:
     """Fires the fleet's due crons from this worker; ``tick()`` is one pass, testable alone.
 
-    ``claim_s`` bounds how long a cron stays held by a worker that died mid-tick;
+    ``claim_s`` bounds how long a cron stays held by a worker that died mid-tick; while
+    ``paused()`` (the worker drains) it claims nothing;
     ``batch_size`` how many crons one tick claims (the rest wait for the next tick or
     another worker).
     """
@@ -49,6 +50,7 @@ class CronScheduler:
         claim_s: float,
         batch_size: int = 10,
         clock: Callable[[], datetime] = _utcnow,
+        paused: Callable[[], bool] = lambda: False,
     ) -> None:
         self._store = store
         self._fire = fire
@@ -57,9 +59,13 @@ class CronScheduler:
         self._claim_s = claim_s
         self._batch_size = batch_size
         self._clock = clock
+        self._paused = paused
 
     async def tick(self) -> int:
-        """Claim and fire the crons due now; returns how many fired."""
+        """Claim and fire the crons due now; returns how many fired. A paused scheduler (a
+        draining worker) claims nothing: the other workers fire the crons."""
+        if self._paused():
+            return 0
         now = self._clock()
         claimed = await self._store.claim_due_crons(
             self._worker_id, now=now, claim_s=self._claim_s, limit=self._batch_size

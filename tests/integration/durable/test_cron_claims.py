@@ -198,3 +198,21 @@ async def test_deleting_a_thread_deletes_its_crons(stores: tuple[Store, Store]) 
     await a.create_cron(_cron("stateless"))
     assert await a.delete_thread("t1")
     assert [c.cron_id for c in await a.search_crons(CronQuery())] == ["stateless"]
+
+
+async def test_a_paused_scheduler_claims_nothing(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    await a.create_cron(_cron("c"))
+    clock, runs = Clock(T0), Runs()
+    draining = CronScheduler(
+        store=a,
+        fire=runs.fire,
+        worker_id="a",
+        interval_s=1.0,
+        claim_s=30.0,
+        clock=clock,
+        paused=lambda: True,
+    )
+    assert await draining.tick() == 0
+    # Nothing held: another worker fires it at once.
+    assert await _scheduler(b, runs, "b", clock).tick() == 1
