@@ -79,11 +79,13 @@ class RunService:
         if_not_exists: str = "reject",
         multitask_strategy: MultitaskStrategy = "enqueue",
         metadata: dict[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> ActiveRun:
         """Admit, record and start a run with ``slot``; ``thread_id=None`` makes it stateless.
 
         The caller holds ``slot`` in ``admission.reservation()``, which gives it back unless
-        the run took it over.
+        the run took it over. ``run_id`` is chosen by the caller when it must be the same on
+        every worker (a cron firing); a new UUID otherwise.
         """
         # The one place a run learns its assistant: its graph, and its config and context
         # merged under the run's (stored so, so a resumed run gets the same).
@@ -95,7 +97,7 @@ class RunService:
         thread_id, ephemeral = await self._thread_for(entry, spec, thread_id, if_not_exists)
         now = self._clock()
         record = RunRecord(
-            run_id=str(uuid.uuid4()),
+            run_id=run_id or str(uuid.uuid4()),
             thread_id=thread_id,
             assistant_id=resolved.assistant.assistant_id,
             graph_id=entry.graph_id,

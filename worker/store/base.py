@@ -25,6 +25,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from worker.store.crons import CronQuery, CronRecord
+
 # A run's status as this worker tracks it. The LangGraph API reports cancelled and paused
 # runs as "interrupted"; the simple API tells them apart (see runs.model).
 RunState = Literal[
@@ -295,7 +297,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete_thread(self, thread_id: str) -> bool:
-        """Delete the thread, its runs and its checkpoints; False when it did not exist."""
+        """Delete the thread, its runs, crons and checkpoints; False when it did not exist."""
 
     # runs
     @abc.abstractmethod
@@ -354,3 +356,43 @@ class Store(abc.ABC):
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
         """Expire the leases ``worker_id`` holds (all, or ``run_ids``) so any worker may claim
         those runs at once; returns how many."""
+
+    # crons (see worker.store.crons for the claim protocol)
+
+    @abc.abstractmethod
+    async def create_cron(self, cron: CronRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def get_cron(self, cron_id: str) -> CronRecord | None: ...
+
+    @abc.abstractmethod
+    async def update_cron(self, cron_id: str, changes: Mapping[str, Any]) -> CronRecord | None:
+        """Set the columns named in ``changes`` (``crons.CRON_MUTABLE``); None when missing."""
+
+    @abc.abstractmethod
+    async def delete_cron(self, cron_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def search_crons(self, query: CronQuery) -> list[CronRecord]: ...
+
+    @abc.abstractmethod
+    async def count_crons(self, query: CronQuery) -> int:
+        """How many crons match ``query``'s filters (its paging and order are ignored)."""
+
+    @abc.abstractmethod
+    async def claim_due_crons(
+        self, worker_id: str, *, now: datetime, claim_s: float, limit: int
+    ) -> list[CronRecord]:
+        """Hold up to ``limit`` due crons for ``worker_id`` until ``now + claim_s``; exactly
+        one caller gets each cron while its claim lasts."""
+
+    @abc.abstractmethod
+    async def finish_cron_fire(
+        self, cron_id: str, worker_id: str, *, due: datetime, next_run_date: datetime
+    ) -> bool:
+        """Advance a cron ``worker_id`` holds from ``due`` to ``next_run_date`` and drop the
+        claim; False when the claim or the due time changed meanwhile (nothing written)."""
+
+    @abc.abstractmethod
+    async def release_cron_claim(self, cron_id: str, worker_id: str) -> None:
+        """Drop ``worker_id``'s claim without advancing: the cron is due again at once."""

@@ -28,6 +28,16 @@ CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
     applied_at TEXT NOT NULL
 )"""
 
+SQLITE_STORE_VECTORS_DDL = (
+    """CREATE TABLE IF NOT EXISTS gf_store_vectors (
+        prefix TEXT NOT NULL,
+        key TEXT NOT NULL,
+        field_name TEXT NOT NULL,
+        embedding TEXT NOT NULL,
+        PRIMARY KEY (prefix, key, field_name)
+    )""",
+)
+
 # Version 1 is the schema files made before migrations existed had, hence IF NOT EXISTS.
 SQLITE: tuple[Migration, ...] = (
     Migration(
@@ -107,6 +117,36 @@ SQLITE: tuple[Migration, ...] = (
             "CREATE INDEX gf_assistants_created ON gf_assistants (created_at)",
         ),
     ),
+    # crons
+    Migration(
+        5,
+        "crons",
+        (
+            # Times compared by the claim are Unix seconds (REAL), as run leases are.
+            """CREATE TABLE gf_crons (
+                cron_id TEXT PRIMARY KEY,
+                assistant_id TEXT NOT NULL,
+                thread_id TEXT,
+                user_id TEXT,
+                schedule TEXT NOT NULL,
+                timezone TEXT,
+                payload TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                on_run_completed TEXT,
+                enabled INTEGER NOT NULL,
+                end_time REAL,
+                next_run_date REAL NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                claimed_by TEXT,
+                claim_expires_at REAL
+            )""",
+            "CREATE INDEX gf_crons_due ON gf_crons (enabled, next_run_date)",
+            "CREATE INDEX gf_crons_thread ON gf_crons (thread_id)",
+        ),
+    ),
+    # The embeddings of LangGraph store items (langgraph.json store.index).
+    Migration(6, "store vectors", SQLITE_STORE_VECTORS_DDL),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -193,6 +233,47 @@ POSTGRES: tuple[Migration, ...] = (
             "context, metadata, name, description, created_at FROM gf_assistants",
             "CREATE INDEX gf_assistants_metadata ON gf_assistants "
             "USING gin (metadata jsonb_path_ops)",
+        ),
+    ),
+    # crons
+    Migration(
+        4,
+        "crons",
+        (
+            """CREATE TABLE gf_crons (
+                cron_id TEXT PRIMARY KEY,
+                assistant_id TEXT NOT NULL,
+                thread_id TEXT,
+                user_id TEXT,
+                schedule TEXT NOT NULL,
+                timezone TEXT,
+                payload JSONB NOT NULL,
+                metadata JSONB NOT NULL,
+                on_run_completed TEXT,
+                enabled BOOLEAN NOT NULL,
+                end_time TIMESTAMPTZ,
+                next_run_date TIMESTAMPTZ NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                claimed_by TEXT,
+                claim_expires_at TIMESTAMPTZ
+            )""",
+            "CREATE INDEX gf_crons_due ON gf_crons (next_run_date) WHERE enabled",
+            "CREATE INDEX gf_crons_thread ON gf_crons (thread_id)",
+            "CREATE INDEX gf_crons_metadata ON gf_crons USING gin (metadata jsonb_path_ops)",
+        ),
+    ),
+    Migration(
+        5,
+        "store vectors",
+        (
+            """CREATE TABLE gf_store_vectors (
+                prefix TEXT NOT NULL,
+                key TEXT NOT NULL,
+                field_name TEXT NOT NULL,
+                embedding TEXT NOT NULL,
+                PRIMARY KEY (prefix, key, field_name)
+            )""",
         ),
     ),
 )

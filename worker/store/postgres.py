@@ -44,6 +44,7 @@ from worker.store.base import (
     shielded,
 )
 from worker.store.postgres_assistants import PostgresAssistants
+from worker.store.postgres_crons import PostgresCrons
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
@@ -94,7 +95,7 @@ def _thread(row: DictRow) -> ThreadRecord:
     )
 
 
-class PostgresStore(PostgresAssistants, Store):
+class PostgresStore(PostgresAssistants, PostgresCrons, Store):
     """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
 
     def __init__(self, url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> None:
@@ -229,6 +230,7 @@ class PostgresStore(PostgresAssistants, Store):
             cur = await conn.execute("DELETE FROM gf_threads WHERE thread_id = %s", (thread_id,))
             existed = cur.rowcount > 0
             await conn.execute("DELETE FROM gf_runs WHERE thread_id = %s", (thread_id,))
+            await conn.execute("DELETE FROM gf_crons WHERE thread_id = %s", (thread_id,))
         await self.checkpointer.adelete_thread(thread_id)
         return existed
 

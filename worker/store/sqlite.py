@@ -34,6 +34,7 @@ from worker.store.base import (
     shielded,
 )
 from worker.store.sqlite_assistants import SqliteAssistants
+from worker.store.sqlite_crons import SqliteCrons
 from worker.store.sqlite_rows import (
     ShieldedSaver,
     file_lock,
@@ -54,7 +55,7 @@ _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteStore(SqliteAssistants, Store):
+class SqliteStore(SqliteAssistants, SqliteCrons, Store):
     """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``).
 
     Claims are single ``UPDATE ... RETURNING`` statements: SQLite takes the file's write lock
@@ -70,6 +71,11 @@ class SqliteStore(SqliteAssistants, Store):
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._saver: ShieldedSaver | None = None
+
+    @property
+    def path(self) -> str:
+        """The database file (``:memory:`` for a store in memory)."""
+        return self._path
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any]:
@@ -218,6 +224,7 @@ class SqliteStore(SqliteAssistants, Store):
         cur = await self._conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (thread_id,))
         existed = cur.rowcount > 0
         await self._conn.execute("DELETE FROM gf_runs WHERE thread_id = ?", (thread_id,))
+        await self._conn.execute("DELETE FROM gf_crons WHERE thread_id = ?", (thread_id,))
         await self._conn.commit()
         await self.checkpointer.adelete_thread(thread_id)
         return existed
