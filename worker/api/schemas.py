@@ -136,17 +136,6 @@ class ThreadSearchBody(Body):
     extract: dict[str, str] | None = None
 
 
-class AssistantSearchBody(Body):
-    metadata: dict[str, Any] | None = None
-    graph_id: str | None = None
-    name: str | None = None
-    limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
-    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
-    sort_order: Literal["asc", "desc"] | None = None
-    select: list[str] | None = None
-
-
 class StateUpdateBody(Body):
     values: Any = None
     as_node: str | None = None

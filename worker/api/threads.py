@@ -1,8 +1,4 @@
-"""Assistants and threads of the LangGraph Server API.
-
-One assistant per graph: its id is the graph name's uuid5 (as LangGraph derives it), and
-the graph name itself is accepted wherever an assistant id is.
-"""
+"""Threads of the LangGraph Server API."""
 
 from __future__ import annotations
 
@@ -15,7 +11,6 @@ from langgraph.errors import InvalidUpdateError
 
 from worker.api.errors import json_response
 from worker.api.schemas import (
-    AssistantSearchBody,
     StateUpdateBody,
     ThreadCreateBody,
     ThreadSearchBody,
@@ -29,42 +24,11 @@ from worker.api.thread_context import (
     thread_json,
     threads_with_values,
 )
-from worker.api.views import assistant_view, checkpoint_view, empty_state, state_view
+from worker.api.views import checkpoint_view, empty_state, state_view
 from worker.errors import Conflict, Unprocessable
-from worker.graphs import GraphEntry
-from worker.keys import GRAPHS, MANAGER, SERVICE, SETTINGS, STORE
+from worker.keys import MANAGER, SERVICE, SETTINGS, STORE
 from worker.runs.executor import thread_config
 from worker.store.base import ThreadExistsError, ThreadQuery
-
-# assistants
-
-
-async def _assistant(request: web.Request, entry: GraphEntry) -> dict[str, Any]:
-    record = await request.app[STORE].ensure_assistant(entry.assistant_id, entry.graph_id)
-    return assistant_view(entry, record)
-
-
-async def search_assistants(request: web.Request) -> web.Response:
-    body = await parse_body(request, AssistantSearchBody)
-    found = [
-        await _assistant(request, entry)
-        for entry in request.app[GRAPHS]
-        if (body.graph_id is None or entry.graph_id == body.graph_id)
-        and (body.name is None or body.name.lower() in entry.graph_id.lower())
-        and (not body.metadata or body.metadata.items() <= {"created_by": "system"}.items())
-    ]
-    if body.sort_by:
-        found.sort(key=lambda a: a[body.sort_by or ""], reverse=body.sort_order == "desc")
-    found = found[body.offset : body.offset + body.limit]
-    if body.select:
-        found = [{k: v for k, v in a.items() if k in body.select} for a in found]
-    return json_response(found)
-
-
-async def get_assistant(request: web.Request) -> web.Response:
-    entry = request.app[SERVICE].graph(request.match_info["assistant_id"])
-    return json_response(await _assistant(request, entry))
-
 
 # threads
 
@@ -174,8 +138,6 @@ async def update_state(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/assistants/search", search_assistants)
-    app.router.add_get("/assistants/{assistant_id}", get_assistant)
     app.router.add_post("/threads", create_thread)
     app.router.add_post("/threads/search", search_threads)
     app.router.add_get("/threads/{thread_id}", get_thread)

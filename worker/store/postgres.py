@@ -32,7 +32,6 @@ from worker import jsonutil
 from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
-    AssistantRecord,
     Claim,
     RunRecord,
     RunState,
@@ -44,6 +43,8 @@ from worker.store.base import (
     finish_writes,
     shielded,
 )
+from worker.store.postgres_assistants import PostgresAssistants
+from worker.store.postgres_crons import PostgresCrons
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
@@ -107,7 +108,7 @@ def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresAssistants, PostgresCrons, Store):
     """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
 
     def __init__(self, url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> None:
@@ -186,23 +187,6 @@ class PostgresStore(Store):
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
-    # assistants
-
-    @shielded
-    async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord:
-        await self._fetch(
-            "INSERT INTO gf_assistants VALUES (%s, %s, now(), now()) "
-            "ON CONFLICT (assistant_id) DO NOTHING",
-            (assistant_id, graph_id),
-        )
-        (row,) = await self._fetch(
-            "SELECT created_at, updated_at FROM gf_assistants WHERE assistant_id = %s",
-            (assistant_id,),
-        )
-        return AssistantRecord(
-            assistant_id, graph_id, _utc(row["created_at"]), _utc(row["updated_at"])
-        )
-
     # threads
 
     @shielded
@@ -257,6 +241,7 @@ class PostgresStore(Store):
             cur = await conn.execute("DELETE FROM gf_threads WHERE thread_id = %s", (thread_id,))
             existed = cur.rowcount > 0
             await conn.execute("DELETE FROM gf_runs WHERE thread_id = %s", (thread_id,))
+            await conn.execute("DELETE FROM gf_crons WHERE thread_id = %s", (thread_id,))
         await self.checkpointer.adelete_thread(thread_id)
         return existed
 

@@ -22,7 +22,6 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
-    AssistantRecord,
     Claim,
     RunRecord,
     RunState,
@@ -34,6 +33,8 @@ from worker.store.base import (
     finish_writes,
     shielded,
 )
+from worker.store.sqlite_assistants import SqliteAssistants
+from worker.store.sqlite_crons import SqliteCrons
 from worker.store.sqlite_rows import (
     ShieldedSaver,
     file_lock,
@@ -42,7 +43,6 @@ from worker.store.sqlite_rows import (
     sqlite_path,
     thread_from_row,
     to_json,
-    ts,
     utcnow,
 )
 
@@ -71,7 +71,7 @@ def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteAssistants, SqliteCrons, Store):
     """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``).
 
     Claims are single ``UPDATE ... RETURNING`` statements: SQLite takes the file's write lock
@@ -87,6 +87,11 @@ class SqliteStore(Store):
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._saver: ShieldedSaver | None = None
+
+    @property
+    def path(self) -> str:
+        """The database file (``:memory:`` for a store in memory)."""
+        return self._path
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any]:
@@ -162,24 +167,6 @@ class SqliteStore(Store):
             await self._db.close()
             self._db = None
 
-    # assistants
-
-    @shielded
-    async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord:
-        now = self._clock().isoformat()
-        await self._conn.execute(
-            "INSERT INTO gf_assistants VALUES (?, ?, ?, ?) ON CONFLICT (assistant_id) DO NOTHING",
-            (assistant_id, graph_id, now, now),
-        )
-        await self._conn.commit()
-        async with self._conn.execute(
-            "SELECT created_at, updated_at FROM gf_assistants WHERE assistant_id = ?",
-            (assistant_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        return AssistantRecord(assistant_id, graph_id, ts(row[0]), ts(row[1]))
-
     # threads
 
     @shielded
@@ -247,6 +234,7 @@ class SqliteStore(Store):
         cur = await self._conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (thread_id,))
         existed = cur.rowcount > 0
         await self._conn.execute("DELETE FROM gf_runs WHERE thread_id = ?", (thread_id,))
+        await self._conn.execute("DELETE FROM gf_crons WHERE thread_id = ?", (thread_id,))
         await self._conn.commit()
         await self.checkpointer.adelete_thread(thread_id)
         return existed

@@ -180,6 +180,8 @@ async def test_langsmith_fields_are_accepted_and_a_bad_field_refused_by_name(
 
 async def test_unknown_assistant_and_thread_are_404(client: LangGraphClient) -> None:
     with pytest.raises(NotFoundError):
+        await client.assistants.get("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(UnprocessableEntityError):
         await client.assistants.get("nope")
     with pytest.raises(NotFoundError):
         await client.runs.create("00000000-0000-0000-0000-000000000000", "pipeline")
