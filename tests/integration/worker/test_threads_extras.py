@@ -79,8 +79,9 @@ async def test_a_batch_with_a_bad_run_starts_none(worker: Worker, client: LangGr
         assert status == 422
         assert "error" in answer
     assert worker.manager.load == 0
-    status, answer = await _post(worker, "/runs/batch", [good, {**good, "assistant_id": "nope"}])
-    assert status == 404  # the second names no graph; the first had started already
+    unknown = "00000000-0000-0000-0000-000000000000"
+    status, answer = await _post(worker, "/runs/batch", [good, {**good, "assistant_id": unknown}])
+    assert status == 404  # the second names no assistant; the first had started already
 
 
 async def test_prune_keep_latest_refuses_a_busy_thread(
