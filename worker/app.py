@@ -1,9 +1,10 @@
 """The worker application: components, their lifecycles, routes, and the ordered shutdown.
 
 Every long-lived resource is a ``cleanup_ctx`` generator (set up in order, torn down in
-reverse): the HTTP client session, then the store with the graphs and the run manager,
-then registration with the LB (whose heartbeat task is cancelled and awaited). ``drain()`` is the
-first half of a graceful stop; ``AppRunner.cleanup()`` is the second.
+reverse): the HTTP client session, then the store (with LangGraph's store in it) with the
+graphs and the run manager, then the cron tick, then registration with the LB (whose
+heartbeat task is cancelled and awaited). ``drain()`` is the first half of a graceful stop;
+``AppRunner.cleanup()`` is the second.
 """
 
 from __future__ import annotations
@@ -17,10 +18,25 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
+from langgraph.store.base import BaseStore
 
 from common.urls import redact
-from worker.api import ops, runs, simple, threads, ws
+from worker.api import (
+    assistants,
+    crons,
+    history,
+    ops,
+    run_extras,
+    runs,
+    simple,
+    store,
+    thread_ops,
+    thread_stream,
+    threads,
+    ws,
+)
 from worker.api.errors import error_middleware
+from worker.crons.scheduler import CronScheduler
 from worker.graphs import GraphRegistry, compile_graphs, load_graph_objects
 from worker.keys import (
     FEED,
@@ -28,6 +44,7 @@ from worker.keys import (
     GRAPHS,
     HTTP_SESSION,
     MANAGER,
+    MEMORY,
     METRICS,
     REGISTRATION,
     RELAY,
@@ -39,6 +56,7 @@ from worker.keys import (
 )
 from worker.membership import LBRegistration
 from worker.metrics import WorkerMetrics
+from worker.runs.assistants import ensure_default_assistants
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
 from worker.runs.recovery import Recovery
@@ -46,6 +64,7 @@ from worker.runs.relay import RedisRelay, Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store import Store, create_store
+from worker.store.memory import open_memory, read_memory_config
 from worker.webhooks import WebhookSender
 
 log = structlog.get_logger("worker.app")
@@ -71,25 +90,25 @@ def _relay(settings: WorkerSettings) -> Relay:
 
 
 async def _open_store(
-    settings: WorkerSettings, objects: dict[str, Any]
-) -> tuple[Store, GraphRegistry]:
-    """The opened store and the graphs compiled on its checkpointer; closes it on failure."""
+    settings: WorkerSettings, objects: dict[str, Any], stack: contextlib.AsyncExitStack
+) -> tuple[Store, BaseStore, GraphRegistry]:
+    """The opened store, LangGraph's store in it, and the graphs compiled on both; what is
+    opened is closed by ``stack``."""
     store = create_store(
         settings.store, lease_s=settings.run_lease_s, pool_size=settings.store_pool_size
     )
     await store.open()
-    try:
-        graphs = await compile_graphs(objects, store.checkpointer)
-        for entry in graphs:
-            await store.ensure_assistant(entry.assistant_id, entry.graph_id)
-        # Runs a previous life of this worker held cannot be running: claimable at once.
-        left = await store.release_runs(settings.worker_id)
-        if left:
-            log.warning("previous_life_runs_released", count=left)
-    except BaseException:
-        await store.close()
-        raise
-    return store, graphs
+    stack.push_async_callback(store.close)
+    memory = await stack.enter_async_context(
+        open_memory(store, read_memory_config(settings.graphs))
+    )
+    graphs = await compile_graphs(objects, store.checkpointer, memory)
+    await ensure_default_assistants(store, graphs)
+    # Runs a previous life of this worker held cannot be running: claimable at once.
+    left = await store.release_runs(settings.worker_id)
+    if left:
+        log.warning("previous_life_runs_released", count=left)
+    return store, memory, graphs
 
 
 def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Relay) -> Recovery:
@@ -131,9 +150,11 @@ def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Rela
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store, graphs = await _open_store(settings, app[GRAPH_OBJECTS])
-    relay = _relay(settings)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        store, memory, graphs = await _open_store(settings, app[GRAPH_OBJECTS], stack)
+        app[MEMORY] = memory
+        relay = _relay(settings)
+        stack.push_async_callback(relay.close)
         recovery = _runs(app, store, graphs, relay)
         manager = app[MANAGER]
         await relay.start(manager.apply_command)
@@ -151,9 +172,25 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*loops, return_exceptions=True)
         await manager.close()
         await app[WEBHOOKS].close()
-    finally:
-        await relay.close()
-        await store.close()
+
+
+async def _crons(app: web.Application) -> AsyncIterator[None]:
+    """This worker's cron tick (see ``worker.crons``): every worker runs one, and each due
+    cron fires on exactly one of them."""
+    settings = app[SETTINGS]
+    scheduler = CronScheduler(
+        store=app[STORE],
+        fire=crons.cron_firer(app[MANAGER], app[SERVICE]),
+        worker_id=settings.worker_id,
+        interval_s=settings.cron_interval_s,
+        claim_s=settings.cron_claim_s,
+        paused=lambda: app[MANAGER].draining,
+    )
+    task = asyncio.create_task(scheduler.run_forever(), name="cron-scheduler")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _registration(app: web.Application) -> AsyncIterator[None]:
@@ -211,7 +248,20 @@ def create_app(
     app[METRICS] = WorkerMetrics()
     app[FEED] = GraphFeed()
     app[STARTED_AT] = datetime.now(UTC)
-    app.cleanup_ctx.extend([_http_session, _runtime, _registration])
-    for module in (ops, threads, runs, simple, ws):
+    app.cleanup_ctx.extend([_http_session, _runtime, _crons, _registration])
+    for module in (
+        ops,
+        assistants,
+        threads,
+        thread_ops,
+        thread_stream,
+        history,
+        runs,
+        run_extras,
+        crons,
+        store,
+        simple,
+        ws,
+    ):
         module.add_routes(app)
     return app

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from langgraph.store.base import BaseStore
 
 from worker.graphs import GraphRegistry
 from worker.membership import LBRegistration
@@ -31,4 +32,5 @@ SERVICE = web.AppKey("service", RunService)
 WEBHOOKS = web.AppKey("webhooks", WebhookSender)
 RELAY = web.AppKey("relay", Relay)  # a no-op Relay without WORKER_REDIS_URL
 REGISTRATION = web.AppKey("registration", LBRegistration)  # only with WORKER_LB_ADMIN_URL
+MEMORY = web.AppKey("memory", BaseStore)  # LangGraph's store: /store and get_store()
 GRAPH_OBJECTS = web.AppKey("graph_objects", dict[str, Any])  # imported, not yet compiled

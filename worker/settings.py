@@ -129,6 +129,18 @@ class WorkerSettings(BaseSettings):
         "info", description="Log level."
     )
     log_format: Literal["json", "console"] = Field("json", description="Log format.")
+    cron_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often this worker looks for due crons; each firing happens on one "
+        "worker of the fleet.",
+    )
+    cron_claim_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long a worker holds a due cron while creating its run; a worker that "
+        "dies meanwhile delays that firing this long (another worker then fires it once).",
+    )
 
     @field_validator("webhook_urls", mode="before")
     @classmethod

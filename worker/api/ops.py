@@ -49,9 +49,9 @@ async def info(request: web.Request) -> web.Response:
             "langgraph_py_version": metadata.version("langgraph"),
             "flags": {
                 "assistants": True,
-                "crons": False,
+                "crons": True,
                 "langsmith": False,
-                "store": False,
+                "store": True,
                 "strict_resume": False,
             },
             "instance_id": settings.worker_id,

@@ -18,11 +18,14 @@ from aiohttp import web
 from worker import jsonutil
 from worker.api import sse
 from worker.api.errors import json_response
+from worker.api.run_specs import spec_from_body
 from worker.api.schemas import RunCreateBody, parse_body
+from worker.api.thread_context import canceller
 from worker.errors import Conflict, NotFound, Unprocessable
 from worker.keys import MANAGER, RELAY, SERVICE, SETTINGS, STORE
-from worker.runs.active import ActiveRun
-from worker.runs.model import STREAM_MODES, CancelAction, RunSpec, run_view
+from worker.runs.active import ActiveRun, RunNotActiveError
+from worker.runs.cancelling import held_elsewhere
+from worker.runs.model import STREAM_MODES, CancelAction, run_view
 from worker.store.base import ACTIVE_RUN_STATES, RunRecord
 
 log = structlog.get_logger("worker.api.runs")
@@ -30,27 +33,6 @@ log = structlog.get_logger("worker.api.runs")
 
 def run_path(thread_id: str, run_id: str) -> str:
     return f"/threads/{thread_id}/runs/{run_id}"
-
-
-def spec_from_body(body: RunCreateBody, *, stateless: bool) -> RunSpec:
-    checkpoint = body.checkpoint
-    return RunSpec(
-        input=body.input,
-        command=body.command.model_dump(exclude_none=True) if body.command else None,
-        config=body.config or {},
-        context=body.context,
-        stream_mode=body.stream_mode,
-        stream_subgraphs=body.stream_subgraphs,
-        stream_resumable=body.stream_resumable,
-        interrupt_before=body.interrupt_before,
-        interrupt_after=body.interrupt_after,
-        durability=body.durability_mode(),
-        checkpoint_id=body.checkpoint_id or (checkpoint.checkpoint_id if checkpoint else None),
-        checkpoint_ns=checkpoint.checkpoint_ns if checkpoint else None,
-        after_seconds=body.after_seconds,
-        on_completion=body.on_completion or ("delete" if stateless else "keep"),
-        webhook=body.webhook,
-    )
 
 
 async def _create(request: web.Request) -> tuple[ActiveRun, RunCreateBody]:
@@ -129,15 +111,17 @@ async def _answer_when_done(
             done, _ = await asyncio.wait((waiter,), timeout=heartbeat_s)
             if not done:
                 await response.write(b"\n")
-    except (ConnectionError, asyncio.CancelledError):
+        await response.write(jsonutil.dumps(waiter.result()))
+        await response.write_eof()
+    except (ConnectionError, asyncio.CancelledError) as exc:
         if on_disconnect is not None and not waiter.done():
             on_disconnect()
-        raise
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        log.info("wait_client_left")  # nobody to answer: a client leaving is not an error
     finally:
         if not waiter.done():
             waiter.cancel()
-    await response.write(jsonutil.dumps(waiter.result()))
-    await response.write_eof()
     return response
 
 
@@ -174,13 +158,22 @@ async def stream_run(request: web.Request) -> web.StreamResponse:
         await sse.pump(
             response, run.events, after_seq=-1, heartbeat_s=request.app[SETTINGS].heartbeat_s
         )
-    except (ConnectionError, asyncio.CancelledError):
-        if cancel and not run.done.is_set():
-            log.info("stream_client_left_run_cancelled", run_id=run.run_id)
-            request.app[MANAGER].stop(run.run_id, "interrupt")
-        raise
+    except (ConnectionError, asyncio.CancelledError) as exc:
+        _client_left(request, run, cancel)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return response  # nobody to answer: a client leaving is not an error
     await response.write_eof()
     return response
+
+
+def _client_left(request: web.Request, run: ActiveRun, cancel: bool) -> None:
+    """A stream's client went away: the run is cancelled when it asked for that."""
+    if cancel and not run.done.is_set():
+        log.info("stream_client_left_run_cancelled", run_id=run.run_id)
+        request.app[MANAGER].stop(run.run_id, "interrupt")
+    else:
+        log.info("stream_client_left", run_id=run.run_id)
 
 
 async def _record(request: web.Request) -> RunRecord:
@@ -194,14 +187,6 @@ async def _record(request: web.Request) -> RunRecord:
 def _local(request: web.Request, record: RunRecord) -> ActiveRun | None:
     """The run if this worker executes it (or still retains its events)."""
     return request.app[MANAGER].get(record.run_id)
-
-
-def _held_elsewhere(record: RunRecord) -> Conflict:
-    return Conflict(
-        f"run {record.run_id} is held by worker {record.worker_id}; "
-        "send requests naming its thread there",
-        code="run_held_elsewhere",
-    )
 
 
 async def get_run(request: web.Request) -> web.Response:
@@ -242,30 +227,25 @@ async def delete_run(request: web.Request) -> web.Response:
 
 
 async def cancel_run(request: web.Request) -> web.StreamResponse:
+    """Stop the run wherever it executes; it reads ``interrupted`` before this answers."""
     record = await _record(request)
     action = request.query.get("action", "interrupt")
     if action not in ("interrupt", "rollback"):
         raise Unprocessable(f"unknown action {action!r}", code="invalid_request")
     wait = request.query.get("wait", "0").lower() in ("1", "true")
-    run = _local(request, record)
-    path = run_path(record.thread_id, record.run_id)
-    if run is None or run.done.is_set():
-        if record.status not in ACTIVE_RUN_STATES:
-            raise Conflict(f"run {record.run_id} has already ended", code="run_not_active")
-        # Executed elsewhere: the relay carries the cancel to its worker.
-        if not await request.app[RELAY].send_command(record.worker_id, record.run_id, action):
-            raise _held_elsewhere(record)
-        if not wait:
-            return web.Response(status=202)
-        output = _remote_output(request, record.run_id)
-        return await _answer_when_done(request, output, {"Location": path + "/join"})
     stop_action: CancelAction = "rollback" if action == "rollback" else "interrupt"
-    request.app[MANAGER].stop(run.run_id, stop_action)
+    try:
+        # With wait, the answer follows the run's end, and an early mark would hide that end
+        # from _remote_output.
+        run = await canceller(request).cancel(record, stop_action, mark=not wait)
+    except RunNotActiveError:
+        # 404 as from the official server, whose cancel finds no active run by that id.
+        raise NotFound(f"run {record.run_id} has already ended", code="run_not_active") from None
     if not wait:
         return web.Response(status=202)
-    return await _answer_when_done(
-        request, _final_output(request, run), {"Location": path + "/join"}
-    )
+    path = run_path(record.thread_id, record.run_id)
+    output = _final_output(request, run) if run else _remote_output(request, record.run_id)
+    return await _answer_when_done(request, output, {"Location": path + "/join"})
 
 
 async def join_run(request: web.Request) -> web.StreamResponse:
@@ -297,13 +277,17 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
     run = _local(request, record)
     relay = request.app[RELAY]
     if run is None and record.status in ACTIVE_RUN_STATES and not relay.enabled:
-        raise _held_elsewhere(record)
+        raise held_elsewhere(record)
     response = await sse.open_stream(
         request, {"Location": run_path(record.thread_id, record.run_id) + "/stream"}
     )
     after = sse.parse_last_event_id(request.headers.get("Last-Event-ID"))
+    # As the official server's, a join stream from the start begins with the run's metadata
+    # (the JS client waits for it); one resumed after Last-Event-ID does not repeat it.
     heartbeat_s = request.app[SETTINGS].heartbeat_s
     if run is None:
+        if after < 0:
+            await sse.send_metadata(response, record.run_id, record.attempt)
         if relay.enabled:
             # Executed (or ended) on another worker: its events come through the relay,
             # which keeps them for a while after the run ends.
@@ -318,11 +302,14 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
         await response.write_eof()
         return response
     try:
+        if after < 0:
+            await sse.send_metadata(response, run.run_id, run.record.attempt)
         await sse.pump(response, run.events, after_seq=after, heartbeat_s=heartbeat_s, modes=modes)
-    except (ConnectionError, asyncio.CancelledError):
-        if cancel and not run.done.is_set():
-            request.app[MANAGER].stop(run.run_id, "interrupt")
-        raise
+    except (ConnectionError, asyncio.CancelledError) as exc:
+        _client_left(request, run, cancel)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return response
     await response.write_eof()
     return response
 

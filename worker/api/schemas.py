@@ -67,7 +67,9 @@ class CheckpointBody(Body):
 class RunCreateBody(Body):
     """The body of ``runs.create``, ``runs.wait`` and ``runs.stream`` (thread or stateless)."""
 
-    REFUSED = ("feedback_keys", "langsmith_tracer", "strict_resume")
+    # feedback_keys and langsmith_tracer concern LangSmith, which this worker does not
+    # report to: accepted and ignored, as a server without LangSmith does.
+    REFUSED = ("strict_resume",)
 
     assistant_id: str
     input: Any = None
@@ -103,18 +105,24 @@ class RunCreateBody(Body):
 
 
 class ThreadCreateBody(Body):
-    REFUSED = ("supersteps", "ttl")
+    REFUSED = ("ttl",)
 
     thread_id: str | None = None
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     graph_id: str | None = None
-    supersteps: list[Any] | None = None
+    # Each superstep: {"updates": [{"values", "as_node", "command"?}]} (see thread_schemas).
+    supersteps: list[dict[str, Any]] | None = None
     ttl: Any = None
 
 
+ThreadField = Literal[
+    "thread_id", "created_at", "updated_at", "metadata", "config", "status", "values", "interrupts"
+]
+
+
 class ThreadSearchBody(Body):
-    REFUSED = ("values", "select", "extract")
+    REFUSED = ("extract",)
 
     metadata: dict[str, Any] | None = None
     ids: list[str] | None = None
@@ -124,19 +132,8 @@ class ThreadSearchBody(Body):
     sort_by: Literal["thread_id", "created_at", "updated_at", "status"] = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
     values: dict[str, Any] | None = None
-    select: list[str] | None = None
+    select: list[ThreadField] | None = None
     extract: dict[str, str] | None = None
-
-
-class AssistantSearchBody(Body):
-    metadata: dict[str, Any] | None = None
-    graph_id: str | None = None
-    name: str | None = None
-    limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
-    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
-    sort_order: Literal["asc", "desc"] | None = None
-    select: list[str] | None = None
 
 
 class StateUpdateBody(Body):

@@ -22,6 +22,7 @@ async def execute(request: web.Request) -> web.Response:
     # The slot is taken first: a worker that cannot take the run answers 503 before reading.
     with request.app[MANAGER].admission.reservation() as slot:
         body = await parse_body(request, ExecuteBody)
+        request.app[SERVICE].graph(body.graph_id)  # a graph this worker lacks: 404
         options = body.execution_options
         spec = RunSpec(
             input=body.input_data,

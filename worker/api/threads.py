@@ -1,80 +1,36 @@
-"""Assistants and threads of the LangGraph Server API.
-
-One assistant per graph: its id is the graph name's uuid5 (as LangGraph derives it), and
-the graph name itself is accepted wherever an assistant id is.
-"""
+"""Threads of the LangGraph Server API."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 from langgraph.errors import InvalidUpdateError
-from langgraph.types import StateSnapshot
 
 from worker.api.errors import json_response
 from worker.api.schemas import (
-    AssistantSearchBody,
     StateUpdateBody,
     ThreadCreateBody,
     ThreadSearchBody,
     parse_body,
 )
-from worker.api.views import assistant_view, checkpoint_view, empty_state, state_view, thread_view
+from worker.api.thread_context import (
+    apply_supersteps,
+    canceller,
+    entry_of,
+    supersteps,
+    thread_json,
+    threads_with_values,
+)
+from worker.api.views import checkpoint_view, empty_state, state_view
 from worker.errors import Conflict, Unprocessable
-from worker.graphs import GraphEntry
-from worker.keys import GRAPHS, MANAGER, SERVICE, STORE
+from worker.keys import MANAGER, SERVICE, SETTINGS, STORE
 from worker.runs.executor import thread_config
-from worker.store.base import ThreadExistsError, ThreadQuery, ThreadRecord
-
-# assistants
-
-
-async def _assistant(request: web.Request, entry: GraphEntry) -> dict[str, Any]:
-    record = await request.app[STORE].ensure_assistant(entry.assistant_id, entry.graph_id)
-    return assistant_view(entry, record)
-
-
-async def search_assistants(request: web.Request) -> web.Response:
-    body = await parse_body(request, AssistantSearchBody)
-    found = [
-        await _assistant(request, entry)
-        for entry in request.app[GRAPHS]
-        if (body.graph_id is None or entry.graph_id == body.graph_id)
-        and (body.name is None or body.name.lower() in entry.graph_id.lower())
-        and (not body.metadata or body.metadata.items() <= {"created_by": "system"}.items())
-    ]
-    if body.sort_by:
-        found.sort(key=lambda a: a[body.sort_by or ""], reverse=body.sort_order == "desc")
-    found = found[body.offset : body.offset + body.limit]
-    if body.select:
-        found = [{k: v for k, v in a.items() if k in body.select} for a in found]
-    return json_response(found)
-
-
-async def get_assistant(request: web.Request) -> web.Response:
-    entry = request.app[SERVICE].graph(request.match_info["assistant_id"])
-    return json_response(await _assistant(request, entry))
-
+from worker.store.base import ThreadExistsError, ThreadQuery
 
 # threads
-
-
-def _entry_of(request: web.Request, thread: ThreadRecord) -> GraphEntry | None:
-    graph_id = thread.metadata.get("graph_id")
-    return request.app[GRAPHS].get(graph_id) if isinstance(graph_id, str) else None
-
-
-async def _snapshot(request: web.Request, thread: ThreadRecord) -> StateSnapshot | None:
-    entry = _entry_of(request, thread)
-    if entry is None:
-        return None
-    return await entry.graph.aget_state(thread_config(thread.thread_id))
-
-
-async def _thread_json(request: web.Request, thread: ThreadRecord) -> dict[str, Any]:
-    return thread_view(thread, await _snapshot(request, thread))
 
 
 async def create_thread(request: web.Request) -> web.Response:
@@ -83,8 +39,8 @@ async def create_thread(request: web.Request) -> web.Response:
     if body.graph_id is not None:
         metadata["graph_id"] = body.graph_id
     graph_id = metadata.get("graph_id")
-    if graph_id is not None:
-        request.app[SERVICE].graph(str(graph_id))  # 404 for a graph this worker lacks
+    entry = request.app[SERVICE].graph(str(graph_id)) if graph_id is not None else None
+    steps = supersteps(body.supersteps or [], entry)  # checked before anything is written
     thread_id = body.thread_id or str(uuid.uuid4())
     store = request.app[STORE]
     try:
@@ -93,45 +49,60 @@ async def create_thread(request: web.Request) -> web.Response:
         if body.if_exists != "do_nothing":
             raise Conflict(f"thread {thread_id} already exists", code="thread_exists") from None
         thread = await request.app[SERVICE].thread(thread_id)
+    else:
+        if steps and entry is not None:
+            await apply_supersteps(entry, thread_id, steps)
     # Names the new thread for the LB, which pins the thread to this worker from the header.
     return json_response(
-        await _thread_json(request, thread),
+        await thread_json(request, thread),
         headers={"Content-Location": f"/threads/{thread.thread_id}"},
     )
 
 
 async def get_thread(request: web.Request) -> web.Response:
     thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
-    return json_response(await _thread_json(request, thread))
+    return json_response(await thread_json(request, thread))
 
 
 async def delete_thread(request: web.Request) -> web.Response:
+    """Cancel the thread's active runs (wherever they execute), then delete it: 204."""
     thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
-    if request.app[MANAGER].thread_active(thread.thread_id):
-        raise Conflict(f"thread {thread.thread_id} has active runs", code="thread_busy")
+    settings = request.app[SETTINGS]
+    await canceller(request).stop_thread(
+        thread.thread_id, timeout_s=settings.run_lease_s, poll_s=settings.remote_poll_s
+    )
     await request.app[STORE].delete_thread(thread.thread_id)
     return web.Response(status=204)
 
 
+def _select(view: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
+    return view if not fields else {k: v for k, v in view.items() if k in fields}
+
+
 async def search_threads(request: web.Request) -> web.Response:
+    """Threads matching the filters; ``values`` is matched against each thread's state."""
     body = await parse_body(request, ThreadSearchBody)
-    threads = await request.app[STORE].search_threads(
-        ThreadQuery(
-            metadata=body.metadata,
-            ids=body.ids,
-            status=body.status,
-            limit=body.limit,
-            offset=body.offset,
-            sort_by=body.sort_by,
-            sort_order=body.sort_order,
-        )
+    query = ThreadQuery(
+        metadata=body.metadata,
+        ids=body.ids,
+        status=body.status,
+        limit=body.limit,
+        offset=body.offset,
+        sort_by=body.sort_by,
+        sort_order=body.sort_order,
     )
-    return json_response([await _thread_json(request, t) for t in threads])
+    if body.values:
+        views = await threads_with_values(request, query, body.values)
+        views = views[body.offset : body.offset + body.limit]
+    else:
+        threads = await request.app[STORE].search_threads(query)
+        views = [await thread_json(request, t) for t in threads]
+    return json_response([_select(v, body.select) for v in views])
 
 
 async def get_state(request: web.Request) -> web.Response:
     thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
-    entry = _entry_of(request, thread)
+    entry = entry_of(request, thread)
     if entry is None:
         return json_response(empty_state(thread.thread_id))
     subgraphs = request.query.get("subgraphs", "false").lower() in ("1", "true")
@@ -145,7 +116,7 @@ async def get_state(request: web.Request) -> web.Response:
 async def update_state(request: web.Request) -> web.Response:
     thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
     body = await parse_body(request, StateUpdateBody)
-    entry = _entry_of(request, thread)
+    entry = entry_of(request, thread)
     if entry is None:
         raise Conflict(
             f"thread {thread.thread_id} has no graph yet: run it once, or create it with a "
@@ -167,8 +138,6 @@ async def update_state(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/assistants/search", search_assistants)
-    app.router.add_get("/assistants/{assistant_id}", get_assistant)
     app.router.add_post("/threads", create_thread)
     app.router.add_post("/threads/search", search_threads)
     app.router.add_get("/threads/{thread_id}", get_thread)

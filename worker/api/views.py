@@ -8,23 +8,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
 
 from worker import jsonutil
-from worker.graphs import GraphEntry
-from worker.store.base import AssistantRecord, ThreadRecord
-
-
-def assistant_view(entry: GraphEntry, record: AssistantRecord) -> dict[str, Any]:
-    return {
-        "assistant_id": entry.assistant_id,
-        "graph_id": entry.graph_id,
-        "config": {},
-        "context": {},
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-        "metadata": {"created_by": "system"},
-        "version": 1,
-        "name": entry.graph_id,
-        "description": None,
-    }
+from worker.store.base import ThreadRecord
 
 
 def checkpoint_view(config: RunnableConfig | None) -> dict[str, Any] | None:
@@ -95,8 +79,10 @@ def thread_view(record: ThreadRecord, snapshot: StateSnapshot | None) -> dict[st
         "thread_id": record.thread_id,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
+        "state_updated_at": record.updated_at.isoformat(),
         "metadata": record.metadata,
         "status": record.status,
+        "config": {},
         "values": values,
         "interrupts": interrupts,
     }

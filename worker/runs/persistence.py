@@ -40,9 +40,13 @@ class RunPersistence:
             await self._store.set_run_status(
                 run.run_id, outcome.state, result=outcome.output, error=outcome.error
             )
-        await self._store.update_thread(
-            run.thread_id, status="busy" if thread_busy else thread_status(outcome.state)
-        )
+        status = thread_status(outcome.state)
+        if outcome.state == "cancelled" and not thread_busy:
+            # As the official server: a run stopped mid-way leaves its thread interrupted
+            # (its checkpoint has tasks left to run); one stopped before any, idle.
+            _, pending = await executor.final_values(run.entry.graph, run.thread_id)
+            status = "interrupted" if pending else "idle"
+        await self._store.update_thread(run.thread_id, status="busy" if thread_busy else status)
 
     async def handed_back(self, run: ActiveRun) -> None:
         """Expire ``run``'s lease (status untouched) so another worker claims it at once."""

@@ -2,7 +2,8 @@
 
 1. take a capacity slot from the manager's ``admission`` (503 ``at_capacity`` before anything
    else; handlers take it before reading the request body and pass it to ``create``),
-2. resolve the assistant and the thread (404, or create it),
+2. resolve the assistant (``runs.assistants``: from the store, its config and context merged
+   under the run's) and the thread (404, or create it),
 3. refuse a thread another worker is running (409),
 4. admit the run on its thread per ``multitask_strategy`` (409 on reject),
 5. write the run's record, and only then
@@ -22,6 +23,7 @@ from worker.errors import Conflict, NotFound
 from worker.graphs import GraphEntry, GraphRegistry
 from worker.runs.active import ActiveRun
 from worker.runs.admission import Reservation
+from worker.runs.assistants import apply_assistant, resolve_assistant
 from worker.runs.manager import RunManager
 from worker.runs.model import MultitaskStrategy, RunSpec, run_kwargs
 from worker.store.base import RunRecord, Store, ThreadExistsError, ThreadRecord
@@ -77,21 +79,27 @@ class RunService:
         if_not_exists: str = "reject",
         multitask_strategy: MultitaskStrategy = "enqueue",
         metadata: dict[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> ActiveRun:
         """Admit, record and start a run with ``slot``; ``thread_id=None`` makes it stateless.
 
         The caller holds ``slot`` in ``admission.reservation()``, which gives it back unless
-        the run took it over.
+        the run took it over. ``run_id`` is chosen by the caller when it must be the same on
+        every worker (a cron firing); a new UUID otherwise.
         """
-        entry = self.graph(assistant_id)
+        # The one place a run learns its assistant: its graph, and its config and context
+        # merged under the run's (stored so, so a resumed run gets the same).
+        resolved = await resolve_assistant(self.store, self.graphs, assistant_id)
+        entry = resolved.entry
+        spec = apply_assistant(spec, resolved)
         if spec.webhook:
             self._check_webhook(spec.webhook)
         thread_id, ephemeral = await self._thread_for(entry, spec, thread_id, if_not_exists)
         now = self._clock()
         record = RunRecord(
-            run_id=str(uuid.uuid4()),
+            run_id=run_id or str(uuid.uuid4()),
             thread_id=thread_id,
-            assistant_id=entry.assistant_id,
+            assistant_id=resolved.assistant.assistant_id,
             graph_id=entry.graph_id,
             status="pending",
             created_at=now,
@@ -174,7 +182,7 @@ class RunService:
             await self.store.update_thread(
                 record.thread_id,
                 status="busy",
-                metadata={"graph_id": entry.graph_id, "assistant_id": entry.assistant_id},
+                metadata={"graph_id": entry.graph_id, "assistant_id": record.assistant_id},
             )
         except BaseException:
             self.manager.abort(run)

@@ -25,6 +25,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from worker.store.crons import CronQuery, CronRecord
+
 # A run's status as this worker tracks it. The LangGraph API reports cancelled and paused
 # runs as "interrupted"; the simple API tells them apart (see runs.model).
 RunState = Literal[
@@ -81,12 +83,74 @@ class ThreadExistsError(Exception):
     """``create_thread`` was asked for an id that exists."""
 
 
+class AssistantExistsError(Exception):
+    """``create_assistant`` was asked for an id that exists."""
+
+
 @dataclass(frozen=True, slots=True)
 class AssistantRecord:
+    """An assistant: a graph with its own config, context, metadata and name.
+
+    ``version`` names the row of ``AssistantVersion`` the assistant currently serves.
+    """
+
     assistant_id: str
     graph_id: str
     created_at: datetime
     updated_at: datetime
+    config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    name: str = "Untitled"
+    description: str | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantVersion:
+    """One saved version of an assistant: what a patch made (versions are never changed)."""
+
+    assistant_id: str
+    version: int
+    graph_id: str
+    config: dict[str, Any]
+    context: dict[str, Any]
+    metadata: dict[str, Any]
+    name: str
+    description: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantPatch:
+    """The fields a patch sets; None leaves a field as it is (``metadata`` merges)."""
+
+    graph_id: str | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+AssistantSortField = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantQuery:
+    """Filters of an assistant search or count: all given ones must match.
+
+    ``name`` matches case-insensitively anywhere in the name; ``metadata`` keys must have
+    the given values.
+    """
+
+    graph_id: str | None = None
+    name: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    limit: int = 10
+    offset: int = 0
+    sort_by: AssistantSortField = "created_at"
+    sort_order: SortOrder = "desc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +224,55 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
-    # assistants
+    # assistants (implemented by ``sqlite_assistants`` / ``postgres_assistants``)
     @abc.abstractmethod
-    async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord: ...
+    async def create_assistant(
+        self, assistant: AssistantRecord, *, if_exists: Literal["raise", "do_nothing"] = "raise"
+    ) -> AssistantRecord:
+        """Insert ``assistant`` and its version 1 together.
+
+        When the id is taken: raises ``AssistantExistsError`` (``raise``) or returns the
+        existing assistant unchanged (``do_nothing``).
+        """
+
+    @abc.abstractmethod
+    async def get_assistant(self, assistant_id: str) -> AssistantRecord | None: ...
+
+    @abc.abstractmethod
+    async def patch_assistant(
+        self, assistant_id: str, patch: AssistantPatch
+    ) -> AssistantRecord | None:
+        """Save the patched assistant as a new version (``assistant_versions.apply_patch``)
+        and make it the latest; None when the assistant does not exist."""
+
+    @abc.abstractmethod
+    async def delete_assistant(self, assistant_id: str) -> bool:
+        """Delete the assistant and its versions; False when it did not exist."""
+
+    @abc.abstractmethod
+    async def search_assistants(self, query: AssistantQuery) -> list[AssistantRecord]: ...
+
+    @abc.abstractmethod
+    async def count_assistants(self, query: AssistantQuery) -> int:
+        """How many assistants match the filters of ``query`` (its paging is ignored)."""
+
+    @abc.abstractmethod
+    async def list_assistant_versions(
+        self,
+        assistant_id: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[AssistantVersion]:
+        """Versions of the assistant whose metadata has ``metadata``'s keys, newest first."""
+
+    @abc.abstractmethod
+    async def set_assistant_version(
+        self, assistant_id: str, version: int
+    ) -> AssistantRecord | None:
+        """Make ``version`` the assistant's current one (its graph, config, context,
+        metadata, name and description); None when the assistant or version is missing."""
 
     # threads
     @abc.abstractmethod
@@ -187,7 +297,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete_thread(self, thread_id: str) -> bool:
-        """Delete the thread, its runs and its checkpoints; False when it did not exist."""
+        """Delete the thread, its runs, crons and checkpoints; False when it did not exist."""
+
+    # threads: counting; runs by status (bulk cancel)
+    @abc.abstractmethod
+    async def count_threads(self, query: ThreadQuery) -> int:
+        """How many threads match the filters of ``query`` (its paging and sort ignored)."""
+
+    @abc.abstractmethod
+    async def find_active_runs(self, statuses: Sequence[RunState]) -> list[RunRecord]:
+        """Runs of any thread and any worker whose status is one of ``statuses``."""
 
     # runs
     @abc.abstractmethod
@@ -246,3 +365,43 @@ class Store(abc.ABC):
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
         """Expire the leases ``worker_id`` holds (all, or ``run_ids``) so any worker may claim
         those runs at once; returns how many."""
+
+    # crons (see worker.store.crons for the claim protocol)
+
+    @abc.abstractmethod
+    async def create_cron(self, cron: CronRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def get_cron(self, cron_id: str) -> CronRecord | None: ...
+
+    @abc.abstractmethod
+    async def update_cron(self, cron_id: str, changes: Mapping[str, Any]) -> CronRecord | None:
+        """Set the columns named in ``changes`` (``crons.CRON_MUTABLE``); None when missing."""
+
+    @abc.abstractmethod
+    async def delete_cron(self, cron_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def search_crons(self, query: CronQuery) -> list[CronRecord]: ...
+
+    @abc.abstractmethod
+    async def count_crons(self, query: CronQuery) -> int:
+        """How many crons match ``query``'s filters (its paging and order are ignored)."""
+
+    @abc.abstractmethod
+    async def claim_due_crons(
+        self, worker_id: str, *, now: datetime, claim_s: float, limit: int
+    ) -> list[CronRecord]:
+        """Hold up to ``limit`` due crons for ``worker_id`` until ``now + claim_s``; exactly
+        one caller gets each cron while its claim lasts."""
+
+    @abc.abstractmethod
+    async def finish_cron_fire(
+        self, cron_id: str, worker_id: str, *, due: datetime, next_run_date: datetime
+    ) -> bool:
+        """Advance a cron ``worker_id`` holds from ``due`` to ``next_run_date`` and drop the
+        claim; False when the claim or the due time changed meanwhile (nothing written)."""
+
+    @abc.abstractmethod
+    async def release_cron_claim(self, cron_id: str, worker_id: str) -> None:
+        """Drop ``worker_id``'s claim without advancing: the cron is due again at once."""

@@ -28,6 +28,16 @@ CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
     applied_at TEXT NOT NULL
 )"""
 
+SQLITE_STORE_VECTORS_DDL = (
+    """CREATE TABLE IF NOT EXISTS gf_store_vectors (
+        prefix TEXT NOT NULL,
+        key TEXT NOT NULL,
+        field_name TEXT NOT NULL,
+        embedding TEXT NOT NULL,
+        PRIMARY KEY (prefix, key, field_name)
+    )""",
+)
+
 # Version 1 is the schema files made before migrations existed had, hence IF NOT EXISTS.
 SQLITE: tuple[Migration, ...] = (
     Migration(
@@ -78,6 +88,65 @@ SQLITE: tuple[Migration, ...] = (
             "UPDATE gf_runs SET lease_expires_at = 0 WHERE status IN ('pending', 'running')",
         ),
     ),
+    Migration(
+        3,
+        "assistants with config, context, metadata and versions",
+        (
+            "ALTER TABLE gf_assistants ADD COLUMN config TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN context TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN name TEXT NOT NULL DEFAULT 'Untitled'",
+            "ALTER TABLE gf_assistants ADD COLUMN description TEXT",
+            "ALTER TABLE gf_assistants ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            # Every assistant before this version was a graph's default one.
+            'UPDATE gf_assistants SET name = graph_id, metadata = \'{"created_by": "system"}\'',
+            """CREATE TABLE gf_assistant_versions (
+                assistant_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                graph_id TEXT NOT NULL,
+                config TEXT NOT NULL,
+                context TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                name TEXT NOT NULL,
+                description TEXT,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (assistant_id, version)
+            )""",
+            "INSERT INTO gf_assistant_versions SELECT assistant_id, 1, graph_id, config, "
+            "context, metadata, name, description, created_at FROM gf_assistants",
+            "CREATE INDEX gf_assistants_created ON gf_assistants (created_at)",
+        ),
+    ),
+    # crons
+    Migration(
+        5,
+        "crons",
+        (
+            # Times compared by the claim are Unix seconds (REAL), as run leases are.
+            """CREATE TABLE gf_crons (
+                cron_id TEXT PRIMARY KEY,
+                assistant_id TEXT NOT NULL,
+                thread_id TEXT,
+                user_id TEXT,
+                schedule TEXT NOT NULL,
+                timezone TEXT,
+                payload TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                on_run_completed TEXT,
+                enabled INTEGER NOT NULL,
+                end_time REAL,
+                next_run_date REAL NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                claimed_by TEXT,
+                claim_expires_at REAL
+            )""",
+            "CREATE INDEX gf_crons_due ON gf_crons (enabled, next_run_date)",
+            "CREATE INDEX gf_crons_thread ON gf_crons (thread_id)",
+        ),
+    ),
+    # The embeddings of LangGraph store items (langgraph.json store.index).
+    Migration(6, "store vectors", SQLITE_STORE_VECTORS_DDL),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -134,6 +203,77 @@ POSTGRES: tuple[Migration, ...] = (
             "CREATE INDEX gf_runs_lease ON gf_runs (lease_expires_at) "
             "WHERE status IN ('pending', 'running')",
             "CREATE INDEX gf_threads_metadata ON gf_threads USING gin (metadata jsonb_path_ops)",
+        ),
+    ),
+    Migration(
+        2,
+        "assistants with config, context, metadata and versions",
+        (
+            "ALTER TABLE gf_assistants ADD COLUMN config JSONB NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN context JSONB NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN metadata JSONB NOT NULL DEFAULT '{}'",
+            "ALTER TABLE gf_assistants ADD COLUMN name TEXT NOT NULL DEFAULT 'Untitled'",
+            "ALTER TABLE gf_assistants ADD COLUMN description TEXT",
+            "ALTER TABLE gf_assistants ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            # Every assistant before this version was a graph's default one.
+            'UPDATE gf_assistants SET name = graph_id, metadata = \'{"created_by": "system"}\'',
+            """CREATE TABLE gf_assistant_versions (
+                assistant_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                graph_id TEXT NOT NULL,
+                config JSONB NOT NULL,
+                context JSONB NOT NULL,
+                metadata JSONB NOT NULL,
+                name TEXT NOT NULL,
+                description TEXT,
+                created_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (assistant_id, version)
+            )""",
+            "INSERT INTO gf_assistant_versions SELECT assistant_id, 1, graph_id, config, "
+            "context, metadata, name, description, created_at FROM gf_assistants",
+            "CREATE INDEX gf_assistants_metadata ON gf_assistants "
+            "USING gin (metadata jsonb_path_ops)",
+        ),
+    ),
+    # crons
+    Migration(
+        4,
+        "crons",
+        (
+            """CREATE TABLE gf_crons (
+                cron_id TEXT PRIMARY KEY,
+                assistant_id TEXT NOT NULL,
+                thread_id TEXT,
+                user_id TEXT,
+                schedule TEXT NOT NULL,
+                timezone TEXT,
+                payload JSONB NOT NULL,
+                metadata JSONB NOT NULL,
+                on_run_completed TEXT,
+                enabled BOOLEAN NOT NULL,
+                end_time TIMESTAMPTZ,
+                next_run_date TIMESTAMPTZ NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                claimed_by TEXT,
+                claim_expires_at TIMESTAMPTZ
+            )""",
+            "CREATE INDEX gf_crons_due ON gf_crons (next_run_date) WHERE enabled",
+            "CREATE INDEX gf_crons_thread ON gf_crons (thread_id)",
+            "CREATE INDEX gf_crons_metadata ON gf_crons USING gin (metadata jsonb_path_ops)",
+        ),
+    ),
+    Migration(
+        5,
+        "store vectors",
+        (
+            """CREATE TABLE gf_store_vectors (
+                prefix TEXT NOT NULL,
+                key TEXT NOT NULL,
+                field_name TEXT NOT NULL,
+                embedding TEXT NOT NULL,
+                PRIMARY KEY (prefix, key, field_name)
+            )""",
         ),
     ),
 )

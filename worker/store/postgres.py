@@ -32,7 +32,6 @@ from worker import jsonutil
 from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
-    AssistantRecord,
     Claim,
     RunRecord,
     RunState,
@@ -44,6 +43,8 @@ from worker.store.base import (
     finish_writes,
     shielded,
 )
+from worker.store.postgres_assistants import PostgresAssistants
+from worker.store.postgres_crons import PostgresCrons
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
@@ -94,7 +95,20 @@ def _thread(row: DictRow) -> ThreadRecord:
     )
 
 
-class PostgresStore(Store):
+def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of a thread search or count."""
+    where = ["metadata @> %s::jsonb"]
+    params: list[Any] = [_jsonb(dict(query.metadata or {}))]
+    if query.ids:
+        where.append("thread_id = ANY(%s)")
+        params.append(list(query.ids))
+    if query.status:
+        where.append("status = %s")
+        params.append(query.status)
+    return " AND ".join(where), params
+
+
+class PostgresStore(PostgresAssistants, PostgresCrons, Store):
     """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
 
     def __init__(self, url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> None:
@@ -173,23 +187,6 @@ class PostgresStore(Store):
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
-    # assistants
-
-    @shielded
-    async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord:
-        await self._fetch(
-            "INSERT INTO gf_assistants VALUES (%s, %s, now(), now()) "
-            "ON CONFLICT (assistant_id) DO NOTHING",
-            (assistant_id, graph_id),
-        )
-        (row,) = await self._fetch(
-            "SELECT created_at, updated_at FROM gf_assistants WHERE assistant_id = %s",
-            (assistant_id,),
-        )
-        return AssistantRecord(
-            assistant_id, graph_id, _utc(row["created_at"]), _utc(row["updated_at"])
-        )
-
     # threads
 
     @shielded
@@ -222,23 +219,21 @@ class PostgresStore(Store):
         )
 
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
-        where = ["metadata @> %s::jsonb"]
-        params: list[Any] = [_jsonb(dict(query.metadata or {}))]
-        if query.ids:
-            where.append("thread_id = ANY(%s)")
-            params.append(list(query.ids))
-        if query.status:
-            where.append("status = %s")
-            params.append(query.status)
+        where, params = _thread_filters(query)
         if query.sort_by not in _SORT_COLUMNS:
             raise ValueError(f"cannot sort threads by {query.sort_by!r}")
         order = "ASC" if query.sort_order == "asc" else "DESC"
         rows = await self._fetch(
-            f"SELECT * FROM gf_threads WHERE {' AND '.join(where)} "
+            f"SELECT * FROM gf_threads WHERE {where} "
             f"ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT %s OFFSET %s",
             [*params, query.limit, query.offset],
         )
         return [_thread(row) for row in rows]
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        where, params = _thread_filters(query)
+        rows = await self._fetch(f"SELECT count(*) AS n FROM gf_threads WHERE {where}", params)
+        return int(rows[0]["n"])
 
     @shielded
     async def delete_thread(self, thread_id: str) -> bool:
@@ -246,6 +241,7 @@ class PostgresStore(Store):
             cur = await conn.execute("DELETE FROM gf_threads WHERE thread_id = %s", (thread_id,))
             existed = cur.rowcount > 0
             await conn.execute("DELETE FROM gf_runs WHERE thread_id = %s", (thread_id,))
+            await conn.execute("DELETE FROM gf_crons WHERE thread_id = %s", (thread_id,))
         await self.checkpointer.adelete_thread(thread_id)
         return existed
 
@@ -329,6 +325,13 @@ class PostgresStore(Store):
         async with self.pool.connection() as conn:
             cur = await conn.execute("DELETE FROM gf_runs WHERE run_id = %s", (run_id,))
             return cur.rowcount > 0
+
+    async def find_active_runs(self, statuses: Sequence[RunState]) -> list[RunRecord]:
+        rows = await self._fetch(
+            f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE status = ANY(%s) ORDER BY created_at, seq",
+            (list(statuses),),
+        )
+        return [_run(row) for row in rows]
 
     async def active_runs_elsewhere(self, thread_id: str, worker_id: str) -> list[RunRecord]:
         rows = await self._fetch(

@@ -22,7 +22,6 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
-    AssistantRecord,
     Claim,
     RunRecord,
     RunState,
@@ -34,6 +33,8 @@ from worker.store.base import (
     finish_writes,
     shielded,
 )
+from worker.store.sqlite_assistants import SqliteAssistants
+from worker.store.sqlite_crons import SqliteCrons
 from worker.store.sqlite_rows import (
     ShieldedSaver,
     file_lock,
@@ -42,7 +43,6 @@ from worker.store.sqlite_rows import (
     sqlite_path,
     thread_from_row,
     to_json,
-    ts,
     utcnow,
 )
 
@@ -55,7 +55,23 @@ _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteStore(Store):
+def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of a thread search or count."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    for key, value in (query.metadata or {}).items():
+        where.append("json_extract(metadata, ?) = json_extract(?, '$')")
+        params += ["$." + json_path_key(key), to_json(value)]
+    if query.ids:
+        where.append(f"thread_id IN ({', '.join('?' for _ in query.ids)})")
+        params += list(query.ids)
+    if query.status:
+        where.append("status = ?")
+        params.append(query.status)
+    return " AND ".join(where), params
+
+
+class SqliteStore(SqliteAssistants, SqliteCrons, Store):
     """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``).
 
     Claims are single ``UPDATE ... RETURNING`` statements: SQLite takes the file's write lock
@@ -71,6 +87,11 @@ class SqliteStore(Store):
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._saver: ShieldedSaver | None = None
+
+    @property
+    def path(self) -> str:
+        """The database file (``:memory:`` for a store in memory)."""
+        return self._path
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any]:
@@ -146,24 +167,6 @@ class SqliteStore(Store):
             await self._db.close()
             self._db = None
 
-    # assistants
-
-    @shielded
-    async def ensure_assistant(self, assistant_id: str, graph_id: str) -> AssistantRecord:
-        now = self._clock().isoformat()
-        await self._conn.execute(
-            "INSERT INTO gf_assistants VALUES (?, ?, ?, ?) ON CONFLICT (assistant_id) DO NOTHING",
-            (assistant_id, graph_id, now, now),
-        )
-        await self._conn.commit()
-        async with self._conn.execute(
-            "SELECT created_at, updated_at FROM gf_assistants WHERE assistant_id = ?",
-            (assistant_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        return AssistantRecord(assistant_id, graph_id, ts(row[0]), ts(row[1]))
-
     # threads
 
     @shielded
@@ -210,33 +213,28 @@ class SqliteStore(Store):
         await self._conn.commit()
 
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        for key, value in (query.metadata or {}).items():
-            where.append("json_extract(metadata, ?) = json_extract(?, '$')")
-            params += ["$." + json_path_key(key), to_json(value)]
-        if query.ids:
-            where.append(f"thread_id IN ({', '.join('?' for _ in query.ids)})")
-            params += list(query.ids)
-        if query.status:
-            where.append("status = ?")
-            params.append(query.status)
+        where, params = _thread_filters(query)
         if query.sort_by not in _SORT_COLUMNS:
             raise ValueError(f"cannot sort threads by {query.sort_by!r}")
         order = "ASC" if query.sort_order == "asc" else "DESC"
-        sql = "SELECT * FROM gf_threads"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = f"SELECT * FROM gf_threads WHERE {where}"
         sql += f" ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT ? OFFSET ?"
-        params += [query.limit, query.offset]
-        async with self._conn.execute(sql, params) as cur:
+        async with self._conn.execute(sql, [*params, query.limit, query.offset]) as cur:
             return [thread_from_row(row) for row in await cur.fetchall()]
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        where, params = _thread_filters(query)
+        sql = f"SELECT count(*) FROM gf_threads WHERE {where}"
+        async with self._conn.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     @shielded
     async def delete_thread(self, thread_id: str) -> bool:
         cur = await self._conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (thread_id,))
         existed = cur.rowcount > 0
         await self._conn.execute("DELETE FROM gf_runs WHERE thread_id = ?", (thread_id,))
+        await self._conn.execute("DELETE FROM gf_crons WHERE thread_id = ?", (thread_id,))
         await self._conn.commit()
         await self.checkpointer.adelete_thread(thread_id)
         return existed
@@ -318,6 +316,16 @@ class SqliteStore(Store):
         cur = await self._conn.execute("DELETE FROM gf_runs WHERE run_id = ?", (run_id,))
         await self._conn.commit()
         return cur.rowcount > 0
+
+    async def find_active_runs(self, statuses: Sequence[RunState]) -> list[RunRecord]:
+        if not statuses:
+            return []
+        marks = ", ".join("?" for _ in statuses)
+        async with self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE status IN ({marks}) ORDER BY created_at",
+            list(statuses),
+        ) as cur:
+            return [run_from_row(row) for row in await cur.fetchall()]
 
     async def active_runs_elsewhere(self, thread_id: str, worker_id: str) -> list[RunRecord]:
         marks = ", ".join("?" for _ in ACTIVE_RUN_STATES)

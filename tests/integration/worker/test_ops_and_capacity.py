@@ -93,16 +93,30 @@ async def test_metrics_count_runs_by_graph_and_outcome(
 
 
 async def test_errors_are_json(make_worker: WorkerFactory, http: aiohttp.ClientSession) -> None:
+    """LangGraph routes answer ``detail`` and ``error``; the simple API ``error`` only."""
     worker = await make_worker(max_body_bytes=2048)
     async with http.get(f"{worker.url}/no/such/path") as response:
         assert response.status == 404
-        assert (await response.json())["error"]["code"] == "not_found"
+        body = await response.json()
+        assert body["error"]["code"] == "not_found"
+        assert body["detail"] == body["error"]["message"]
     async with http.post(f"{worker.url}/threads", data=b"{not json") as response:
+        assert response.status == 422  # as the official server
+        body = await response.json()
+        assert body["error"]["code"] == "invalid_json"
+        assert "not valid JSON" in body["detail"]
+    async with http.post(f"{worker.url}/graphs/execute", data=b"{not json") as response:
         assert response.status == 400
-        assert (await response.json())["error"]["code"] == "invalid_json"
+        assert set(await response.json()) == {"error"}
     async with http.post(f"{worker.url}/threads", data=b"x" * 4096) as response:
         assert response.status == 413
         assert (await response.json())["error"]["code"] == "payload_too_large"
     async with http.post(f"{worker.url}/threads", json={"ttl": 5}) as response:
         assert response.status == 422
         assert "ttl" in (await response.json())["error"]["message"]
+    for path in ("/threads/nope", "/threads/nope/runs/x", "/assistants/nope/schemas"):
+        async with http.get(f"{worker.url}{path}") as response:
+            assert response.status == 422, path
+            body = await response.json()
+            assert body["error"]["code"] == "invalid_id"
+            assert body["detail"].endswith("must be a UUID")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import UnprocessableEntityError
 
 from worker.graphs import assistant_id_for
 
@@ -17,11 +18,15 @@ async def test_assistants_search_lists_one_assistant_per_graph(client: LangGraph
     assert by_graph["pipeline"]["assistant_id"] == assistant_id_for("pipeline")
 
 
-async def test_assistant_get_accepts_graph_name_and_uuid(client: LangGraphClient) -> None:
-    by_name = await client.assistants.get("approval")
+async def test_assistant_get_takes_a_uuid_and_graph_takes_a_name(client: LangGraphClient) -> None:
     by_uuid = await client.assistants.get(assistant_id_for("approval"))
-    assert by_name == by_uuid
-    assert by_name["graph_id"] == "approval"
+    assert by_uuid["graph_id"] == "approval"
+    # As on the official server: only /graph also takes a graph name; elsewhere it is 422.
+    with pytest.raises(UnprocessableEntityError, match="must be a UUID"):
+        await client.assistants.get("approval")
+    assert await client.assistants.get_graph("approval") == await client.assistants.get_graph(
+        assistant_id_for("approval")
+    )
 
 
 async def test_runs_wait_returns_final_values(client: LangGraphClient) -> None:

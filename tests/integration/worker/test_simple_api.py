@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest.mock import ANY
 
 import aiohttp
 import pytest
@@ -73,6 +74,11 @@ async def test_unknown_execution_and_bad_body(worker: Worker, http: aiohttp.Clie
         error = (await response.json())["error"]
     assert error["code"] == "unsupported_field"
     assert "execution_options.priority" in error["message"]
+    unknown = {"graph_id": "nope", "input_data": {}}
+    async with http.post(f"{worker.url}/graphs/execute", json=unknown) as response:
+        assert response.status == 404
+        # The simple API's errors keep their own shape (no "detail").
+        assert await response.json() == {"error": {"code": "assistant_not_found", "message": ANY}}
 
 
 async def _receive_until(ws: aiohttp.ClientWebSocketResponse, match: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ RULES = {
     "worker.runs": (*BELOW_HTTP, "worker.webhooks", "worker.membership"),
     "worker.webhooks": BELOW_HTTP,
     "worker.membership": BELOW_HTTP,
+    "worker.crons": (*BELOW_HTTP, "worker.webhooks", "worker.membership"),
 }
 
 
@@ -37,9 +38,11 @@ def test_a_layer_does_not_import_the_layers_above_it(layer: str) -> None:
 
 
 HANDLERS = (
+    "worker.api.crons",
     "worker.api.ops",
     "worker.api.runs",
     "worker.api.simple",
+    "worker.api.store",
     "worker.api.threads",
     "worker.api.ws",
 )

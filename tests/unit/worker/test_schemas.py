@@ -4,7 +4,14 @@ from typing import Any
 
 import pytest
 
-from worker.api.schemas import ExecuteBody, RunCreateBody, ThreadSearchBody, parse
+from worker.api.schemas import (
+    ExecuteBody,
+    RunCreateBody,
+    ThreadCreateBody,
+    ThreadSearchBody,
+    parse,
+)
+from worker.api.thread_schemas import HistoryBody, RunsCancelBody, ThreadPruneBody
 from worker.errors import Unprocessable
 
 
@@ -29,12 +36,6 @@ def test_stream_mode_accepts_one_or_many() -> None:
         ),
         (
             RunCreateBody,
-            {"assistant_id": "a", "feedback_keys": ["k"]},
-            "unsupported_field",
-            "feedback_keys",
-        ),
-        (
-            RunCreateBody,
             {"assistant_id": "a", "strict_resume": True},
             "unsupported_field",
             "strict_resume",
@@ -47,7 +48,13 @@ def test_stream_mode_accepts_one_or_many() -> None:
             "multitask_strategy",
         ),
         (RunCreateBody, {}, "invalid_request", "assistant_id"),
-        (ThreadSearchBody, {"values": {"a": 1}}, "unsupported_field", "values"),
+        (ThreadSearchBody, {"extract": {"a": "values.a"}}, "unsupported_field", "extract"),
+        (ThreadSearchBody, {"select": ["nope"]}, "invalid_request", "select"),
+        (ThreadCreateBody, {"ttl": {"ttl": 5}}, "unsupported_field", "ttl"),
+        (RunsCancelBody, {"status": "all", "thread_id": "t"}, "invalid_request", "either"),
+        (RunsCancelBody, {"thread_id": "t"}, "invalid_request", "either"),
+        (ThreadPruneBody, {"thread_ids": [], "strategy": "x"}, "invalid_request", "strategy"),
+        (HistoryBody, {"limit": 0}, "invalid_request", "limit"),
         (
             ExecuteBody,
             {"graph_id": "g", "execution_options": {"retries": 2}},
@@ -61,6 +68,23 @@ def test_refusals_name_the_field(model: Any, data: Any, code: str, needle: str) 
         parse(model, data)
     assert error.value.code == code
     assert needle in error.value.message
+
+
+def test_langsmith_fields_are_accepted() -> None:
+    body = parse(
+        RunCreateBody,
+        {"assistant_id": "a", "feedback_keys": ["k"], "langsmith_tracer": {"project_name": "p"}},
+    )
+    assert body.feedback_keys == ["k"]
+
+
+def test_history_before_is_an_id_or_a_checkpoint() -> None:
+    assert parse(HistoryBody, {"before": "c1"}).before == "c1"
+    before = parse(HistoryBody, {"before": {"checkpoint_id": "c1"}}).before
+    assert not isinstance(before, str)
+    assert before is not None
+    assert before.checkpoint_id == "c1"
+    assert parse(HistoryBody, {}).limit == 1
 
 
 def test_empty_refused_fields_are_fine() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from worker.store.assistants import new_assistant
 from worker.store.base import RunRecord, ThreadExistsError, ThreadQuery
 from worker.store.sqlite import SqliteStore, sqlite_path
 
@@ -100,6 +101,11 @@ async def test_runs(store: SqliteStore) -> None:
 
 
 async def test_assistants_keep_their_creation_time(store: SqliteStore) -> None:
-    first = await store.ensure_assistant("a", "g")
-    again = await store.ensure_assistant("a", "g")
+    first = await store.create_assistant(
+        new_assistant(assistant_id="a", graph_id="g", now=datetime(2025, 1, 1, tzinfo=UTC))
+    )
+    again = await store.create_assistant(
+        new_assistant(assistant_id="a", graph_id="g", now=datetime(2025, 2, 1, tzinfo=UTC)),
+        if_exists="do_nothing",
+    )
     assert first.created_at == again.created_at

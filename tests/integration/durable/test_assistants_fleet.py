@@ -1,0 +1,106 @@
+"""Assistants across a fleet: two workers sharing a store behind the real LB. An assistant
+created through the LB (on whichever worker) is read and run by each worker, with its own
+context and config; a patch made on one worker is what the other runs next."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from langgraph_sdk import get_client
+
+from lb.app import LoadBalancer
+from lb.settings import LBSettings
+from tests.integration.worker.conftest import Worker, WorkerFactory
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs" / "assistants" / "langgraph.json"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/fleet.sqlite"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+async def fleet(
+    make_worker: WorkerFactory, store_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[str, list[Worker]]]:
+    workers = [await make_worker(store=store_url, graphs=GRAPHS) for _ in range(2)]
+    balancer = LoadBalancer(
+        LBSettings(
+            port=0,
+            admin_port=0,
+            instances=",".join(w.url for w in workers),
+            strategy="round_robin",
+            data_dir=tmp_path / "lb",
+            health_interval_s=0.1,
+            access_log=False,
+        )
+    )
+    await balancer.start()
+    try:
+        assert balancer.components is not None
+        registry = balancer.components.registry
+        await eventually(lambda: len(registry.snapshot.routable) == 2)
+        yield f"http://127.0.0.1:{balancer.proxy_port}", workers
+    finally:
+        await balancer.stop()
+
+
+async def test_an_assistant_made_through_the_lb_runs_on_every_worker(
+    fleet: tuple[str, list[Worker]],
+) -> None:
+    lb_url, workers = fleet
+    async with aiohttp.ClientSession() as http:
+        body = {"graph_id": "greeter", "context": {"greeting": "ahoy"}, "name": "Pirate"}
+        async with http.post(f"{lb_url}/assistants", json=body) as response:
+            assert response.status == 200
+            made_on = response.headers["X-Fleet-Instance"]
+            assistant = await response.json()
+    aid = assistant["assistant_id"]
+    for worker in workers:
+        async with worker.client() as sdk:
+            assert await sdk.assistants.get(aid) == assistant
+            # The run takes the assistant's context, and adds its own over it.
+            out = await sdk.runs.wait(None, aid, input={"name": "bob"})
+            assert isinstance(out, dict)
+            assert out["answer"] == "ahoy bob!"
+            out = await sdk.runs.wait(
+                None, aid, input={"name": "bob"}, context={"punctuation": "?"}
+            )
+            assert isinstance(out, dict)
+            assert out["answer"] == "ahoy bob?"
+
+    # Patched on the worker that did not make it; the other one runs the new version.
+    # The LB names the instance that answered: "127.0.0.1_PORT" for a static instance.
+    (maker,) = [w for w in workers if made_on.endswith(f"_{w.settings.port}")]
+    (other,) = [w for w in workers if w is not maker]
+    async with other.client() as sdk:
+        patched = await sdk.assistants.update(aid, context={"greeting": "yo"})
+        assert patched["version"] == 2
+    async with maker.client() as sdk:
+        out = await sdk.runs.wait(None, aid, input={"name": "ann"})
+        assert isinstance(out, dict)
+        assert out["answer"] == "yo ann!"
+        assert [v["version"] for v in await sdk.assistants.get_versions(aid)] == [2, 1]
+
+    # Through the LB, round robin: every run, on either worker, uses the assistant.
+    async with get_client(url=lb_url, api_key=None) as sdk:
+        thread = await sdk.threads.create()
+        for _ in range(2):
+            out = await sdk.runs.wait(
+                None, aid, input={"name": "cy"}, config={"configurable": {"model": "m"}}
+            )
+            assert isinstance(out, dict)
+            assert (out["answer"], out["model"]) == ("yo cy!", "m")
+        out = await sdk.runs.wait(thread["thread_id"], aid, input={"name": "di"})
+        assert isinstance(out, dict)
+        assert out["answer"] == "yo di!"

@@ -1,0 +1,101 @@
+"""Thread and run extras the oracle cannot show: the thread stream resumed after a
+Last-Event-ID, bulk cancel by status, a batch refused whole, prune of a busy thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from langgraph_sdk.client import LangGraphClient
+
+from tests.integration.worker.conftest import Worker
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def _post(worker: Worker, path: str, body: Any) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http, http.post(worker.url + path, json=body) as resp:
+        text = await resp.text()
+        return resp.status, (await resp.json()) if text else None
+
+
+async def _thread_stream(
+    sdk: LangGraphClient, thread_id: str, runs: int, last_event_id: str | None = None
+) -> list[Any]:
+    parts, done = [], 0
+    async for part in await sdk.threads.join_stream(thread_id, last_event_id=last_event_id):
+        parts.append(part)
+        if part.event == "metadata" and part.data.get("status") == "run_done":
+            done += 1
+            if done == runs:
+                break
+    return parts
+
+
+async def test_thread_stream_resumes_after_last_event_id(client: LangGraphClient) -> None:
+    thread_id = (await client.threads.create())["thread_id"]
+    first = await client.runs.create(
+        thread_id, "pipeline", input={}, stream_mode=["updates"], after_seconds=1
+    )
+    whole = await _thread_stream(client, thread_id, runs=1)
+    assert [p.event for p in whole] == ["metadata", "updates", "updates", "updates", "metadata"]
+    assert whole[0].data == {"run_id": first["run_id"], "attempt": 1}
+    second = await client.runs.create(thread_id, "pipeline", input={}, stream_mode=["updates"])
+    await client.runs.join(thread_id, second["run_id"])
+    # Resumed after the first run's first update: the rest of it, then the second run.
+    rest = await _thread_stream(client, thread_id, runs=2, last_event_id=whole[1].id)
+    assert [p.id for p in rest[:3]] == [p.id for p in whole[2:]]
+    assert [p.event for p in rest[3:]] == ["metadata", "updates", "updates", "updates", "metadata"]
+    assert rest[3].data["run_id"] == second["run_id"]
+
+
+async def test_cancel_many_by_status(worker: Worker, client: LangGraphClient) -> None:
+    threads = [(await client.threads.create())["thread_id"] for _ in range(2)]
+    runs = [
+        await client.runs.create(t, "pipeline", input={"delay_s": 10}, multitask_strategy="enqueue")
+        for t in threads
+    ]
+    queued = await client.runs.create(threads[0], "pipeline", input={"delay_s": 10})
+    await eventually(lambda: worker.manager.running == 2)
+    assert await _post(worker, "/runs/cancel", {"status": "pending"}) == (204, None)
+    assert (await client.runs.get(threads[0], queued["run_id"]))["status"] == "interrupted"
+    assert worker.manager.running == 2  # the running ones go on
+    assert await _post(worker, "/runs/cancel?action=rollback", {"status": "all"}) == (204, None)
+    await eventually(lambda: worker.manager.load == 0)
+    for thread_id, run in zip(threads, runs, strict=True):
+        # Rolled back: the run is gone, as the official server deletes it.
+        assert (await client.runs.list(thread_id, status="running")) == []
+        assert run["run_id"] not in [r["run_id"] for r in await client.runs.list(thread_id)]
+    bad = await _post(worker, "/runs/cancel?action=explode", {"status": "all"})
+    assert bad[0] == 422
+
+
+async def test_a_batch_with_a_bad_run_starts_none(worker: Worker, client: LangGraphClient) -> None:
+    good = {"assistant_id": "pipeline", "input": {}}
+    for body in ([good, {"assistant_id": "pipeline", "bogus": 1}], [], {"assistant_id": "x"}):
+        status, answer = await _post(worker, "/runs/batch", body)
+        assert status == 422
+        assert "error" in answer
+    assert worker.manager.load == 0
+    unknown = "00000000-0000-0000-0000-000000000000"
+    status, answer = await _post(worker, "/runs/batch", [good, {**good, "assistant_id": unknown}])
+    assert status == 404  # the second names no assistant; the first had started already
+
+
+async def test_prune_keep_latest_refuses_a_busy_thread(
+    worker: Worker, client: LangGraphClient
+) -> None:
+    thread_id = (await client.threads.create())["thread_id"]
+    await client.runs.create(thread_id, "pipeline", input={"delay_s": 10})
+    await eventually(lambda: worker.manager.running == 1)
+    body = {"thread_ids": [thread_id], "strategy": "keep_latest"}
+    status, answer = await _post(worker, "/threads/prune", body)
+    assert status == 409
+    assert answer["error"]["code"] == "thread_busy"
+    assert await _post(worker, "/threads/prune", {"thread_ids": [thread_id]}) == (
+        200,
+        {"pruned_count": 1},
+    )
+    assert worker.manager.load == 0
