@@ -22,6 +22,9 @@ from lb.app import FLEET
 from lb.control import Conflict
 from lb.errors import error_response
 from lb.registry import INSTANCE_ID, Instance
+from lb.status import views as status_views
+from lb.status.auth import NO_SESSION, Denied
+from lb.status.views import STATUS_PAGE
 from lb.strategies import STRATEGIES, make_strategy
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
@@ -227,6 +230,23 @@ async def put_autoscaler(request: web.Request) -> web.Response:
 # -- middleware ------------------------------------------------------------------------------
 
 
+def _unauthorized(request: web.Request, token: str) -> web.Response | None:
+    """``None`` when the request may use the admin API: the right bearer token or, without an
+    Authorization header, a status page session (with its CSRF token on writes)."""
+    supplied = request.headers.get("Authorization")
+    if supplied is not None:
+        if hmac.compare_digest(supplied.encode("utf-8", "replace"), f"Bearer {token}".encode()):
+            return None
+        denied: Denied | None = NO_SESSION
+    else:
+        page = request.app.get(STATUS_PAGE)
+        denied = NO_SESSION if page is None else page.authorize(request)
+    if denied is None:
+        return None
+    headers = {"WWW-Authenticate": "Bearer"} if denied.status == 401 else None
+    return error_response(denied.status, denied.code, denied.message, headers=headers)
+
+
 @web.middleware
 async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     fleet = request.app[FLEET]
@@ -236,16 +256,10 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     outcome = "error"
     try:
         if is_admin and fleet.settings.admin_token:
-            supplied = request.headers.get("Authorization", "")
-            expected = f"Bearer {fleet.settings.admin_token}"
-            if not hmac.compare_digest(supplied.encode(), expected.encode()):
+            denied = _unauthorized(request, fleet.settings.admin_token)
+            if denied is not None:
                 outcome = "unauthorized"
-                return error_response(
-                    401,
-                    "unauthorized",
-                    "missing or wrong bearer token",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                return denied
         try:
             response = await handler(request)
         except Invalid as exc:
@@ -280,4 +294,5 @@ def admin_app(fleet: Any) -> web.Application:
     r.add_put("/admin/strategy", put_strategy)
     r.add_get("/admin/autoscaler", get_autoscaler)
     r.add_put("/admin/autoscaler", put_autoscaler)
+    status_views.add_routes(app, status_views.build(fleet))
     return app
