@@ -78,8 +78,11 @@
     const labels = ["State", "In flight", "Load / capacity", "Req/s", "Errors", "p50", "p99",
       "Last check", "Ejections", "Runs (running / queued)"];
     const cells = labels.map((label) => cell(tr, label));
-    const actions = cell(tr, "Actions");
-    actions.className = "actions";
+    const cellOfActions = cell(tr, "Actions");
+    cellOfActions.className = "actions";
+    const actions = document.createElement("div");
+    actions.className = "buttons";
+    cellOfActions.appendChild(actions);
     const path = `/admin/instances/${encodeURIComponent(id)}`;
     const drain = button("Drain", () => act(`Drain ${id}`, "POST", `${path}/drain`));
     const enable = button("Enable", () => act(`Enable ${id}`, "POST", `${path}/enable`));
@@ -147,7 +150,7 @@
     $("no-instances").hidden = instances.length > 0;
   }
 
-  function chart(containerId, series, captionId, caption) {
+  function chart(containerId, series, captionId, caption, digits = 1) {
     // Inline SVG polylines over the sampled history; the caption carries the numbers.
     const W = 300, H = 80, NS = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(NS, "svg");
@@ -168,8 +171,9 @@
     });
     const box = $(containerId);
     box.replaceChildren(svg);
-    const latest = series.map((s) => `${s.name} ${fmt.num(s.values[s.values.length - 1])}`).join(", ");
-    $(captionId).textContent = `${caption} — now ${latest || "–"}; peak ${fmt.num(all.length ? max : null)}`;
+    const latest = series.map((s) => `${s.name} ${fmt.num(s.values[s.values.length - 1], digits)}`);
+    const peak = fmt.num(all.length ? max : null, digits);
+    $(captionId).textContent = `${caption} — now ${latest.join(", ") || "–"}; peak ${peak}`;
   }
 
   function renderCharts(history) {
@@ -184,7 +188,7 @@
       { name: "instances", values: p.map((x) => x.instances) },
       { name: "taking work", values: p.map((x) => x.routable) },
       { name: "desired", values: p.map((x) => x.desired) },
-    ], "chart-size-caption", "Fleet size");
+    ], "chart-size-caption", "Fleet size", 0);
   }
 
   function renderStrategy(doc) {

@@ -97,9 +97,7 @@ async def test_up_serves_the_project_and_stops_everything(
         client = get_client(url=f"http://127.0.0.1:{port}", api_key=None)
         try:
             thread = await client.threads.create()
-            result = await client.runs.wait(
-                thread["thread_id"], "greeter", input={"name": "fleet"}
-            )
+            result = await client.runs.wait(thread["thread_id"], "greeter", input={"name": "fleet"})
         finally:
             await client.aclose()
         assert result == {"name": "fleet", "greeting": "hello, fleet"}
