@@ -4,6 +4,7 @@ the official SDK, and leaves no process behind on SIGINT or SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -65,6 +66,27 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+async def _operate(admin_port: int) -> None:
+    """The status document shows the autoscaler's decisions; ``graphfleet ctl`` pauses it."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{admin_port}/admin/status") as r:
+            doc = await r.json()
+        assert doc["autoscaler"]["backend"] == "local"
+        decisions = doc["autoscaler"]["decisions"]
+        assert any(d["action"] == "scale_up" for d in decisions)  # from none to one worker
+        assert all(d["reason"] for d in decisions)
+        env = {**os.environ, "LB_ADMIN_URL": f"http://127.0.0.1:{admin_port}"}
+        ctl = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "common.cli", "ctl", "--json", "autoscaler", "--pause",
+            env=env, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await ctl.communicate()
+        assert ctl.returncode == 0
+        assert json.loads(out)["config"]["paused"] is True
+        async with session.get(f"http://127.0.0.1:{admin_port}/admin/status") as r:
+            assert (await r.json())["autoscaler"]["paused"] is True
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 async def test_up_serves_the_project_and_stops_everything(
     tmp_path: Path, signum: signal.Signals
@@ -101,6 +123,7 @@ async def test_up_serves_the_project_and_stops_everything(
         finally:
             await client.aclose()
         assert result == {"name": "fleet", "greeting": "hello, fleet"}
+        await _operate(admin_port)
         workers = _descendants(process.pid)
         assert workers, "the local autoscaler runs its workers as children"
         process.send_signal(signum)
