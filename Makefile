@@ -5,7 +5,7 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.synced
 
-.PHONY: install run test test-unit lint fmt bench clean
+.PHONY: install oracle run test test-unit lint fmt bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,19 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 
 install: $(STAMP)
 
+# The oracle for the differential tests: the official in-memory LangGraph Server
+# (`langgraph dev`) in its own virtualenv, so its pins never touch uv.lock. Tests only.
+ORACLE_VENV := .oracle-venv
+ORACLE_STAMP := $(ORACLE_VENV)/.synced
+ORACLE_REQUIREMENTS := tests/oracle/requirements.txt
+
+$(ORACLE_STAMP): $(UV) $(ORACLE_REQUIREMENTS)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(ORACLE_VENV)
+	$(UV) pip install --quiet --python $(ORACLE_VENV)/bin/python -r $(ORACLE_REQUIREMENTS)
+	@touch $(ORACLE_STAMP)
+
+oracle: $(ORACLE_STAMP)
+
 # `graphfleet up` on the shipped example graphs: the LB on :8080 (admin, status page and
 # metrics on :8081) running the fleet itself: the local autoscaler keeps 2 to $(WORKERS_MAX)
 # worker processes on free loopback ports, sharing one SQLite store in .graphfleet/.
@@ -26,7 +39,7 @@ run: $(STAMP)
 	$(VENV)/bin/graphfleet up --config worker/examples/langgraph.json \
 		--workers $${LB_AUTOSCALE_MIN:-2}:$${LB_AUTOSCALE_MAX:-$(WORKERS_MAX)}
 
-test: $(STAMP)
+test: $(STAMP) $(ORACLE_STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
@@ -45,4 +58,4 @@ bench: $(STAMP)
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ORACLE_VENV) .pytest_cache .mypy_cache .ruff_cache

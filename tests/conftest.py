@@ -7,7 +7,9 @@ A test that needs a service skips with a reason when the service is unreachable,
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+from typing import NoReturn
 
 import pytest
 
@@ -23,13 +25,16 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def _require(name: str, host: str, port: int) -> None:
-    if _reachable(host, port):
-        return
-    reason = f"{name} is not reachable on {host}:{port}"
+def _missing(reason: str) -> NoReturn:
+    """Skip the test, or fail it under ``REQUIRE_SERVICES=1``."""
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"{reason} and REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(reason)
+
+
+def _require(name: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        _missing(f"{name} is not reachable on {host}:{port}")
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +47,12 @@ def postgres_dsn() -> str:
 def redis_url() -> str:
     _require("Redis", "127.0.0.1", 6379)
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The path of the ``redis-server`` program, for tests that start their own Redis."""
+    path = shutil.which("redis-server")
+    if path is None:
+        _missing("redis-server is not installed")
+    return path

@@ -31,17 +31,17 @@ async def serve(settings: WorkerSettings) -> None:
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-        log.info("listening", host=settings.host, port=settings.port, url=settings.url)
+        log.info("worker_listening", host=settings.host, port=settings.port, url=settings.url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
-        log.info("stop signal received")
+        log.info("stop_signal_received")
         await drain(app)
     finally:
         await runner.cleanup()
-        log.info("stopped")
+        log.info("worker_stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runner(serve(settings))
     except GraphLoadError as exc:
-        log.error("cannot load graphs", reason=str(exc), graphs=str(settings.graphs))
+        log.error("graph_load_failed", reason=str(exc), graphs=str(settings.graphs))
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

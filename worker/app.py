@@ -2,7 +2,7 @@
 
 Every long-lived resource is a ``cleanup_ctx`` generator (set up in order, torn down in
 reverse): the HTTP client session, then the store with the graphs and the run manager,
-then fleet membership (whose heartbeat task is cancelled and awaited). ``drain()`` is the
+then registration with the LB (whose heartbeat task is cancelled and awaited). ``drain()`` is the
 first half of a graceful stop; ``AppRunner.cleanup()`` is the second.
 """
 
@@ -21,16 +21,15 @@ from aiohttp import web
 from common.urls import redact
 from worker.api import ops, runs, simple, threads, ws
 from worker.api.errors import error_middleware
-from worker.fleet import FleetMembership
-from worker.graphs import compile_graphs, load_graph_objects
+from worker.graphs import GraphRegistry, compile_graphs, load_graph_objects
 from worker.keys import (
     FEED,
-    FLEET,
     GRAPH_OBJECTS,
     GRAPHS,
     HTTP_SESSION,
     MANAGER,
     METRICS,
+    REGISTRATION,
     RELAY,
     SERVICE,
     SETTINGS,
@@ -38,6 +37,7 @@ from worker.keys import (
     STORE,
     WEBHOOKS,
 )
+from worker.membership import LBRegistration
 from worker.metrics import WorkerMetrics
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
@@ -45,7 +45,7 @@ from worker.runs.recovery import Recovery
 from worker.runs.relay import RedisRelay, Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
-from worker.store import create_store
+from worker.store import Store, create_store
 from worker.webhooks import WebhookSender
 
 log = structlog.get_logger("worker.app")
@@ -70,63 +70,79 @@ def _relay(settings: WorkerSettings) -> Relay:
     )
 
 
-async def _runtime(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+async def _open_store(
+    settings: WorkerSettings, objects: dict[str, Any]
+) -> tuple[Store, GraphRegistry]:
+    """The opened store and the graphs compiled on its checkpointer; closes it on failure."""
     store = create_store(
         settings.store, lease_s=settings.run_lease_s, pool_size=settings.store_pool_size
     )
     await store.open()
-    relay = _relay(settings)
     try:
-        objects: dict[str, Any] = app[GRAPH_OBJECTS]
-        graphs = compile_graphs(objects, store.checkpointer)
+        graphs = await compile_graphs(objects, store.checkpointer)
         for entry in graphs:
             await store.ensure_assistant(entry.assistant_id, entry.graph_id)
         # Runs a previous life of this worker held cannot be running: claimable at once.
         left = await store.release_runs(settings.worker_id)
         if left:
-            log.warning("released runs a previous life of this worker left", count=left)
-        manager = RunManager(
-            store=store,
-            worker_id=settings.worker_id,
-            max_concurrency=settings.max_concurrency,
-            metrics=app[METRICS],
-            feed=app[FEED],
-            buffer_events=settings.stream_buffer_events,
-            retention_s=settings.stream_retention_s,
-            relay=relay,
-        )
-        webhooks = WebhookSender(settings, app[HTTP_SESSION])
-        manager.listeners.append(webhooks.on_run_event)
-        app[STORE], app[GRAPHS], app[MANAGER], app[WEBHOOKS] = store, graphs, manager, webhooks
-        app[RELAY] = relay
-        service = RunService(
-            store=store,
-            graphs=graphs,
-            manager=manager,
-            worker_id=settings.worker_id,
-            check_webhook=webhooks.check_url,
-        )
-        app[SERVICE] = service
-        recovery = Recovery(
-            store=store,
-            manager=manager,
-            service=service,
-            relay=relay,
-            worker_id=settings.worker_id,
-            graph_ids=[e.graph_id for e in graphs],
-            lease_s=settings.run_lease_s,
-            sweep_interval_s=settings.sweep_interval_s,
-            max_attempts=settings.run_max_attempts,
-            on_abandoned=webhooks.on_run_abandoned,
-        )
+            log.warning("previous_life_runs_released", count=left)
+    except BaseException:
+        await store.close()
+        raise
+    return store, graphs
+
+
+def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Relay) -> Recovery:
+    """The run manager, the run service and webhooks, in ``app``; returns the recovery loops."""
+    settings = app[SETTINGS]
+    manager = RunManager(
+        store=store,
+        worker_id=settings.worker_id,
+        max_concurrency=settings.max_concurrency,
+        metrics=app[METRICS],
+        feed=app[FEED],
+        buffer_events=settings.stream_buffer_events,
+        retention_s=settings.stream_retention_s,
+        relay=relay,
+    )
+    webhooks = WebhookSender(settings, app[HTTP_SESSION])
+    manager.observers.add(webhooks)
+    service = RunService(
+        store=store,
+        graphs=graphs,
+        manager=manager,
+        worker_id=settings.worker_id,
+        check_webhook=webhooks.check_url,
+    )
+    app[STORE], app[GRAPHS], app[RELAY] = store, graphs, relay
+    app[MANAGER], app[SERVICE], app[WEBHOOKS] = manager, service, webhooks
+    return Recovery(
+        store=store,
+        manager=manager,
+        service=service,
+        relay=relay,
+        worker_id=settings.worker_id,
+        graph_ids=[e.graph_id for e in graphs],
+        lease_s=settings.run_lease_s,
+        sweep_interval_s=settings.sweep_interval_s,
+        max_attempts=settings.run_max_attempts,
+    )
+
+
+async def _runtime(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store, graphs = await _open_store(settings, app[GRAPH_OBJECTS])
+    relay = _relay(settings)
+    try:
+        recovery = _runs(app, store, graphs, relay)
+        manager = app[MANAGER]
         await relay.start(manager.apply_command)
         loops = [
             asyncio.create_task(recovery.heartbeat(), name="recovery-heartbeat"),
             asyncio.create_task(recovery.sweep_forever(), name="recovery-sweeper"),
         ]
         app[METRICS].capacity.set(settings.max_concurrency)
-        log.info("worker ready", graphs=graphs.names, store=redact(settings.store))
+        log.info("worker_ready", graphs=graphs.names, store=redact(settings.store))
         yield
         # The heartbeat stops last of all run activity would be better, but release_all()
         # expires the leases anyway: renewing them after that would only delay the claim.
@@ -134,26 +150,26 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
         await manager.close()
-        await webhooks.close()
+        await app[WEBHOOKS].close()
     finally:
         await relay.close()
         await store.close()
 
 
-async def _fleet(app: web.Application) -> AsyncIterator[None]:
+async def _registration(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.lb_admin_url:
         yield
         return
     manager = app[MANAGER]
-    fleet = FleetMembership(settings, app[HTTP_SESSION], is_draining=lambda: manager.draining)
-    app[FLEET] = fleet
-    heartbeat = asyncio.create_task(fleet.heartbeat(), name="fleet-heartbeat")
+    registration = LBRegistration(settings, app[HTTP_SESSION], is_draining=lambda: manager.draining)
+    app[REGISTRATION] = registration
+    heartbeat = asyncio.create_task(registration.heartbeat(), name="registration-heartbeat")
     yield
     heartbeat.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await heartbeat
-    await fleet.deregister()
+    await registration.deregister()
 
 
 async def drain(app: web.Application) -> bool:
@@ -165,13 +181,13 @@ async def drain(app: web.Application) -> bool:
     """
     settings, manager = app[SETTINGS], app[MANAGER]
     manager.begin_drain()
-    log.info("draining", running=manager.running, queued=manager.queued)
-    if FLEET in app:
-        await app[FLEET].announce_drain()
+    log.info("worker_draining", running=manager.running, queued=manager.queued)
+    if REGISTRATION in app:
+        await app[REGISTRATION].announce_drain()
     idle = await manager.wait_idle(settings.shutdown_timeout_s)
     if not idle:
         log.warning(
-            "shutdown timeout reached; releasing the remaining runs to the fleet",
+            "shutdown_timeout_runs_released",
             remaining=manager.load,
             timeout_s=settings.shutdown_timeout_s,
         )
@@ -195,7 +211,7 @@ def create_app(
     app[METRICS] = WorkerMetrics()
     app[FEED] = GraphFeed()
     app[STARTED_AT] = datetime.now(UTC)
-    app.cleanup_ctx.extend([_http_session, _runtime, _fleet])
+    app.cleanup_ctx.extend([_http_session, _runtime, _registration])
     for module in (ops, threads, runs, simple, ws):
         module.add_routes(app)
     return app

@@ -1,36 +1,53 @@
 """Graphs from a ``langgraph.json``: load, validate, compile with the worker's checkpointer.
 
-A spec is ``"./path/file.py:attr"`` (relative to the json file) or ``"package.module:attr"``.
-``attr`` may be a compiled graph (``Pregel``), a ``StateGraph`` (compiled here), or a factory:
-a callable taking no argument or one ``RunnableConfig``, called once at start, returning
-either. Any problem raises ``GraphLoadError`` naming the graph and the reason, so a worker
-with a bad file fails at start rather than on its first run.
+A spec is ``"./path/file.py:attr"`` (relative to the json file) or ``"package.module:attr"``
+(importable, for instance from a ``dependencies`` directory; see ``worker.graph_config``).
+``attr`` may be a compiled graph (``Pregel``), a ``StateGraph`` (compiled here), or a factory
+of either (see ``worker.graph_factories`` for the signatures accepted). A factory is called
+once at start (with a read-only ``ServerRuntime``) to check it and to give the worker a graph
+for state reads, then once per run with the run's config (``GraphEntry.for_run``), as the
+LangGraph Server does. Any problem at start raises ``GraphLoadError`` naming the graph and the
+reason, so a worker with a bad file fails at start rather than on its first run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
-import inspect
-import json
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
+
+from worker.graph_config import GraphLoadError, apply_config, read_config
+from worker.graph_factories import GraphFactory, server_runtime
+
+__all__ = [
+    "ASSISTANT_NAMESPACE",
+    "GraphEntry",
+    "GraphLoadError",
+    "GraphRegistry",
+    "assistant_id_for",
+    "compile_graphs",
+    "context_for",
+    "load_graph_objects",
+    "read_specs",
+]
 
 # The namespace LangGraph derives assistant ids from: uuid5(NAMESPACE, graph_id).
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
-
-
-class GraphLoadError(Exception):
-    """A graph named in langgraph.json cannot be served; the message says which and why."""
+# The config a factory gets when no run is involved (start, state reads).
+_READ_CONFIG: RunnableConfig = {"configurable": {}}
 
 
 def assistant_id_for(graph_id: str) -> str:
@@ -38,13 +55,67 @@ def assistant_id_for(graph_id: str) -> str:
     return str(uuid.uuid5(ASSISTANT_NAMESPACE, graph_id))
 
 
+def context_for(context: Any) -> Any:
+    """The ``context`` a run executes with: the caller's, else an empty mapping, never ``None``.
+
+    As the LangGraph Server does: LangGraph turns ``{}`` into the graph's ``context_schema``
+    with its defaults (a dataclass or pydantic model built with no argument), so a node reads
+    ``runtime.context.field`` whether or not the caller sent a context.
+    """
+    return {} if context is None else context
+
+
+def _bind(
+    name: str, obj: Any, checkpointer: BaseCheckpointSaver[Any], store: BaseStore | None
+) -> Pregel[Any, Any, Any, Any]:
+    """``obj`` compiled (if a ``StateGraph``) and given the worker's persistence."""
+    update: dict[str, Any] = {"checkpointer": checkpointer}
+    if store is not None:
+        update["store"] = store
+    if isinstance(obj, StateGraph):
+        try:
+            obj = obj.compile()
+        except Exception as exc:
+            raise GraphLoadError(
+                f"graph {name!r}: compiling the StateGraph failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    if isinstance(obj, Pregel):
+        if obj.name == "LangGraph":  # the default name: the server names it after the graph
+            update["name"] = name
+        # A graph compiled by the user keeps its nodes; the worker supplies persistence.
+        return obj.copy(update=update)
+    raise GraphLoadError(
+        f"graph {name!r}: expected a compiled graph, a StateGraph or a factory of one, "
+        f"got {type(obj).__name__}"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class GraphEntry:
-    """One servable graph: its name, assistant id, and the graph compiled with our saver."""
+    """One servable graph: its name, assistant id, and the graph compiled with our saver.
+
+    For a factory, ``graph`` is the one built at start: right for reading and updating
+    state (same nodes and channels), while runs execute the graph ``for_run`` builds.
+    """
 
     graph_id: str
     assistant_id: str
     graph: Pregel[Any, Any, Any, Any]
+    factory: GraphFactory | None = None
+    store: BaseStore | None = None
+
+    @contextlib.asynccontextmanager
+    async def for_run(
+        self, config: RunnableConfig, context: Any
+    ) -> AsyncIterator[Pregel[Any, Any, Any, Any]]:
+        """The graph one run executes, held open for the run (a factory's context manager
+        exits when the run ends). Without a factory, the one compiled graph."""
+        if self.factory is None:
+            yield self.graph
+            return
+        runtime = server_runtime("threads.create_run", self.store, context)
+        async with self.factory.open(config, runtime) as obj:
+            yield _bind(self.graph_id, obj, self.graph.checkpointer, self.store)  # type: ignore[arg-type]
 
 
 class GraphRegistry:
@@ -69,28 +140,14 @@ class GraphRegistry:
     def names(self) -> list[str]:
         return list(self._by_graph)
 
+    def context_for(self, graph_id: str, context: Any) -> Any:
+        """See the module function ``context_for`` (the same for every graph today)."""
+        return context_for(context)
+
 
 def read_specs(config_path: Path) -> dict[str, str]:
     """The ``graphs`` mapping of a langgraph.json, validated for shape."""
-    try:
-        doc = json.loads(config_path.read_text())
-    except FileNotFoundError as exc:
-        raise GraphLoadError(f"{config_path}: file not found") from exc
-    except (OSError, ValueError) as exc:
-        raise GraphLoadError(f"{config_path}: cannot read JSON: {exc}") from exc
-    graphs = doc.get("graphs") if isinstance(doc, dict) else None
-    if not isinstance(graphs, dict) or not graphs:
-        raise GraphLoadError(f'{config_path}: no "graphs" object naming at least one graph')
-    specs: dict[str, str] = {}
-    for name, spec in graphs.items():
-        if isinstance(spec, dict):  # {"path": "...", "description": "..."} form
-            spec = spec.get("path")
-        if not isinstance(spec, str) or ":" not in spec:
-            raise GraphLoadError(
-                f"graph {name!r}: spec {spec!r} is not 'path/to/file.py:attr' or 'module:attr'"
-            )
-        specs[name] = spec
-    return specs
+    return read_config(config_path).graphs
 
 
 def _import_file(name: str, path: Path) -> ModuleType:
@@ -130,77 +187,53 @@ def _resolve_attr(name: str, spec: str, base_dir: Path) -> Any:
     return getattr(module, attr)
 
 
-def _call_factory(name: str, factory: Any) -> Any:
-    try:
-        params = [
-            p
-            for p in inspect.signature(factory).parameters.values()
-            if p.default is inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        params = []
-    if len(params) > 1:
-        raise GraphLoadError(f"graph {name!r}: a factory takes at most one argument (a config)")
-    if inspect.iscoroutinefunction(factory):
-        raise GraphLoadError(f"graph {name!r}: async factories are not supported")
-    try:
-        return factory({"configurable": {}}) if params else factory()
-    except Exception as exc:
-        raise GraphLoadError(f"graph {name!r}: factory raised {type(exc).__name__}: {exc}") from exc
-
-
-def _as_compiled(
-    name: str, obj: Any, checkpointer: BaseCheckpointSaver[Any]
-) -> Pregel[Any, Any, Any, Any]:
-    if isinstance(obj, StateGraph):
-        try:
-            return obj.compile(checkpointer=checkpointer)
-        except Exception as exc:
-            raise GraphLoadError(
-                f"graph {name!r}: compiling the StateGraph failed: {type(exc).__name__}: {exc}"
-            ) from exc
-    if isinstance(obj, Pregel):
-        # A graph compiled by the user keeps its nodes; the worker supplies persistence.
-        return obj.copy(update={"checkpointer": checkpointer})
-    raise GraphLoadError(
-        f"graph {name!r}: expected a compiled graph, a StateGraph or a factory of one, "
-        f"got {type(obj).__name__}"
-    )
-
-
 def load_graph_objects(config_path: Path) -> dict[str, Any]:
-    """Import every graph of ``config_path``: name → ``StateGraph`` or ``Pregel``.
+    """Import every graph of ``config_path``: name → ``StateGraph``, ``Pregel`` or ``GraphFactory``.
 
+    ``dependencies`` and ``env`` are applied first, as the official CLI does before importing.
     Separate from compiling so that a bad file fails before any store is opened.
     """
-    specs = read_specs(config_path)
-    base_dir = config_path.resolve().parent
+    config = read_config(config_path)
+    apply_config(config)
     objects: dict[str, Any] = {}
-    for name, spec in specs.items():
-        obj = _resolve_attr(name, spec, base_dir)
-        if not isinstance(obj, StateGraph | Pregel) and callable(obj):
-            obj = _call_factory(name, obj)
-        if not isinstance(obj, StateGraph | Pregel):
+    for name, spec in config.graphs.items():
+        obj = _resolve_attr(name, spec, config.base_dir)
+        if isinstance(obj, StateGraph | Pregel):
+            objects[name] = obj
+        elif callable(obj):
+            objects[name] = GraphFactory.of(name, obj)
+        else:
             raise GraphLoadError(
                 f"graph {name!r}: expected a compiled graph, a StateGraph or a factory of one, "
                 f"got {type(obj).__name__}"
             )
-        objects[name] = obj
     return objects
 
 
-def compile_graphs(
-    objects: Mapping[str, Any], checkpointer: BaseCheckpointSaver[Any]
+async def _start_graph(
+    name: str, obj: Any, checkpointer: BaseCheckpointSaver[Any], store: BaseStore | None
+) -> GraphEntry:
+    if not isinstance(obj, GraphFactory):
+        return GraphEntry(name, assistant_id_for(name), _bind(name, obj, checkpointer, store))
+    try:
+        async with obj.open(_READ_CONFIG, server_runtime("assistants.read", store)) as built:
+            graph = _bind(name, built, checkpointer, store)
+    except GraphLoadError:
+        raise
+    except Exception as exc:
+        raise GraphLoadError(f"graph {name!r}: factory raised {type(exc).__name__}: {exc}") from exc
+    return GraphEntry(name, assistant_id_for(name), graph, factory=obj, store=store)
+
+
+async def compile_graphs(
+    objects: Mapping[str, Any],
+    checkpointer: BaseCheckpointSaver[Any],
+    store: BaseStore | None = None,
 ) -> GraphRegistry:
-    """Bind every graph to the worker's checkpointer."""
+    """Bind every graph to the worker's checkpointer (and ``store``, when there is one).
+
+    Each factory is called once here: one that raises or returns no graph fails the start.
+    """
     return GraphRegistry(
-        {
-            name: GraphEntry(
-                graph_id=name,
-                assistant_id=assistant_id_for(name),
-                graph=_as_compiled(name, obj, checkpointer),
-            )
-            for name, obj in objects.items()
-        }
+        {name: await _start_graph(name, obj, checkpointer, store) for name, obj in objects.items()}
     )

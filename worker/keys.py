@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from worker.fleet import FleetMembership
 from worker.graphs import GraphRegistry
+from worker.membership import LBRegistration
 from worker.metrics import WorkerMetrics
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
@@ -30,5 +30,5 @@ MANAGER = web.AppKey("manager", RunManager)
 SERVICE = web.AppKey("service", RunService)
 WEBHOOKS = web.AppKey("webhooks", WebhookSender)
 RELAY = web.AppKey("relay", Relay)  # a no-op Relay without WORKER_REDIS_URL
-FLEET = web.AppKey("fleet", FleetMembership)  # only when WORKER_LB_ADMIN_URL is set
+REGISTRATION = web.AppKey("registration", LBRegistration)  # only with WORKER_LB_ADMIN_URL
 GRAPH_OBJECTS = web.AppKey("graph_objects", dict[str, Any])  # imported, not yet compiled

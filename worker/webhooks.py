@@ -5,6 +5,8 @@ when the run ends, like LangGraph Platform. Registered hooks (``WORKER_WEBHOOK_U
 ``{"event": "graph.started"|"graph.completed"|"graph.failed", "run": ...}``. Bodies are
 signed with HMAC-SHA256 (``X-Graphfleet-Signature: sha256=<hex>``) when a secret is set,
 and retried with exponential backoff and jitter. Delivery never blocks or fails a run.
+
+``WebhookSender`` is a ``RunObserver``: the run service's events feed it, not the HTTP layer.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import aiohttp
 import structlog
 
 from worker import jsonutil
-from worker.api.views import run_view
 from worker.errors import Unprocessable
 from worker.runs.active import ActiveRun
+from worker.runs.model import run_view
 from worker.settings import WorkerSettings
 from worker.store.base import RunRecord
 
@@ -59,7 +61,7 @@ def check_url(url: str, *, allow_loopback: bool) -> None:
 
 
 class WebhookSender:
-    """Delivers webhooks in background tasks; ``close()`` cancels and awaits them."""
+    """A ``RunObserver`` that delivers webhooks in background tasks; ``close()`` cancels them."""
 
     def __init__(
         self,
@@ -76,28 +78,29 @@ class WebhookSender:
     def check_url(self, url: str) -> None:
         check_url(url, allow_loopback=self._settings.webhook_allow_loopback)
 
-    def on_run_event(self, event: str, run: ActiveRun) -> None:
-        """Manager listener: ``event`` is ``started`` or ``ended``."""
+    def run_started(self, run: ActiveRun) -> None:
         view = run_view(run.record) | {"status": run.state}
-        if event == "ended":
-            outcome = run.outcome
-            now = datetime.now(UTC).isoformat()
-            view |= {"run_ended_at": now, "webhook_sent_at": now}
-            if outcome is not None:
-                view["values"] = outcome.output
-                if outcome.error:
-                    view["error"] = outcome.error
-            if run.spec.webhook:
-                self._send(run.spec.webhook, view, "run.ended")
-            hook_event = _EVENT_BY_STATE.get(run.state)
-        else:
-            hook_event = "graph.started"
-        if hook_event is not None:
-            for url in self._settings.webhook_urls:
-                self._send(url, {"event": hook_event, "run": view}, hook_event)
+        self._send_hooks("graph.started", view)
 
-    def on_run_abandoned(self, record: RunRecord) -> None:
-        """Recovery listener: a run failed after its last attempt's worker stopped."""
+    def run_ended(self, run: ActiveRun) -> None:
+        now = datetime.now(UTC).isoformat()
+        view = run_view(run.record) | {
+            "status": run.state,
+            "run_ended_at": now,
+            "webhook_sent_at": now,
+        }
+        outcome = run.outcome
+        if outcome is not None:
+            view["values"] = outcome.output
+            if outcome.error:
+                view["error"] = outcome.error
+        if run.spec.webhook:
+            self._send(run.spec.webhook, view, "run.ended")
+        hook_event = _EVENT_BY_STATE.get(run.state)
+        if hook_event is not None:
+            self._send_hooks(hook_event, view)
+
+    def run_abandoned(self, record: RunRecord) -> None:
         now = datetime.now(UTC).isoformat()
         view = run_view(record) | {
             "status": record.status,
@@ -109,8 +112,12 @@ class WebhookSender:
         webhook = record.kwargs.get("webhook")
         if isinstance(webhook, str) and webhook:
             self._send(webhook, view, "run.ended")
+        self._send_hooks("graph.failed", view)
+
+    def _send_hooks(self, event: str, view: dict[str, Any]) -> None:
+        """``event`` to every registered hook (``WORKER_WEBHOOK_URLS``)."""
         for url in self._settings.webhook_urls:
-            self._send(url, {"event": "graph.failed", "run": view}, "graph.failed")
+            self._send(url, {"event": event, "run": view}, event)
 
     def _send(self, url: str, body: Any, event: str) -> None:
         task = asyncio.create_task(self._deliver(url, jsonutil.dumps(body), event))
@@ -131,7 +138,7 @@ class WebhookSender:
                 ) as response:
                     if response.status < 500 and response.status != 429:
                         if response.status >= 400:
-                            log.warning("webhook refused", url=url, status=response.status)
+                            log.warning("webhook_refused", url=url, status=response.status)
                         return
                     reason = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -139,7 +146,7 @@ class WebhookSender:
             if attempt + 1 < attempts:
                 delay = self._settings.webhook_backoff_s * 2**attempt
                 await asyncio.sleep(delay * (1 + 0.25 * self._rng()))
-        log.warning("webhook not delivered", url=url, attempts=attempts, reason=reason)
+        log.warning("webhook_not_delivered", url=url, attempts=attempts, reason=reason)
 
     async def close(self) -> None:
         tasks = list(self._tasks)

@@ -59,5 +59,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 response.headers["Allow"] = exc.headers["Allow"]
             return response
         except Exception:
-            log.exception("unhandled error", method=request.method, path=request.path)
+            log.exception("unhandled_error", method=request.method, path=request.path)
             return error_response(500, "internal", "internal error; see the worker's logs")

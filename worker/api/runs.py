@@ -19,11 +19,10 @@ from worker import jsonutil
 from worker.api import sse
 from worker.api.errors import json_response
 from worker.api.schemas import RunCreateBody, parse_body
-from worker.api.views import run_view
 from worker.errors import Conflict, NotFound, Unprocessable
 from worker.keys import MANAGER, RELAY, SERVICE, SETTINGS, STORE
 from worker.runs.active import ActiveRun
-from worker.runs.model import STREAM_MODES, CancelAction, RunSpec
+from worker.runs.model import STREAM_MODES, CancelAction, RunSpec, run_view
 from worker.store.base import ACTIVE_RUN_STATES, RunRecord
 
 log = structlog.get_logger("worker.api.runs")
@@ -55,18 +54,19 @@ def spec_from_body(body: RunCreateBody, *, stateless: bool) -> RunSpec:
 
 
 async def _create(request: web.Request) -> tuple[ActiveRun, RunCreateBody]:
-    # Capacity first: a worker that cannot take the run answers 503 before reading anything.
-    request.app[MANAGER].ensure_capacity()
-    thread_id = request.match_info.get("thread_id")
-    body = await parse_body(request, RunCreateBody)
-    run = await request.app[SERVICE].create(
-        assistant_id=body.assistant_id,
-        spec=spec_from_body(body, stateless=thread_id is None),
-        thread_id=thread_id,
-        if_not_exists=body.if_not_exists,
-        multitask_strategy=body.multitask_strategy,
-        metadata=body.metadata,
-    )
+    # The slot is taken first: a worker that cannot take the run answers 503 before reading.
+    with request.app[MANAGER].admission.reservation() as slot:
+        thread_id = request.match_info.get("thread_id")
+        body = await parse_body(request, RunCreateBody)
+        run = await request.app[SERVICE].create(
+            slot,
+            assistant_id=body.assistant_id,
+            spec=spec_from_body(body, stateless=thread_id is None),
+            thread_id=thread_id,
+            if_not_exists=body.if_not_exists,
+            multitask_strategy=body.multitask_strategy,
+            metadata=body.metadata,
+        )
     return run, body
 
 
@@ -147,7 +147,7 @@ def _canceller(request: web.Request, run: ActiveRun, cancel: bool) -> Callable[[
 
     def stop() -> None:
         if not run.done.is_set():
-            log.info("client left; cancelling its run", run_id=run.run_id)
+            log.info("client_left_run_cancelled", run_id=run.run_id)
             request.app[MANAGER].stop(run.run_id, "interrupt")
 
     return stop
@@ -176,7 +176,7 @@ async def stream_run(request: web.Request) -> web.StreamResponse:
         )
     except (ConnectionError, asyncio.CancelledError):
         if cancel and not run.done.is_set():
-            log.info("client left the stream; cancelling its run", run_id=run.run_id)
+            log.info("stream_client_left_run_cancelled", run_id=run.run_id)
             request.app[MANAGER].stop(run.run_id, "interrupt")
         raise
     await response.write_eof()

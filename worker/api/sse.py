@@ -104,4 +104,4 @@ async def pump_remote(
             elif wanted(event, modes):
                 await response.write(frame(event.name, event.data, str(event.seq)))
     except RedisError as exc:
-        log.warning("relay failed while following a run", run_id=run_id, error=str(exc))
+        log.warning("relay_follow_failed", run_id=run_id, error=str(exc))

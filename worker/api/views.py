@@ -9,8 +9,7 @@ from langgraph.types import StateSnapshot
 
 from worker import jsonutil
 from worker.graphs import GraphEntry
-from worker.runs.model import api_status
-from worker.store.base import AssistantRecord, RunRecord, ThreadRecord
+from worker.store.base import AssistantRecord, ThreadRecord
 
 
 def assistant_view(entry: GraphEntry, record: AssistantRecord) -> dict[str, Any]:
@@ -25,20 +24,6 @@ def assistant_view(entry: GraphEntry, record: AssistantRecord) -> dict[str, Any]
         "version": 1,
         "name": entry.graph_id,
         "description": None,
-    }
-
-
-def run_view(record: RunRecord) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "thread_id": record.thread_id,
-        "assistant_id": record.assistant_id,
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-        "status": api_status(record.status),
-        "metadata": record.metadata,
-        "multitask_strategy": record.multitask_strategy,
-        "kwargs": record.kwargs,
     }
 
 

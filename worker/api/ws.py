@@ -20,9 +20,9 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from worker import jsonutil
-from worker.api.simple import MISSING, execution_record, resume_execution, stop_execution
 from worker.errors import ApiError, Unprocessable
 from worker.keys import FEED, RELAY, SERVICE, SETTINGS
+from worker.runs.commands import MISSING, find_execution, resume_execution, stop_execution
 from worker.runs.model import simple_status
 
 log = structlog.get_logger("worker.api.ws")
@@ -63,7 +63,7 @@ async def _handle(request: web.Request, graph_id: str, message: dict[str, Any]) 
     if not isinstance(execution_id, str) or not execution_id:
         raise Unprocessable("execution_id (a string) is required", code="invalid_command")
     service = request.app[SERVICE]
-    record = await execution_record(service, execution_id, graph_id)
+    record = await find_execution(service, execution_id, graph_id)
     if command == "resume":
         run = await resume_execution(service, record, message.get("value", MISSING))
         return {
@@ -103,7 +103,7 @@ async def graph_socket(request: web.Request) -> web.WebSocketResponse:
                 except ApiError as exc:
                     reply = _error_frame(exc, command)
                 except Exception:
-                    log.exception("websocket command failed")
+                    log.exception("websocket_command_failed")
                     reply = _error_frame(ApiError("internal error; see the worker's logs"))
                 await ws.send_str(jsonutil.dumps(reply).decode())
         finally:

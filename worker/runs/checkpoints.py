@@ -8,14 +8,13 @@ the latest), and how a rollback finds the checkpoint the thread had before the r
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from worker.runs import executor
 from worker.runs.active import ActiveRun
-from worker.runs.model import RunSpec, simple_status
-from worker.store.base import RunState, Store
+from worker.runs.model import RunSpec
+from worker.store.base import Store
 
 
 async def starting_point(run: ActiveRun) -> tuple[RunSpec, str | None]:
@@ -75,18 +74,3 @@ async def _rollback(store: Store, run: ActiveRun) -> None:
             as_node="__copy__",
         )
     await store.delete_run(run.run_id)
-
-
-def execution_view(run: ActiveRun, state: RunState, at: str) -> dict[str, Any]:
-    """The execution record (as ``GET /executions/{id}`` shows it) after a status change."""
-    outcome = run.outcome if state not in ("pending", "running") else None
-    error = outcome.error if outcome is not None else None
-    return {
-        "execution_id": run.run_id,
-        "status": simple_status(state),
-        "result": outcome.output if outcome is not None else None,
-        "error": f"{error.get('error')}: {error.get('message')}" if error else None,
-        "graph_id": run.entry.graph_id,
-        "thread_id": run.thread_id,
-        "updated_at": at,
-    }

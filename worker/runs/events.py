@@ -85,6 +85,10 @@ class RunEvents:
             self._wakeup.set_result(None)
         self._wakeup = None
 
+    def retained(self, after_seq: int = -1) -> list[StreamEvent]:
+        """The events still held with ``seq > after_seq``, in order (a snapshot)."""
+        return list(self._after(after_seq))
+
     def _after(self, seq: int) -> Iterator[StreamEvent]:
         # Events are in seq order; skip what the reader has seen.
         return (e for e in list(self._events) if e.seq > seq)

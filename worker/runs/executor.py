@@ -19,6 +19,7 @@ from langgraph.runtime import RunControl
 from langgraph.types import Command, StreamMode
 
 from worker import jsonutil
+from worker.graphs import GraphEntry, context_for
 from worker.runs.model import STREAM_MODES, RunSpec
 from worker.store.base import RunRecord, RunState
 
@@ -113,7 +114,7 @@ async def _chunks(
     """``(namespace, mode, data)`` chunks of the run; ``events`` are emitted on the way."""
     modes: list[StreamMode] = sorted({m for r in spec.stream_mode if (m := STREAM_MODES[r])})
     kwargs: dict[str, Any] = {
-        "context": spec.context,
+        "context": context_for(spec.context),
         "stream_mode": modes or ["values"],
         "subgraphs": True,
         "interrupt_before": spec.interrupt_before,
@@ -137,13 +138,15 @@ async def _chunks(
 
 
 async def execute(
-    graph: Pregel[Any, Any, Any, Any],
+    entry: GraphEntry,
     record: RunRecord,
     spec: RunSpec,
     control: RunControl,
     emit: Emit,
 ) -> Outcome:
-    """Run ``graph`` for ``record``; every chunk goes to ``emit(event_name, data)``.
+    """Run ``entry``'s graph for ``record``; every chunk goes to ``emit(event_name, data)``.
+
+    A factory's graph is built for this run with its config (``GraphEntry.for_run``).
 
     Returns the outcome for a graph that finished, paused (drained by ``control``) or
     raised. ``CancelledError`` propagates: the caller decides what a cancellation means.
@@ -151,20 +154,20 @@ async def execute(
     tuple_messages = "messages-tuple" in spec.stream_mode
     partial_messages = "messages" in spec.stream_mode
     accumulator = _MessageAccumulator()
+    graph, config = entry.graph, run_config(record, spec)
     try:
-        async for namespace, mode, data in _chunks(
-            graph, spec, run_config(record, spec), control, emit
-        ):
-            if namespace and not spec.stream_subgraphs:
-                continue
-            name = "|".join((mode, *namespace))
-            if mode == "messages":
-                if tuple_messages:
-                    emit(name, list(data))
-                if partial_messages:
-                    accumulator.feed(data[0], data[1], name, emit)
-            elif mode in spec.stream_mode:
-                emit(name, data)
+        async with entry.for_run(config, context_for(spec.context)) as run_graph:
+            async for namespace, mode, data in _chunks(run_graph, spec, config, control, emit):
+                if namespace and not spec.stream_subgraphs:
+                    continue
+                name = "|".join((mode, *namespace))
+                if mode == "messages":
+                    if tuple_messages:
+                        emit(name, list(data))
+                    if partial_messages:
+                        accumulator.feed(data[0], data[1], name, emit)
+                elif mode in spec.stream_mode:
+                    emit(name, data)
     except GraphDrained:
         values, _ = await final_values(graph, record.thread_id)
         return Outcome("paused", values)

@@ -1,4 +1,4 @@
-"""What a run is asked to do (``RunSpec``) and how its status reads in each API."""
+"""What a run is asked to do (``RunSpec``) and how a run reads in each API."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Literal
 from langgraph.types import StreamMode
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.store.base import RunState
+from worker.store.base import RunRecord, RunState
 
 # Stream modes the SDK may request and the LangGraph mode that produces each ("events"
 # comes from astream_events instead).
@@ -86,3 +86,18 @@ def api_status(state: RunState) -> str:
 
 def simple_status(state: RunState) -> str:
     return _SIMPLE_STATUS[state]
+
+
+def run_view(record: RunRecord) -> dict[str, Any]:
+    """A run as the LangGraph Server API shows it (``GET /threads/{t}/runs/{r}``; webhooks)."""
+    return {
+        "run_id": record.run_id,
+        "thread_id": record.thread_id,
+        "assistant_id": record.assistant_id,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "status": api_status(record.status),
+        "metadata": record.metadata,
+        "multitask_strategy": record.multitask_strategy,
+        "kwargs": record.kwargs,
+    }

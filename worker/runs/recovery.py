@@ -12,17 +12,16 @@ shutdown) up to its free capacity and resumes them from their last checkpoint; r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import structlog
 
 from worker.errors import ApiError
+from worker.runs.execution import Execution
 from worker.runs.manager import RunManager
-from worker.runs.model import simple_status
 from worker.runs.relay import Relay
 from worker.runs.service import RunService
-from worker.store.base import ACTIVE_RUN_STATES, RunRecord, Store
+from worker.store.base import ACTIVE_RUN_STATES, Store
 
 log = structlog.get_logger("worker.recovery")
 
@@ -42,7 +41,6 @@ class Recovery:
         lease_s: float,
         sweep_interval_s: float,
         max_attempts: int,
-        on_abandoned: Callable[[RunRecord], None] | None = None,
     ) -> None:
         self._store = store
         self._manager = manager
@@ -53,7 +51,6 @@ class Recovery:
         self._lease_s = lease_s
         self._sweep_interval_s = sweep_interval_s
         self._max_attempts = max_attempts
-        self._on_abandoned = on_abandoned
 
     async def heartbeat(self) -> None:
         while True:
@@ -61,7 +58,7 @@ class Recovery:
             try:
                 await self.renew()
             except Exception:
-                log.exception("lease renewal failed; retrying")
+                log.exception("lease_renewal_failed")
 
     async def renew(self) -> None:
         # Only runs whose record is written (their task started) have a lease to renew.
@@ -77,7 +74,7 @@ class Recovery:
                 and record.status in ACTIVE_RUN_STATES
                 and record.worker_id != self._worker_id
             ):
-                log.warning("run lost its lease to another worker", run_id=run_id)
+                log.warning("run_lease_lost", run_id=run_id)
                 self._manager.lose(run_id)
 
     async def sweep_forever(self) -> None:
@@ -85,44 +82,32 @@ class Recovery:
             try:
                 await self.sweep()
             except Exception:
-                log.exception("sweep for orphaned runs failed; retrying")
+                log.exception("orphan_sweep_failed")
             await asyncio.sleep(self._sweep_interval_s)
 
     async def sweep(self) -> int:
         """Claim and resume what this worker can take now; returns how many it resumed."""
-        if self._manager.draining:
+        admission = self._manager.admission
+        if admission.draining:
             return 0
-        free = max(0, self._manager.max_concurrency - self._manager.load)
+        free = admission.free
         claim = await self._store.claim_expired_runs(
             self._worker_id, self._graph_ids, limit=free, max_attempts=self._max_attempts
         )
         for record in claim.abandoned:
-            log.warning("run abandoned", run_id=record.run_id, attempts=record.attempt)
+            log.warning("run_abandoned", run_id=record.run_id, attempts=record.attempt)
             self._relay.end(record.run_id)
-            self._relay.cache_execution(record.run_id, _execution(record))
-            if self._on_abandoned is not None:
-                self._on_abandoned(record)
+            self._relay.cache_execution(record.run_id, Execution.of(record).view())
+            self._manager.observers.run_abandoned(record)
         resumed = 0
         for record in claim.claimed:
             try:
                 await self._service.recover(record)
             except ApiError as exc:
                 # Full after all, or the graph is gone: let another worker have it.
-                log.warning("cannot resume a claimed run", run_id=record.run_id, reason=str(exc))
+                log.warning("claimed_run_not_resumed", run_id=record.run_id, reason=str(exc))
                 await self._store.release_runs(self._worker_id, [record.run_id])
                 continue
             resumed += 1
-            log.info("resuming a run its worker left", run_id=record.run_id, attempt=record.attempt)
+            log.info("run_resumed", run_id=record.run_id, attempt=record.attempt)
         return resumed
-
-
-def _execution(record: RunRecord) -> dict[str, Any]:
-    error = record.error or {}
-    return {
-        "execution_id": record.run_id,
-        "status": simple_status(record.status),
-        "result": None,
-        "error": f"{error.get('error')}: {error.get('message')}" if error else None,
-        "graph_id": record.graph_id,
-        "thread_id": record.thread_id,
-    }

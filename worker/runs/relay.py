@@ -151,16 +151,14 @@ class RedisRelay(Relay):
 
     def _up(self) -> None:
         if not self._healthy:
-            log.warning("redis is back; relaying run events across workers again")
+            log.warning("redis_reachable", relaying=True)
         self._healthy = True
 
     def _down(self, exc: BaseException) -> None:
         if self._healthy:
-            log.warning(
-                "redis unreachable; streams of this worker's runs are served from its "
-                "memory only, and commands from other workers do not reach it",
-                error=str(exc),
-            )
+            # Streams of this worker's runs are then served from its memory only, and
+            # commands from other workers do not reach it.
+            log.warning("redis_unreachable", relaying=False, error=str(exc))
         self._healthy = False
 
     # reads
@@ -210,7 +208,7 @@ class RedisRelay(Relay):
             command = orjson.loads(data)
             on_command(str(command["run_id"]), str(command["action"]))
         except Exception:
-            log.exception("bad relay command", data=repr(data)[:200])
+            log.exception("relay_command_invalid", data=repr(data)[:200])
 
     # lifecycle
 

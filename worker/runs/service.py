@@ -1,6 +1,7 @@
 """Creating runs: the steps every API (LangGraph, simple, WebSocket) shares, in order.
 
-1. take a capacity slot (503 ``at_capacity`` before anything else),
+1. take a capacity slot from the manager's ``admission`` (503 ``at_capacity`` before anything
+   else; handlers take it before reading the request body and pass it to ``create``),
 2. resolve the assistant and the thread (404, or create it),
 3. refuse a thread another worker is running (409),
 4. admit the run on its thread per ``multitask_strategy`` (409 on reject),
@@ -20,7 +21,8 @@ from typing import Any
 from worker.errors import Conflict, NotFound
 from worker.graphs import GraphEntry, GraphRegistry
 from worker.runs.active import ActiveRun
-from worker.runs.manager import Reservation, RunManager
+from worker.runs.admission import Reservation
+from worker.runs.manager import RunManager
 from worker.runs.model import MultitaskStrategy, RunSpec, run_kwargs
 from worker.store.base import RunRecord, Store, ThreadExistsError, ThreadRecord
 
@@ -67,6 +69,7 @@ class RunService:
 
     async def create(
         self,
+        slot: Reservation,
         *,
         assistant_id: str,
         spec: RunSpec,
@@ -75,41 +78,50 @@ class RunService:
         multitask_strategy: MultitaskStrategy = "enqueue",
         metadata: dict[str, Any] | None = None,
     ) -> ActiveRun:
-        """Admit, record and start a run; ``thread_id=None`` makes a stateless run."""
-        with self.manager.reservation() as slot:
-            entry = self.graph(assistant_id)
-            if spec.webhook:
-                self._check_webhook(spec.webhook)
-            ephemeral = False
-            if thread_id is None:
-                thread_id = str(uuid.uuid4())
-                ephemeral = spec.on_completion == "delete"
+        """Admit, record and start a run with ``slot``; ``thread_id=None`` makes it stateless.
+
+        The caller holds ``slot`` in ``admission.reservation()``, which gives it back unless
+        the run took it over.
+        """
+        entry = self.graph(assistant_id)
+        if spec.webhook:
+            self._check_webhook(spec.webhook)
+        thread_id, ephemeral = await self._thread_for(entry, spec, thread_id, if_not_exists)
+        now = self._clock()
+        record = RunRecord(
+            run_id=str(uuid.uuid4()),
+            thread_id=thread_id,
+            assistant_id=entry.assistant_id,
+            graph_id=entry.graph_id,
+            status="pending",
+            created_at=now,
+            updated_at=now,
+            metadata=dict(metadata or {}),
+            multitask_strategy=multitask_strategy,
+            kwargs=run_kwargs(spec),
+            worker_id=self._worker_id,
+        )
+        return await self._admit_and_start(slot, record, spec, entry, ephemeral)
+
+    async def _thread_for(
+        self, entry: GraphEntry, spec: RunSpec, thread_id: str | None, if_not_exists: str
+    ) -> tuple[str, bool]:
+        """The run's thread (created when asked or stateless), and whether it is ephemeral."""
+        if thread_id is None:
+            thread_id = str(uuid.uuid4())
+            await self.store.create_thread(thread_id, {"graph_id": entry.graph_id})
+            return thread_id, spec.on_completion == "delete"
+        if await self.store.get_thread(thread_id) is None:
+            if if_not_exists != "create":
+                raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
+            # Another request may create it concurrently: then use that one.
+            with contextlib.suppress(ThreadExistsError):
                 await self.store.create_thread(thread_id, {"graph_id": entry.graph_id})
-            elif await self.store.get_thread(thread_id) is None:
-                if if_not_exists != "create":
-                    raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
-                # Another request may create it concurrently: then use that one.
-                with contextlib.suppress(ThreadExistsError):
-                    await self.store.create_thread(thread_id, {"graph_id": entry.graph_id})
-            now = self._clock()
-            record = RunRecord(
-                run_id=str(uuid.uuid4()),
-                thread_id=thread_id,
-                assistant_id=entry.assistant_id,
-                graph_id=entry.graph_id,
-                status="pending",
-                created_at=now,
-                updated_at=now,
-                metadata=dict(metadata or {}),
-                multitask_strategy=multitask_strategy,
-                kwargs=run_kwargs(spec),
-                worker_id=self._worker_id,
-            )
-            return await self._admit_and_start(slot, record, spec, entry, ephemeral)
+        return thread_id, False
 
     async def restart(self, record: RunRecord, spec: RunSpec) -> ActiveRun:
         """Run ``record`` again under its own id (the simple API's resume)."""
-        with self.manager.reservation() as slot:
+        with self.manager.admission.reservation() as slot:
             entry = self.graph(record.graph_id)
             again = dataclasses.replace(
                 record,
@@ -125,7 +137,7 @@ class RunService:
 
     async def recover(self, record: RunRecord) -> ActiveRun:
         """Resume ``record``, just claimed from a worker that stopped (already on record)."""
-        with self.manager.reservation() as slot:
+        with self.manager.admission.reservation() as slot:
             entry = self.graph(record.graph_id)
             spec = RunSpec.model_validate(record.kwargs)
             run = self.manager.admit(

@@ -1,4 +1,8 @@
-"""Persistence behind a small interface (``Store``); ``create_store`` picks the backend."""
+"""Persistence behind a small interface (``Store``); ``create_store`` picks the backend.
+
+The bottom layer: may import ``worker.jsonutil`` and ``common``, never ``worker.runs``,
+``worker.api`` or anything built on them.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,13 +17,12 @@ STEPS = ["extract", "transform", "load"]
 
 
 @pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed")
+async def private_redis(
+    tmp_path: Path, redis_server: str
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        server,
+        redis_server,
         "--port",
         str(port),
         "--save",

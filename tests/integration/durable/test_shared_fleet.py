@@ -109,7 +109,7 @@ async def test_stream_joined_on_the_other_worker_resumes_after_last_event_id(
             rest = await _read_events(response)
     local = a.manager.get(run["run_id"])
     assert local is not None
-    produced = [(str(e.seq), e.name, e.data.decode()) for e in local.events._after(-1)]
+    produced = [(str(e.seq), e.name, e.data.decode()) for e in local.events.retained()]
     assert len(produced) == 1 + 6 + 3  # values at start and after each step; 2 custom each
     assert first + rest == produced
 

@@ -74,7 +74,7 @@ async def make_worker(tmp_path: Path) -> AsyncIterator[WorkerFactory]:
     leaked = [
         t.get_name()
         for t in asyncio.all_tasks()
-        if t.get_name().startswith(("run-", "fleet-", "ws-forward"))
+        if t.get_name().startswith(("run-", "registration-", "ws-forward"))
     ]
     assert not leaked, f"tasks left behind: {leaked}"
 

@@ -1,4 +1,4 @@
-"""Membership in the fleet: register with the LB's admin API, heartbeat, deregister.
+"""Registration with the LB: register with its admin API, heartbeat, drain notice, deregister.
 
 ``POST {LB_ADMIN_URL}/admin/instances`` with ``{"id", "url", "max_capacity"}`` is idempotent by
 id, so the heartbeat is the same call repeated. When the worker drains it stops heartbeating
@@ -17,10 +17,10 @@ import structlog
 
 from worker.settings import WorkerSettings
 
-log = structlog.get_logger("worker.fleet")
+log = structlog.get_logger("worker.membership")
 
 
-class FleetMembership:
+class LBRegistration:
     """Talks to the LB admin API for one worker; every call is best-effort."""
 
     def __init__(
@@ -31,7 +31,7 @@ class FleetMembership:
         is_draining: Callable[[], bool],
     ) -> None:
         if not settings.lb_admin_url:
-            raise ValueError("FleetMembership needs WORKER_LB_ADMIN_URL")
+            raise ValueError("LBRegistration needs WORKER_LB_ADMIN_URL")
         self._settings = settings
         self._session = session
         self._is_draining = is_draining
@@ -56,7 +56,7 @@ class FleetMembership:
                 if response.status >= 400 and not (method == "DELETE" and response.status == 404):
                     body = (await response.text())[:200]
                     log.warning(
-                        "LB admin call refused",
+                        "lb_admin_call_refused",
                         method=method,
                         url=url,
                         status=response.status,
@@ -66,7 +66,7 @@ class FleetMembership:
                 return True
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning(
-                "LB admin API unreachable",
+                "lb_admin_unreachable",
                 method=method,
                 url=url,
                 error=f"{type(exc).__name__}: {exc}",
@@ -81,7 +81,7 @@ class FleetMembership:
         }
         ok = await self._call("POST", self._base, body)
         if ok and not self.registered:
-            log.info("registered with the LB", instance_id=self.instance_id, url=self._settings.url)
+            log.info("lb_registered", instance_id=self.instance_id, url=self._settings.url)
         self.registered = self.registered or ok
         return ok
 
@@ -96,5 +96,5 @@ class FleetMembership:
 
     async def deregister(self) -> None:
         if await self._call("DELETE", f"{self._base}/{self.instance_id}"):
-            log.info("deregistered from the LB", instance_id=self.instance_id)
+            log.info("lb_deregistered", instance_id=self.instance_id)
         self.registered = False

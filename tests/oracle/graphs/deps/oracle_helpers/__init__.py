@@ -1,0 +1,1 @@
+"""A package importable only because langgraph.json lists ``./deps`` in ``dependencies``."""

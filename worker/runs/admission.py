@@ -1,0 +1,81 @@
+"""Admission: this worker's capacity, and the only place a run is refused for it.
+
+A run needs a slot from ``Admission.reserve()`` before anything is read or written for it;
+``reserve()`` raises ``AtCapacity`` (503 ``at_capacity``) when every slot is taken or the
+worker drains. A slot is taken synchronously, so two requests cannot both see the last one
+free. The run admitted with a slot ``claim()``s it and keeps it until the run ends; a slot no
+run claimed goes back when its ``reservation()`` block exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from worker.errors import AtCapacity
+from worker.metrics import WorkerMetrics
+
+
+class Reservation:
+    """One capacity slot. ``release()`` gives it back, once; ``claim()`` hands it to a run."""
+
+    def __init__(self, give_back: Callable[[], None]) -> None:
+        self._give_back = give_back
+        self.claimed = False
+        self.released = False
+
+    def claim(self) -> None:
+        """The slot now belongs to a run, which releases it when it ends."""
+        self.claimed = True
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self._give_back()
+
+
+class Admission:
+    """Owns the slots of one worker: ``max_concurrency`` of them, none while draining."""
+
+    def __init__(self, *, max_concurrency: int, metrics: WorkerMetrics) -> None:
+        self.max_concurrency = max_concurrency
+        self._metrics = metrics
+        self._held = 0
+        self.draining = False
+
+    @property
+    def load(self) -> int:
+        """Slots held: runs admitted and not ended (running or queued), plus reservations."""
+        return self._held
+
+    @property
+    def free(self) -> int:
+        return max(0, self.max_concurrency - self._held)
+
+    def begin_drain(self) -> None:
+        """Refuse every new run from now on (the worker is stopping)."""
+        self.draining = True
+
+    def reserve(self) -> Reservation:
+        """A slot, or ``AtCapacity``; never awaits."""
+        if self.draining:
+            self._metrics.rejected.inc()
+            raise AtCapacity("worker is draining; retry on another worker")
+        if self._held >= self.max_concurrency:
+            self._metrics.rejected.inc()
+            raise AtCapacity(f"worker is at capacity ({self._held}/{self.max_concurrency} runs)")
+        self._held += 1
+        return Reservation(self._give_back)
+
+    @contextlib.contextmanager
+    def reservation(self) -> Iterator[Reservation]:
+        """``reserve()`` that gives the slot back on exit unless a run claimed it."""
+        slot = self.reserve()
+        try:
+            yield slot
+        finally:
+            if not slot.claimed:
+                slot.release()
+
+    def _give_back(self) -> None:
+        self._held -= 1
