@@ -18,14 +18,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
-from lb.app import FLEET
-from lb.control import Conflict
+from lb.components import COMPONENTS, Components
 from lb.errors import error_response
-from lb.registry import INSTANCE_ID, Instance
+from lb.fleet.control import Conflict
+from lb.fleet.registry import INSTANCE_ID, Instance
+from lb.routing.strategies import STRATEGIES, make_strategy
 from lb.status import views as status_views
 from lb.status.auth import NO_SESSION, Denied
 from lb.status.views import STATUS_PAGE
-from lb.strategies import STRATEGIES, make_strategy
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,15 +49,15 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    fleet = request.app[FLEET]
-    routable = len(fleet.registry.snapshot.routable)
-    if fleet.stopping or routable == 0:
+    parts = request.app[COMPONENTS]
+    routable = len(parts.registry.snapshot.routable)
+    if parts.shutdown.begun or routable == 0:
         return _json({"ready": False, "routable_instances": routable}, status=503)
     return _json({"ready": True, "routable_instances": routable})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[FLEET].metrics.registry)
+    body = generate_latest(request.app[COMPONENTS].metrics.registry)
     response = web.Response(body=body)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"
@@ -121,12 +121,12 @@ _REGISTER_FIELDS = frozenset({"url", "id", "max_capacity", "weight"})
 
 
 async def list_instances(request: web.Request) -> web.Response:
-    snapshot = request.app[FLEET].registry.snapshot
+    snapshot = request.app[COMPONENTS].registry.snapshot
     return _json({"instances": [i.to_json() for i in snapshot.instances]})
 
 
 async def register_instance(request: web.Request) -> web.Response:
-    fleet = request.app[FLEET]
+    parts = request.app[COMPONENTS]
     data = await _body(request)
     unknown = sorted(set(data) - _REGISTER_FIELDS)
     if unknown:
@@ -136,19 +136,19 @@ async def register_instance(request: web.Request) -> web.Response:
     max_capacity = _positive_int(data, "max_capacity")
     weight = _positive_int(data, "weight")
     try:
-        instance, created = fleet.membership.register(url, instance_id, max_capacity, weight)
+        instance, created = parts.membership.register(url, instance_id, max_capacity, weight)
     except Conflict as exc:
         raise Invalid(409, "conflict", str(exc), "id" if instance_id else "url") from None
     if created:
         # Check it now rather than at the next interval: a new worker takes traffic at once.
-        await fleet.health.check(instance)
-        instance = fleet.registry.get(instance.id) or instance
+        await parts.health.check(instance)
+        instance = parts.registry.get(instance.id) or instance
     return _json(instance.to_json(), status=201 if created else 200)
 
 
 def _existing(request: web.Request) -> Instance:
     instance_id = request.match_info["instance_id"]
-    instance = request.app[FLEET].registry.get(instance_id)
+    instance = request.app[COMPONENTS].registry.get(instance_id)
     if instance is None:
         raise Invalid(404, "not_found", f"no instance {instance_id!r}")
     return instance
@@ -160,50 +160,50 @@ async def get_instance(request: web.Request) -> web.Response:
 
 async def delete_instance(request: web.Request) -> web.Response:
     instance = _existing(request)
-    fleet = request.app[FLEET]
-    fleet.membership.remove(instance.id)
-    current = fleet.registry.get(instance.id)
+    parts = request.app[COMPONENTS]
+    parts.membership.remove(instance.id)
+    current = parts.registry.get(instance.id)
     body = current.to_json() if current is not None else {**instance.to_json(), "removed": True}
     return _json(body, status=202)
 
 
 async def drain_instance(request: web.Request) -> web.Response:
     instance = _existing(request)
-    updated = request.app[FLEET].membership.drain(instance.id) or instance
+    updated = request.app[COMPONENTS].membership.drain(instance.id) or instance
     return _json(updated.to_json())
 
 
 async def enable_instance(request: web.Request) -> web.Response:
     instance = _existing(request)
-    updated = request.app[FLEET].membership.enable(instance.id) or instance
+    updated = request.app[COMPONENTS].membership.enable(instance.id) or instance
     return _json(updated.to_json())
 
 
 async def get_strategy(request: web.Request) -> web.Response:
-    return _json({"strategy": request.app[FLEET].router.strategy.name})
+    return _json({"strategy": request.app[COMPONENTS].router.strategy.name})
 
 
 async def put_strategy(request: web.Request) -> web.Response:
-    fleet = request.app[FLEET]
+    parts = request.app[COMPONENTS]
     data = await _body(request)
     name = data.get("strategy")
     if not isinstance(name, str) or name not in STRATEGIES:
         raise Invalid(
             422, "invalid_field", f"strategy must be one of {', '.join(STRATEGIES)}", "strategy"
         )
-    fleet.router.strategy = make_strategy(name, fleet.rng)
+    parts.router.strategy = make_strategy(name, parts.rng)
     return _json({"strategy": name})
 
 
 async def get_autoscaler(request: web.Request) -> web.Response:
-    autoscaler = request.app[FLEET].autoscaler
+    autoscaler = request.app[COMPONENTS].autoscaler
     if autoscaler is None:
         return _json({"backend": "off"})
     return _json(autoscaler.describe())
 
 
 async def put_autoscaler(request: web.Request) -> web.Response:
-    autoscaler = request.app[FLEET].autoscaler
+    autoscaler = request.app[COMPONENTS].autoscaler
     data = await _body(request)
     if autoscaler is None:
         raise Invalid(409, "autoscaler_off", "the autoscaler is off (LB_AUTOSCALE=off)")
@@ -249,14 +249,14 @@ def _unauthorized(request: web.Request, token: str) -> web.Response | None:
 
 @web.middleware
 async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    fleet = request.app[FLEET]
+    parts = request.app[COMPONENTS]
     is_admin = request.path.startswith("/admin")
     route = request.match_info.route.resource
     operation = f"{request.method} {route.canonical if route is not None else 'unmatched'}"
     outcome = "error"
     try:
-        if is_admin and fleet.settings.admin_token:
-            denied = _unauthorized(request, fleet.settings.admin_token)
+        if is_admin and parts.settings.admin_token:
+            denied = _unauthorized(request, parts.settings.admin_token)
             if denied is not None:
                 outcome = "unauthorized"
                 return denied
@@ -274,12 +274,13 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     finally:
         if is_admin:
-            fleet.metrics.admin_requests.labels(operation, outcome).inc()
+            parts.metrics.admin_requests.labels(operation, outcome).inc()
 
 
-def admin_app(fleet: Any) -> web.Application:
+def admin_app(parts: Components) -> web.Application:
+    """The admin port's app over ``parts``; the caller adds the background loops."""
     app = web.Application(client_max_size=MAX_ADMIN_BODY_BYTES, middlewares=[admin_middleware])
-    app[FLEET] = fleet
+    app[COMPONENTS] = parts
     r = app.router
     r.add_get("/health", health)
     r.add_get("/ready", ready)
@@ -294,5 +295,5 @@ def admin_app(fleet: Any) -> web.Application:
     r.add_put("/admin/strategy", put_strategy)
     r.add_get("/admin/autoscaler", get_autoscaler)
     r.add_put("/admin/autoscaler", put_autoscaler)
-    status_views.add_routes(app, status_views.build(fleet))
+    status_views.add_routes(app, status_views.build(parts))
     return app

@@ -1,7 +1,7 @@
-"""Assembles the load balancer: the shared core, the proxy port and the admin app, and runs them.
+"""Assembles the load balancer: its components, the proxy port and the admin app; runs them.
 
 One lifecycle (STYLE 5): the health checker's client session and every background loop (health
-checks, drain sweeper, state file, shared registry, idle upstream connections) live in the
+checks, drain sweeper, state file, Redis registry, idle upstream connections) live in the
 admin app's ``cleanup_ctx``. Shutdown goes in order: stop accepting on the proxy port, let
 in-flight requests and streams finish up to ``shutdown_timeout_s``, cancel the rest, then stop
 the background loops and the admin port.
@@ -15,59 +15,36 @@ import random
 import shlex
 import time
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
 
-from lb.affinity import AffinityTable
+from lb.admin import admin_app
 from lb.autoscaler.backends.base import ScalingBackend
 from lb.autoscaler.loop import Autoscaler, policy_config
-from lb.control import Membership
-from lb.ejection import OutlierDetector
-from lb.health import CheckResult, HealthChecker
+from lb.components import COMPONENTS, Components
+from lb.fleet.control import Membership
+from lb.fleet.ejection import OutlierDetector
+from lb.fleet.health import CheckResult, HealthChecker
+from lb.fleet.redis_registry import RedisRegistry
+from lb.fleet.registry import Clock, Instance, Registry, instance_id_for_url
+from lb.fleet.statefile import StateFileWriter, load_records
+from lb.http.server import ProxyServer
+from lb.http.shutdown import ShutdownState
 from lb.metrics import LBMetrics
-from lb.proxy import Proxy, Upstreams
-from lb.registry import Clock, Instance, Registry, instance_id_for_url
-from lb.routing import Router
-from lb.server import ProxyServer
+from lb.proxy.service import Proxy
+from lb.proxy.upstreams import Upstreams
+from lb.routing.affinity import AffinityTable
+from lb.routing.router import Router
+from lb.routing.strategies import make_strategy
 from lb.settings import LBSettings
-from lb.shared import SharedRegistry
-from lb.statefile import StateFileWriter, load_records
-from lb.strategies import make_strategy
 
 log = structlog.get_logger("lb")
 
 UPSTREAM_IDLE_S = 15.0  # below aiohttp's server keep-alive, so workers never close first
 CLIENT_KEEPALIVE_S = 75.0
-
-
-@dataclass
-class Fleet:
-    """What the proxy port and the admin app share. Built once per LB process."""
-
-    settings: LBSettings
-    registry: Registry
-    router: Router
-    proxy: Proxy
-    upstreams: Upstreams
-    health: HealthChecker
-    outliers: OutlierDetector
-    metrics: LBMetrics
-    affinity: AffinityTable
-    membership: Membership
-    state_file: StateFileWriter
-    session: aiohttp.ClientSession
-    rng: random.Random
-    clock: Clock
-    shared: SharedRegistry | None = None
-    autoscaler: Autoscaler | None = None
-    stopping: bool = False
-
-
-FLEET = web.AppKey("fleet", Fleet)
 
 
 class ConfigError(Exception):
@@ -83,10 +60,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def create_fleet(
+def build_components(
     settings: LBSettings, *, clock: Clock = time.monotonic, rng: random.Random | None = None
-) -> Fleet:
-    """Build the core. Must run inside the event loop (it creates the client session)."""
+) -> Components:
+    """Build the LB's parts and wire them together. Must run inside the event loop (it creates
+    the client session)."""
     rng = rng or random.Random()
     registry = Registry(clock)
     metrics = LBMetrics()
@@ -101,30 +79,92 @@ def create_fleet(
         settings.queue_timeout_s,
     )
     upstreams = Upstreams(settings.connect_timeout_s)
-    proxy = Proxy(router, upstreams, settings, outliers, metrics, affinity)
+    shutdown = ShutdownState()
+    proxy = Proxy(router, upstreams, settings, outliers, metrics, affinity, shutdown)
     session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    membership = Membership(registry, settings)
+    state_file = StateFileWriter(settings.data_dir / "registry.json", membership.records)
+    parts = Components(
+        settings=settings,
+        registry=registry,
+        router=router,
+        proxy=proxy,
+        upstreams=upstreams,
+        health=_health_checker(registry, session, settings, rng, clock, metrics),
+        outliers=outliers,
+        metrics=metrics,
+        affinity=affinity,
+        membership=membership,
+        state_file=state_file,
+        session=session,
+        rng=rng,
+        clock=clock,
+        shutdown=shutdown,
+    )
+    _wire(parts)
+    _load_instances(parts)
+    if settings.redis_url:
+        parts.redis_registry = RedisRegistry(
+            settings.redis_url, membership, settings.redis_key_prefix
+        )
+    backend = make_backend(parts)
+    if backend is not None:
+        parts.autoscaler = _autoscaler(parts, backend)
+    return parts
 
+
+def _autoscaler(parts: Components, backend: ScalingBackend) -> Autoscaler:
+    settings = parts.settings
+    return Autoscaler(
+        backend,
+        policy_config(settings),
+        parts.registry,
+        parts.membership,
+        parts.router,
+        parts.metrics,
+        interval_s=settings.autoscale_interval_s,
+        drain_timeout_s=settings.drain_timeout_s,
+        clock=parts.clock,
+    )
+
+
+def _health_checker(
+    registry: Registry,
+    session: aiohttp.ClientSession,
+    settings: LBSettings,
+    rng: random.Random,
+    clock: Clock,
+    metrics: LBMetrics,
+) -> HealthChecker:
     def on_check(instance: Instance, result: CheckResult) -> None:
         metrics.health_checks.labels(instance.id, "pass" if result.ok else "fail").inc()
         metrics.health_check_duration.observe(result.duration_s)
 
-    health = HealthChecker(registry, session, settings, rng, clock, on_result=on_check)
-    metrics.watch(
+    return HealthChecker(registry, session, settings, rng, clock, on_result=on_check)
+
+
+def _wire(parts: Components) -> None:
+    """Subscribe the parts to each other's changes."""
+    registry, router, outliers = parts.registry, parts.router, parts.outliers
+    parts.metrics.watch(
         lambda: registry.snapshot,
         lambda: len(router.queue),
         lambda: outliers.ejections_total,
     )
-    membership = Membership(registry, settings)
-    state_file = StateFileWriter(settings.data_dir / "registry.json", membership.records)
-    membership.on_change(state_file.mark_dirty)
+    parts.membership.on_change(parts.state_file.mark_dirty)
 
     def forget(instance_id: str) -> None:
-        metrics.forget_instance(instance_id)
-        affinity.forget_instance(instance_id)
-        upstreams.retain({i.url for i in registry.snapshot.instances})
+        parts.metrics.forget_instance(instance_id)
+        parts.affinity.forget_instance(instance_id)
+        parts.upstreams.retain({i.url for i in registry.snapshot.instances})
 
-    membership.on_removal(forget)
-    now = clock()
+    parts.membership.on_removal(forget)
+
+
+def _load_instances(parts: Components) -> None:
+    """The static instances from the settings, then those the state file remembers."""
+    settings, registry = parts.settings, parts.registry
+    now = parts.clock()
     for url in settings.instance_urls():
         registry.add(
             Instance(
@@ -137,53 +177,20 @@ def create_fleet(
             )
         )
     static_urls = {i.url for i in registry.snapshot.instances}
-    membership.apply_records(
-        [r for r in load_records(state_file.path) if r["url"] not in static_urls]
+    parts.membership.apply_records(
+        [r for r in load_records(parts.state_file.path) if r["url"] not in static_urls]
     )
-    fleet = Fleet(
-        settings=settings,
-        registry=registry,
-        router=router,
-        proxy=proxy,
-        upstreams=upstreams,
-        health=health,
-        outliers=outliers,
-        metrics=metrics,
-        affinity=affinity,
-        membership=membership,
-        state_file=state_file,
-        session=session,
-        rng=rng,
-        clock=clock,
-        shared=SharedRegistry(settings.redis_url, membership, settings.redis_key_prefix)
-        if settings.redis_url
-        else None,
-    )
-    backend = make_backend(fleet)
-    if backend is not None:
-        fleet.autoscaler = Autoscaler(
-            backend,
-            policy_config(settings),
-            registry,
-            membership,
-            router,
-            metrics,
-            interval_s=settings.autoscale_interval_s,
-            drain_timeout_s=settings.drain_timeout_s,
-            clock=clock,
-        )
-    return fleet
 
 
-def make_backend(fleet: Fleet) -> ScalingBackend | None:
-    settings = fleet.settings
+def make_backend(parts: Components) -> ScalingBackend | None:
+    settings = parts.settings
     if settings.autoscale == "local":
         from lb.autoscaler.backends.local import LocalBackend
 
         return LocalBackend(
-            fleet.membership,
+            parts.membership,
             settings.data_dir,
-            check_now=fleet.health.check,
+            check_now=parts.health.check,
             start_timeout_s=settings.autoscale_start_timeout_s,
             argv=shlex.split(settings.autoscale_local_command) or None,
         )
@@ -202,8 +209,8 @@ def make_backend(fleet: Fleet) -> ScalingBackend | None:
                 victim_deletion_cost=settings.k8s_victim_deletion_cost,
                 request_timeout_s=settings.k8s_request_timeout_s,
             ),
-            fleet.membership,
-            fleet.registry,
+            parts.membership,
+            parts.registry,
         )
     if settings.autoscale == "docker":
         from lb.autoscaler.backends.docker import DockerBackend, DockerConfig
@@ -221,8 +228,8 @@ def make_backend(fleet: Fleet) -> ScalingBackend | None:
                 stop_timeout_s=settings.docker_stop_timeout_s,
                 request_timeout_s=settings.docker_request_timeout_s,
             ),
-            fleet.membership,
-            fleet.registry,
+            parts.membership,
+            parts.registry,
         )
     return None
 
@@ -235,26 +242,26 @@ async def _close_idle_upstreams(upstreams: Upstreams) -> None:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    fleet = app[FLEET]
-    fleet.health.start()
+    parts = app[COMPONENTS]
+    parts.health.start()
     loops: list[Coroutine[Any, Any, None]] = [
-        fleet.membership.run_sweeper(),
-        fleet.state_file.run(),
-        _close_idle_upstreams(fleet.upstreams),
+        parts.membership.run_sweeper(),
+        parts.state_file.run(),
+        _close_idle_upstreams(parts.upstreams),
     ]
-    if fleet.shared is not None:
-        loops.append(fleet.shared.run())
-    if fleet.autoscaler is not None:
-        loops.append(fleet.autoscaler.run())
-    tasks = [asyncio.create_task(loop) for loop in loops]
+    if parts.redis_registry is not None:
+        loops.append(parts.redis_registry.run())
+    if parts.autoscaler is not None:
+        loops.append(parts.autoscaler.run())
+    tasks = [asyncio.create_task(loop, name="lb-background") for loop in loops]
     yield
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    fleet.outliers.stop()
-    await fleet.health.stop()
-    fleet.upstreams.close()
-    await fleet.session.close()
+    parts.outliers.stop()
+    await parts.health.stop()
+    parts.upstreams.close()
+    await parts.session.close()
 
 
 class LoadBalancer:
@@ -270,29 +277,28 @@ class LoadBalancer:
         self.settings = settings
         self._clock = clock
         self._rng = rng
-        self.fleet: Fleet | None = None
+        self.components: Components | None = None
         self._server: ProxyServer | None = None
         self._admin_runner: web.AppRunner | None = None
         self.proxy_port = 0
 
     async def start(self) -> None:
-        from lb.admin import admin_app
-
         settings = self.settings
         if not settings.admin_token and not is_loopback(settings.admin_host):
             raise ConfigError(
                 f"LB_ADMIN_HOST={settings.admin_host} is not a loopback address: "
                 "set LB_ADMIN_TOKEN so the admin API is not open to the network"
             )
-        fleet = create_fleet(settings, clock=self._clock, rng=self._rng)
-        self.fleet = fleet
-        app = admin_app(fleet)
+        parts = build_components(settings, clock=self._clock, rng=self._rng)
+        self.components = parts
+        app = admin_app(parts)
         app.cleanup_ctx.append(_background)
         self._admin_runner = web.AppRunner(app, access_log=None)
         await self._admin_runner.setup()
         await web.TCPSite(self._admin_runner, settings.admin_host, settings.admin_port).start()
         self._server = ProxyServer(
-            fleet.proxy.serve,
+            parts.proxy.serve,
+            shutdown_state=parts.shutdown,
             max_header_bytes=settings.max_header_bytes,
             keepalive_timeout_s=CLIENT_KEEPALIVE_S,
             body_timeout_s=settings.client_body_timeout_s,
@@ -303,8 +309,13 @@ class LoadBalancer:
             proxy=f"http://{settings.host}:{self.proxy_port}",
             admin=f"http://{settings.admin_host}:{self.admin_port}",
             strategy=settings.strategy,
-            instances=len(fleet.registry.snapshot.instances),
+            instances=len(parts.registry.snapshot.instances),
         )
+
+    @property
+    def server(self) -> ProxyServer | None:
+        """The proxy port's server while running (a read-only view for metrics and tests)."""
+        return self._server
 
     @property
     def admin_port(self) -> int:
@@ -313,9 +324,8 @@ class LoadBalancer:
 
     async def stop(self) -> None:
         """Stop accepting, drain in-flight work up to the shutdown timeout, then close."""
-        if self.fleet is not None:
-            self.fleet.stopping = True
-            self.fleet.proxy.closing = True
+        if self.components is not None:
+            self.components.shutdown.begin()
         if self._server is not None:
             log.info(
                 "lb_stopping",

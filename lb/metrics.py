@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from lb.registry import Snapshot
+from lb.fleet.registry import Snapshot
 
 PREFIX = "graphfleet_lb_"
 # From a fast JSON call (1 ms) to a run streamed for many minutes (30 min).

@@ -21,10 +21,10 @@ from prometheus_client import Counter, Gauge
 
 from lb.autoscaler.backends.base import BackendError, ScalingBackend
 from lb.autoscaler.policy import Decision, Observation, PolicyConfig, PolicyState, decide
-from lb.control import Membership
+from lb.fleet.control import Membership
+from lb.fleet.registry import Clock, Instance, Registry
 from lb.metrics import PREFIX, LBMetrics
-from lb.registry import Clock, Instance, Registry
-from lb.routing import Router
+from lb.routing.router import Router
 from lb.settings import LBSettings
 
 log = structlog.get_logger("lb.autoscaler")
@@ -163,7 +163,9 @@ class Autoscaler:
         await self.backend.prefer_victims(victims)
         for victim in victims:
             self._membership.drain(victim.id)
-            self._draining[victim.id] = asyncio.create_task(self._drain_then_stop(victim))
+            self._draining[victim.id] = asyncio.create_task(
+                self._drain_then_stop(victim), name="lb-autoscaler-drain"
+            )
 
     async def _drain_then_stop(self, victim: Instance) -> None:
         deadline = self._clock() + self._drain_timeout_s

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lb.registry import Instance
+from lb.fleet.registry import Instance
 from lb.status.history import Window
 from lb.status.sampler import Sampler
 

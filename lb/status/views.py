@@ -25,7 +25,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from lb.components import Components
 from lb.errors import error_response
+from lb.routing.strategies import STRATEGIES
 from lb.status.auth import COOKIE, CSRF_HEADER, Denied, SessionStore, token_matches
 from lb.status.model import status_document
 from lb.status.sampler import Sampler
@@ -188,28 +190,26 @@ def add_routes(app: web.Application, status: StatusPage) -> None:
     app.cleanup_ctx.append(sampling)
 
 
-def build(fleet: Any) -> StatusPage:
-    """The status page of one fleet (``lb.app.Fleet``): call inside the event loop."""
-    from lb.strategies import STRATEGIES
-
-    settings = fleet.settings
+def build(parts: Components) -> StatusPage:
+    """The status page of one LB process: call inside the event loop."""
+    settings = parts.settings
     sampler = Sampler(
-        instances=lambda: fleet.registry.snapshot.instances,
-        requests=fleet.metrics.requests,
-        durations=fleet.metrics.request_duration,
-        autoscaler=lambda: fleet.autoscaler,
-        session=fleet.session,
+        instances=lambda: parts.registry.snapshot.instances,
+        requests=parts.metrics.requests,
+        durations=parts.metrics.request_duration,
+        autoscaler=lambda: parts.autoscaler,
+        session=parts.session,
         interval_s=settings.status_interval_s,
         history_s=settings.status_history_s,
     )
 
     def document() -> dict[str, Any]:
-        autoscaler = fleet.autoscaler
+        autoscaler = parts.autoscaler
         return status_document(
-            instances=fleet.registry.snapshot.instances,
-            now=fleet.registry.now(),
+            instances=parts.registry.snapshot.instances,
+            now=parts.registry.now(),
             wall_now=time.time(),
-            strategy=fleet.router.strategy.name,
+            strategy=parts.router.strategy.name,
             strategies=list(STRATEGIES),
             autoscaler=None if autoscaler is None else autoscaler.describe(),
             sampler=sampler,

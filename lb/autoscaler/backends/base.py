@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from lb.registry import Instance
+from lb.fleet.registry import Instance
 
 
 class BackendError(Exception):

@@ -20,8 +20,8 @@ import aiohttp
 import structlog
 
 from lb.autoscaler.backends.base import BackendError
-from lb.control import Conflict, Membership
-from lb.registry import Instance, Registry
+from lb.fleet.control import Conflict, Membership
+from lb.fleet.registry import Instance, Registry
 
 log = structlog.get_logger("lb.autoscaler.docker")
 

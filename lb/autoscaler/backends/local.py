@@ -26,8 +26,8 @@ import aiohttp
 import structlog
 
 from lb.autoscaler.backends.base import BackendError
-from lb.control import Membership
-from lb.registry import Instance
+from lb.fleet.control import Membership
+from lb.fleet.registry import Instance
 
 log = structlog.get_logger("lb.autoscaler.local")
 
@@ -92,6 +92,7 @@ class LocalBackend:
         self._argv = argv or [sys.executable, "-m", "worker"]
         self._workers: dict[str, LocalWorker] = {}
         self._starting = 0
+        self._stopping = 0  # workers told to stop that have not exited yet
         self._restarts: set[asyncio.Task[None]] = set()
         self._crash_pause_s = 0.5
         self._session: aiohttp.ClientSession | None = None
@@ -105,7 +106,9 @@ class LocalBackend:
         self._session = aiohttp.ClientSession()
 
     async def current(self) -> int:
-        return len(self._workers) + self._starting
+        # A worker being stopped still counts until scale_down returns: the autoscaler
+        # subtracts it as draining until then, and must not count its leaving twice.
+        return len(self._workers) + self._starting + self._stopping
 
     def owns(self, instance: Instance) -> bool:
         return instance.id in self._workers
@@ -170,7 +173,7 @@ class LocalBackend:
                 await process.wait()
                 raise
             self._workers[worker.id] = worker
-            worker.watcher = asyncio.create_task(self._watch(worker))
+            worker.watcher = asyncio.create_task(self._watch(worker), name="lb-local-watch")
             instance, _ = self._membership.register(
                 worker.url, worker.id, None, None, local_only=True
             )
@@ -207,7 +210,7 @@ class LocalBackend:
         log.warning("local_worker_died", instance_id=worker.id, returncode=code)
         self._workers.pop(worker.id, None)
         self._membership.forget(worker.id)
-        task = asyncio.create_task(self._replace())
+        task = asyncio.create_task(self._replace(), name="lb-local-replace")
         self._restarts.add(task)
         task.add_done_callback(self._restarts.discard)
 
@@ -226,17 +229,21 @@ class LocalBackend:
             return
         worker.stopping = True
         process = worker.process
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), self._stop_timeout_s)
-            except TimeoutError:
-                log.warning("local_worker_killed", instance_id=instance_id)
+        self._stopping += 1
+        try:
+            if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        if worker.watcher is not None:
-            await worker.watcher
+                    process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), self._stop_timeout_s)
+                except TimeoutError:
+                    log.warning("local_worker_killed", instance_id=instance_id)
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+            if worker.watcher is not None:
+                await worker.watcher
+        finally:
+            self._stopping -= 1
         self._membership.forget(instance_id)
         log.info("local_worker_stopped", instance_id=instance_id, returncode=process.returncode)

@@ -54,10 +54,10 @@ async def test_load_grows_the_fleet_and_idle_shrinks_it_without_failed_requests(
 ) -> None:
     balancer = LoadBalancer(_settings(tmp_path))
     await balancer.start()
-    assert balancer.fleet is not None
-    assert balancer.fleet.autoscaler is not None
-    registry = balancer.fleet.registry
-    backend = balancer.fleet.autoscaler.backend
+    assert balancer.components is not None
+    assert balancer.components.autoscaler is not None
+    registry = balancer.components.registry
+    backend = balancer.components.autoscaler.backend
     pids: set[int] = set()
     try:
         # The minimum comes up on its own.
@@ -100,7 +100,7 @@ async def test_load_grows_the_fleet_and_idle_shrinks_it_without_failed_requests(
             calls = await caller
         assert calls > 0
         assert failures == []
-        autoscaler = balancer.fleet.autoscaler
+        autoscaler = balancer.components.autoscaler
         await eventually(lambda: autoscaler.describe()["last_decision"]["current"] == 2)
         assert autoscaler.describe()["backend"] == "local"
     finally:
@@ -114,14 +114,14 @@ async def test_load_grows_the_fleet_and_idle_shrinks_it_without_failed_requests(
 async def test_a_crashed_worker_is_replaced(tmp_path: Path) -> None:
     balancer = LoadBalancer(_settings(tmp_path, autoscale_down_window_s=300))
     await balancer.start()
-    assert balancer.fleet is not None
-    assert balancer.fleet.autoscaler is not None
-    registry = balancer.fleet.registry
-    backend = balancer.fleet.autoscaler.backend
+    assert balancer.components is not None
+    assert balancer.components.autoscaler is not None
+    registry = balancer.components.registry
+    backend = balancer.components.autoscaler.backend
     try:
         await eventually(lambda: len(registry.snapshot.routable) == 2, timeout_s=30)
         # Workers that die with this LB are neither persisted nor shared.
-        assert balancer.fleet.membership.records() == []
+        assert balancer.components.membership.records() == []
         victim = next(iter(backend.workers.values()))  # type: ignore[attr-defined]
         victim.process.kill()
         await eventually(lambda: victim.id not in registry.snapshot.by_id, timeout_s=10)
@@ -199,10 +199,10 @@ async def test_real_workers_are_started_under_load_and_stopped_with_the_lb(
     monkeypatch.setenv("WORKER_LOG_LEVEL", "warning")
     balancer = LoadBalancer(_settings(tmp_path, autoscale_local_command="", autoscale_max=3))
     await balancer.start()
-    assert balancer.fleet is not None
-    assert balancer.fleet.autoscaler is not None
-    registry = balancer.fleet.registry
-    backend = balancer.fleet.autoscaler.backend
+    assert balancer.components is not None
+    assert balancer.components.autoscaler is not None
+    registry = balancer.components.registry
+    backend = balancer.components.autoscaler.backend
     pids: set[int] = set()
     try:
         await eventually(lambda: len(registry.snapshot.routable) == 2, timeout_s=60)

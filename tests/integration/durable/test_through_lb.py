@@ -64,8 +64,8 @@ async def test_sdk_through_the_lb_joins_a_run_whose_worker_was_killed(
     )
     await balancer.start()
     balancer_for.append(balancer)
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     await eventually(lambda: len(registry.snapshot.routable) == 2, timeout_s=10)
     log, gate = tmp_path / "steps.log", tmp_path / "gate"
     sdk = get_client(url=f"http://127.0.0.1:{balancer.proxy_port}", api_key=None)

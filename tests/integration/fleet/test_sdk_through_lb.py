@@ -40,8 +40,8 @@ async def fleet(
         )
     )
     await balancer.start()
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     await eventually(lambda: len(registry.snapshot.routable) == 2)
     yield balancer, workers
     await balancer.stop()

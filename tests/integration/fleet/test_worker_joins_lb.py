@@ -32,8 +32,8 @@ async def test_worker_registers_serves_drains_and_deregisters(tmp_path: Path) ->
         )
     )
     await balancer.start()
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     port = free_port()
     env = {
         **os.environ,

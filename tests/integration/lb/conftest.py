@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -55,18 +56,21 @@ async def start_lb(tmp_path: Path) -> AsyncIterator[StartLB]:
         balancer = LoadBalancer(LBSettings(**options))
         await balancer.start()
         started.append(balancer)
-        assert balancer.fleet is not None
-        fleet = balancer.fleet
+        assert balancer.components is not None
+        registry = balancer.components.registry
         expected = len(fakes) if expect_routable is None else expect_routable
-        await eventually(lambda: len(fleet.registry.snapshot.routable) >= expected)
+        await eventually(lambda: len(registry.snapshot.routable) >= expected)
         return balancer
 
     yield start
     for balancer in started:
         await balancer.stop()
-        assert balancer.fleet is not None
-        leaked = {i.id: i.load.inflight for i in balancer.fleet.registry.snapshot.instances}
+        assert balancer.components is not None
+        leaked = {i.id: i.load.inflight for i in balancer.components.registry.snapshot.instances}
         assert all(v == 0 for v in leaked.values()), f"in-flight counters leaked: {leaked}"
+    # Every task the LB starts is named lb-*; none may outlive stop().
+    tasks = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("lb-")]
+    assert not tasks, f"tasks left behind: {tasks}"
 
 
 def url(balancer: LoadBalancer, path: str) -> str:

@@ -170,8 +170,8 @@ async def test_bad_requests_are_refused_and_change_nothing(
     ) as r:
         assert r.status == 201
     before = await _instances(client, balancer)
-    assert balancer.fleet is not None
-    strategy_before = balancer.fleet.router.strategy.name
+    assert balancer.components is not None
+    strategy_before = balancer.components.router.strategy.name
     kwargs: dict[str, Any] = {"headers": headers}
     if isinstance(body, bytes):
         kwargs["data"] = body
@@ -185,7 +185,7 @@ async def test_bad_requests_are_refused_and_change_nothing(
     assert error["message"]
     assert error.get("field") == field
     assert await _instances(client, balancer) == before
-    assert balancer.fleet.router.strategy.name == strategy_before
+    assert balancer.components.router.strategy.name == strategy_before
 
 
 async def test_admin_is_refused_on_a_public_address_without_a_token(tmp_path: Path) -> None:
@@ -248,8 +248,8 @@ async def test_drain_then_delete_while_a_long_request_is_in_flight(
     assert response.headers["X-Fleet-Instance"] == busy
     response.release()
     # ...and then the instance leaves.
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     await eventually(lambda: registry.get(busy) is None, timeout_s=5)
     assert [i["id"] for i in await _instances(client, balancer)] == [idle]
 
@@ -344,8 +344,8 @@ async def test_silent_failing_instances_expire_after_the_ttl(
         headers=AUTH,
     ) as r:
         assert r.status == 201
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     await workers[1].stop()
     await eventually(lambda: registry.get("gone") is None, timeout_s=5)
     # The static instance is never expired, whatever its health and silence.
@@ -357,7 +357,7 @@ async def test_silent_failing_instances_expire_after_the_ttl(
             and registry.now() - static.last_seen_at > 0.5
         )
     )
-    balancer.fleet.membership.sweep()
+    balancer.components.membership.sweep()
     assert [i.id for i in registry.snapshot.instances] == [static.id]
 
 
@@ -373,8 +373,8 @@ async def test_a_drain_that_outlives_the_drain_timeout_removes_the_instance(
     await eventually(lambda: workers[0].started == 1)
     async with client.delete(admin(balancer, "/admin/instances/w"), headers=AUTH) as r:
         assert r.status == 202
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     await eventually(lambda: registry.get("w") is None, timeout_s=3)
     # Removal from the registry does not cut the request already in flight.
     response = await stuck

@@ -61,8 +61,8 @@ async def test_drain_enable_remove_and_strategy(
 ) -> None:
     balancer = await start_lb(workers[:2], admin_token=TOKEN)
     use_lb(balancer)  # type: ignore[operator]
-    assert balancer.fleet is not None
-    ident = balancer.fleet.registry.snapshot.instances[0].id
+    assert balancer.components is not None
+    ident = balancer.components.registry.snapshot.instances[0].id
     assert await _ctl("drain", ident) == (0, f"{ident}: draining\n", "")
     assert await _ctl("enable", ident) == (0, f"{ident}: healthy\n", "")
     assert await _ctl("strategy") == (0, "least_loaded\n", "")
@@ -97,15 +97,15 @@ async def test_errors_are_one_line_with_an_exit_code(
     message: str,
 ) -> None:
     balancer = await start_lb(workers[:1], admin_token=TOKEN)
-    assert balancer.fleet is not None
-    before = [i.to_json()["state"] for i in balancer.fleet.registry.snapshot.instances]
+    assert balancer.components is not None
+    before = [i.to_json()["state"] for i in balancer.components.registry.snapshot.instances]
     use_lb(balancer, token)  # type: ignore[operator]
     result, out, err = await _ctl(*argv)
     assert (result, out) == (code, "")
     assert err.count("\n") == 1
     assert err.startswith("graphfleet ctl: error: ")
     assert message in err
-    assert [i.to_json()["state"] for i in balancer.fleet.registry.snapshot.instances] == before
+    assert [i.to_json()["state"] for i in balancer.components.registry.snapshot.instances] == before
 
 
 async def test_an_unreachable_lb_through_the_graphfleet_command(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from lb.app import LoadBalancer
-from lb.server import ClientConnection
-from lb.upstream import UpstreamConnection
+from lb.http.server import ClientConnection
+from lb.http.upstream import UpstreamConnection
 from tests.fakes import FakeWorker
 from tests.integration.lb.conftest import StartLB
 from tests.support import eventually
@@ -51,19 +51,19 @@ async def _read_response(reader: asyncio.StreamReader, timeout_s: float = 1.5) -
 
 
 def _client_connection(balancer: LoadBalancer) -> ClientConnection:
-    assert balancer._server is not None
-    (conn,) = balancer._server.connections
+    assert balancer.server is not None
+    (conn,) = balancer.server.connections
     return conn
 
 
 def _upstream_connections(balancer: LoadBalancer) -> list[UpstreamConnection]:
-    assert balancer.fleet is not None
-    return [c for pool in balancer.fleet.upstreams._pools.values() for c in pool._all]
+    assert balancer.components is not None
+    return [c for pool in balancer.components.upstreams.pools for c in pool.connections]
 
 
 def _idle_upstream_connections(balancer: LoadBalancer) -> list[UpstreamConnection]:
-    assert balancer.fleet is not None
-    return [c for pool in balancer.fleet.upstreams._pools.values() for c in pool._idle]
+    assert balancer.components is not None
+    return [c for pool in balancer.components.upstreams.pools for c in pool.idle_connections]
 
 
 Handler = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -245,8 +245,8 @@ async def test_a_half_sent_upload_never_returns_its_worker_connection_to_the_poo
     await writer.drain()
     await eventually(lambda: any(c.complete for c in _upstream_connections(balancer)), 2.0)
     writer.close()  # the client hangs up with 900 kB of the body unsent
-    assert balancer.fleet is not None
-    instance = balancer.fleet.registry.snapshot.instances[0]
+    assert balancer.components is not None
+    instance = balancer.components.registry.snapshot.instances[0]
     await eventually(lambda: instance.load.inflight == 0, 2.0)
     # The next request goes out on that connection: the worker takes it for the rest of the
     # upload, never answers, and the client gets a 504.
@@ -396,7 +396,7 @@ async def _fill_until_buffered(
                 0.001,
             )
     assert transport.get_write_buffer_size() < high
-    assert conn._writable is None, "already paused"
+    assert not conn.writing_paused, "already paused"
     return conn
 
 
@@ -422,7 +422,7 @@ async def test_a_worker_connection_paused_for_a_slow_client_is_not_pooled_paused
         response = await _read_response(reader)
     finally:
         writer.close()
-    assert response.startswith(b"HTTP/1.1 200"), (response[:120], pooled._reading_paused)
+    assert response.startswith(b"HTTP/1.1 200"), (response[:120], pooled.reading_paused)
 
 
 async def test_a_slow_client_already_behind_still_pauses_a_download(
@@ -517,8 +517,8 @@ async def test_a_client_stalled_mid_upload_is_eventually_cut_off(
     start_lb: StartLB, workers: list[FakeWorker]
 ) -> None:
     balancer = await start_lb(workers[:1], client_body_timeout_s=0.2)
-    assert balancer.fleet is not None
-    instance = balancer.fleet.registry.snapshot.instances[0]
+    assert balancer.components is not None
+    instance = balancer.components.registry.snapshot.instances[0]
     reader, writer = await _open(balancer)
     try:
         writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")

@@ -26,8 +26,8 @@ async def test_metrics_count_known_traffic(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers[:2], strategy="round_robin", admin_token="t")
-    assert balancer.fleet is not None
-    ids = [i.id for i in balancer.fleet.registry.snapshot.instances]
+    assert balancer.components is not None
+    ids = [i.id for i in balancer.components.registry.snapshot.instances]
     for _ in range(10):
         async with client.get(url(balancer, "/echo")) as response:
             assert response.status == 200

@@ -16,7 +16,7 @@ async def test_post_to_an_unreachable_instance_is_sent_to_another(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers[:2], strategy="round_robin")
-    assert balancer.fleet is not None
+    assert balancer.components is not None
     await workers[0].stop()  # still routable: no health check has failed yet
     for _ in range(4):
         async with client.post(url(balancer, "/echo"), json={"x": 1}) as response:
@@ -102,8 +102,8 @@ async def test_queue_full_is_refused_at_once(
     holder = asyncio.create_task(client.get(url(balancer, "/slow?s=0.5")))
     await eventually(lambda: workers[0].started == 1)
     queued = asyncio.create_task(client.get(url(balancer, "/echo")))
-    assert balancer.fleet is not None
-    proxy = balancer.fleet.router
+    assert balancer.components is not None
+    proxy = balancer.components.router
     await eventually(lambda: len(proxy.queue) == 1)
     async with client.get(url(balancer, "/echo")) as response:
         assert response.status == 503
@@ -222,8 +222,8 @@ async def test_unreachable_static_instance_never_becomes_routable(
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     balancer = await start_lb(workers[:1], expect_routable=1, instances=f"{workers[0].url},{dead}")
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     await eventually(lambda: any(i.state == "unhealthy" for i in registry.snapshot.instances))
     async with client.get(url(balancer, "/echo")) as response:
         assert response.status == 200

@@ -49,8 +49,10 @@ async def test_weights_are_respected_by_round_robin(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers, strategy="round_robin")
-    assert balancer.fleet is not None
-    balancer.fleet.registry.update(balancer.fleet.registry.snapshot.instances[0].id, weight=3)
+    assert balancer.components is not None
+    balancer.components.registry.update(
+        balancer.components.registry.snapshot.instances[0].id, weight=3
+    )
     seen = await _spread(client, url(balancer, "/echo"), 250)
     assert seen == {"a": 150, "b": 50, "c": 50}
 
@@ -82,8 +84,8 @@ async def test_reported_background_load_steers_least_loaded(
     workers[0].current_load = 8
     workers[1].current_load = 5
     balancer = await start_lb(workers)
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     await eventually(lambda: sum(i.reported_load for i in registry.snapshot.instances) == 13)
     seen = await _spread(client, url(balancer, "/echo"), 20)
     assert seen == {"c": 20}
@@ -93,8 +95,8 @@ async def test_a_killed_worker_stops_getting_traffic_and_no_get_fails(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers, strategy="round_robin", health_fall=3)
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     victim = workers[1]
     victim_id = next(i.id for i in registry.snapshot.instances if i.url == victim.url)
     await victim.stop()
@@ -114,8 +116,8 @@ async def test_a_worker_that_comes_back_is_used_again_after_rise_checks(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers, strategy="round_robin")
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     workers[2].health_status = 500
     await eventually(lambda: len(registry.snapshot.routable) == 2)
     assert "c" not in await _spread(client, url(balancer, "/echo"), 10)
@@ -128,8 +130,8 @@ async def test_a_worker_answering_503_on_health_is_draining_and_gets_no_new_work
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers)
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     workers[0].health_status = 503
     await eventually(lambda: len(registry.snapshot.routable) == 2)
     drained = next(i for i in registry.snapshot.instances if i.url == workers[0].url)
@@ -143,8 +145,8 @@ async def test_passive_ejection_after_consecutive_5xx(
     balancer = await start_lb(
         workers[:2], strategy="round_robin", eject_consecutive_errors=3, eject_base_s=30
     )
-    assert balancer.fleet is not None
-    registry = balancer.fleet.registry
+    assert balancer.components is not None
+    registry = balancer.components.registry
     bad_id = next(i.id for i in registry.snapshot.instances if i.url == workers[0].url)
     # /status/500 goes to both in turn; only worker a's streak matters once b answers 200s.
     statuses = []

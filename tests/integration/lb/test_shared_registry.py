@@ -139,8 +139,8 @@ async def test_losing_redis_keeps_the_last_known_registry(
 ) -> None:
     redis_url, processes, restart = private_redis
     balancer = await start_lb([], admin_token=TOKEN, redis_url=redis_url)
-    assert balancer.fleet is not None
-    shared = balancer.fleet.shared
+    assert balancer.components is not None
+    shared = balancer.components.redis_registry
     assert shared is not None
     await eventually(lambda: shared.connected)
     admin = f"http://127.0.0.1:{balancer.admin_port}"

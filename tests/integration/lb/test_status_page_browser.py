@@ -35,8 +35,8 @@ async def test_sign_in_see_the_fleet_and_drain_from_the_keyboard(
     tmp_path: Path,
 ) -> None:
     balancer = await start_lb(workers, admin_token=TOKEN, status_interval_s=0.2)
-    assert balancer.fleet is not None
-    a, b, c = (i.id for i in balancer.fleet.registry.snapshot.instances)
+    assert balancer.components is not None
+    a, b, c = (i.id for i in balancer.components.registry.snapshot.instances)
     async with client.post(admin(balancer, f"/admin/instances/{b}/drain"), headers=AUTH) as r:
         assert r.status == 200
     workers[2].health_status = 500

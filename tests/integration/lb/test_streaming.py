@@ -34,8 +34,8 @@ async def test_a_stream_counts_as_in_flight_for_its_whole_life(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers[:1])
-    assert balancer.fleet is not None
-    instance = balancer.fleet.registry.snapshot.instances[0]
+    assert balancer.components is not None
+    instance = balancer.components.registry.snapshot.instances[0]
     async with client.get(url(balancer, "/sse?n=3&interval=0.3")) as response:
         await response.content.readline()
         assert instance.load.inflight == 1
@@ -47,8 +47,8 @@ async def test_websocket_echo_both_ways_and_close_code_passed_through(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers[:1])
-    assert balancer.fleet is not None
-    instance = balancer.fleet.registry.snapshot.instances[0]
+    assert balancer.components is not None
+    instance = balancer.components.registry.snapshot.instances[0]
     async with client.ws_connect(url(balancer, "/ws")) as ws:
         await ws.send_str("hello")
         assert (await ws.receive_str()) == "echo:hello"
@@ -132,8 +132,8 @@ async def test_client_disconnect_cancels_the_upstream_request(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers[:1])
-    assert balancer.fleet is not None
-    instance = balancer.fleet.registry.snapshot.instances[0]
+    assert balancer.components is not None
+    instance = balancer.components.registry.snapshot.instances[0]
     fake = workers[0]
     task = asyncio.create_task(client.get(url(balancer, "/slow?s=30")))
     await eventually(lambda: fake.started == 1)

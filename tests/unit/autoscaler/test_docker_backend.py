@@ -15,8 +15,8 @@ import pytest
 
 from lb.autoscaler.backends.base import BackendError
 from lb.autoscaler.backends.docker import DockerBackend, DockerConfig, HealthProbe
-from lb.control import Membership
-from lb.registry import Registry
+from lb.fleet.control import Membership
+from lb.fleet.registry import Registry
 from lb.settings import LBSettings
 from tests.unit.autoscaler.http_api import HttpApi, Sent
 from tests.unit.lb.helpers import FakeClock

@@ -17,8 +17,8 @@ from kubernetes_asyncio.config import incluster_config
 from lb.autoscaler.backends import kubernetes as k8s_module
 from lb.autoscaler.backends.base import BackendError
 from lb.autoscaler.backends.kubernetes import DELETION_COST, KubernetesBackend, KubernetesConfig
-from lb.control import Membership
-from lb.registry import Instance, Registry
+from lb.fleet.control import Membership
+from lb.fleet.registry import Instance, Registry
 from lb.settings import LBSettings
 from tests.unit.autoscaler.http_api import HttpApi
 from tests.unit.lb.helpers import FakeClock

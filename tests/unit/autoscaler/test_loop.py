@@ -8,16 +8,16 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from lb.affinity import AffinityTable
 from lb.autoscaler.backends.base import BackendError
 from lb.autoscaler.loop import Autoscaler
 from lb.autoscaler.policy import Decision, PolicyConfig
-from lb.control import Membership
+from lb.fleet.control import Membership
+from lb.fleet.registry import Health, Instance, Registry
 from lb.metrics import LBMetrics
-from lb.registry import Health, Instance, Registry
-from lb.routing import Router
+from lb.routing.affinity import AffinityTable
+from lb.routing.router import Router
+from lb.routing.strategies import make_strategy
 from lb.settings import LBSettings
-from lb.strategies import make_strategy
 from tests.support import eventually
 
 
@@ -85,6 +85,7 @@ class Harness:
     backend: ScriptedBackend
     registry: Registry
     clock: Clock
+    metrics: LBMetrics
 
     async def tick(self) -> Decision:
         self.clock.now += 5.0
@@ -116,7 +117,7 @@ def make(config: PolicyConfig) -> Harness:
         drain_timeout_s=5,
         clock=clock,
     )
-    return Harness(autoscaler, backend, registry, clock)
+    return Harness(autoscaler, backend, registry, clock, metrics)
 
 
 NO_WINDOWS = PolicyConfig(up_window_s=0, down_window_s=0, min_instances=1, max_instances=5)
@@ -170,13 +171,11 @@ async def test_backend_errors_are_retried_and_never_stop_the_loop() -> None:
     task = asyncio.create_task(h.autoscaler.run())
     await eventually(lambda: h.backend.started == ["s-0"])
     assert h.autoscaler.last_error is None
-    samples = {
-        s.labels.get("action"): s.value
-        for metric in h.autoscaler._decisions.collect()
-        for s in metric.samples
-        if s.name.endswith("_total")
-    }
-    assert samples["scale_up"] >= 1
+    scale_ups = h.metrics.registry.get_sample_value(
+        "graphfleet_lb_autoscaler_decisions_total", {"action": "scale_up"}
+    )
+    assert scale_ups is not None
+    assert scale_ups >= 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -22,8 +22,8 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings
 
+from lb.fleet.registry import Snapshot
 from lb.metrics import LBMetrics
-from lb.registry import Snapshot
 from lb.settings import LBSettings
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings

@@ -110,3 +110,46 @@ def test_no_module_imports_in_a_circle() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+# The load balancer's layers, lowest first: a module may import its own layer and lower ones.
+LB_LAYERS = {
+    "lb.settings": 0,
+    "lb.errors": 0,
+    "lb.http": 0,
+    "lb.fleet": 1,
+    "lb.metrics": 2,
+    "lb.routing": 3,
+    "lb.proxy": 4,
+    "lb.autoscaler": 4,
+    "lb.components": 5,
+    "lb.status": 6,  # the status page: reads the components, served by the admin app
+    "lb.admin": 7,
+    "lb.app": 8,
+    "lb.ctl": 0,  # the admin API's command-line client: HTTP only, imports no lb module
+    "lb.__main__": 9,
+}
+
+
+def _lb_layer(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_every_lb_module_is_in_a_layer() -> None:
+    unplaced = [
+        name for name in _graph() if name.startswith("lb.") and _lb_layer(name) not in LB_LAYERS
+    ]
+    assert unplaced == []
+
+
+def test_lb_layers_import_only_downward() -> None:
+    offenders = sorted(
+        f"{name} imports {target}"
+        for name, targets in _graph().items()
+        if name.startswith("lb.")
+        for target in targets
+        if target.startswith("lb.")
+        and _lb_layer(target) != _lb_layer(name)
+        and LB_LAYERS[_lb_layer(target)] >= LB_LAYERS[_lb_layer(name)]
+    )
+    assert offenders == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lb.registry import Health, Instance
+from lb.fleet.registry import Health, Instance
 
 
 class FakeClock:

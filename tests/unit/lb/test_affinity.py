@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lb.affinity import AffinityTable, key_from_location, key_from_path
+from lb.routing.affinity import AffinityTable, key_from_location, key_from_path
 from tests.unit.lb.helpers import FakeClock
 
 THREAD = "6f1c2a9e-1b0d-4c55-9d2e-0a7f3e1b2c4d"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lb.capacity import CapacityQueue, QueueFull
+from lb.routing.capacity import CapacityQueue, QueueFull
 
 LONG_S = 30.0  # a wait that only ends by being woken
 

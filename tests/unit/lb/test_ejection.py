@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from lb.ejection import OutlierDetector, ejection_time_s, max_ejectable
-from lb.registry import Health, Instance, Registry
+from lb.fleet.ejection import OutlierDetector, ejection_time_s, max_ejectable
+from lb.fleet.registry import Health, Instance, Registry
 from lb.settings import LBSettings
 from tests.unit.lb.helpers import FakeClock, instance
 

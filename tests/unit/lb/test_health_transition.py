@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from lb.health import CheckResult, parse_health, transition
-from lb.registry import Health, Instance
+from lb.fleet.health import CheckResult, parse_health, transition
+from lb.fleet.registry import Health, Instance
 from tests.unit.lb.helpers import instance
 
 NOW = 100.0

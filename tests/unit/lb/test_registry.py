@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from lb.registry import Health, Instance, Registry, Snapshot, instance_id_for_url
+from lb.fleet.registry import Health, Instance, Registry, Snapshot, instance_id_for_url
 from tests.unit.lb.helpers import FakeClock, instance
 
 

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from lb.registry import Instance
-from lb.strategies import STRATEGIES, make_strategy
+from lb.fleet.registry import Instance
+from lb.routing.strategies import STRATEGIES, make_strategy
 from tests.unit.lb.helpers import instance
 
 ALL_STRATEGIES = sorted(STRATEGIES)

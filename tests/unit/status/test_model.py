@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lb.registry import Health, Instance
+from lb.fleet.registry import Health, Instance
 from lb.status.model import state_label
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import structlog
 
-from lb.registry import Health, Instance, Registry, instance_id_for_url
+from lb.fleet.registry import Health, Instance, Registry, instance_id_for_url
 from lb.settings import LBSettings
 
-log = structlog.get_logger("lb.control")
+log = structlog.get_logger("lb.fleet.control")
 
 MembershipListener = Callable[[], None]
 

@@ -19,8 +19,8 @@ from typing import Final
 import httptools
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
-from lb.peer import Peer
-from lb.wire import Headers
+from lb.http.peer import Peer
+from lb.http.wire import Headers
 
 _FINAL: Final = 200  # statuses below are interim (100 Continue, 103 Early Hints) and skipped
 
@@ -243,6 +243,16 @@ class UpstreamPool:
         self._idle: list[UpstreamConnection] = []
         self._all: set[UpstreamConnection] = set()
         self.retired = False  # the instance left: connections close when released
+
+    @property
+    def connections(self) -> frozenset[UpstreamConnection]:
+        """Every open connection of this pool, busy or idle (a read-only view)."""
+        return frozenset(self._all)
+
+    @property
+    def idle_connections(self) -> tuple[UpstreamConnection, ...]:
+        """The kept-alive connections waiting for a request, least recently used first."""
+        return tuple(self._idle)
 
     async def acquire(self) -> tuple[UpstreamConnection, bool]:
         """A connection and whether it was reused; raises UpstreamError(reached=False)."""

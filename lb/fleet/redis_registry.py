@@ -27,12 +27,12 @@ import structlog
 from redis.exceptions import RedisError
 
 from common.urls import redact
-from lb.control import Membership
+from lb.fleet.control import Membership
 
-log = structlog.get_logger("lb.shared")
+log = structlog.get_logger("lb.fleet.redis_registry")
 
 
-class SharedRegistry:
+class RedisRegistry:
     def __init__(
         self,
         url: str,

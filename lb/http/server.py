@@ -1,9 +1,10 @@
 """The proxy port: an asyncio protocol per client connection, parsing with llhttp (httptools).
 
-A connection turns each request into an :class:`Exchange` and hands it to the proxy, one at a
-time (pipelined requests wait their turn). The exchange streams the request body in with
-back-pressure (reading pauses while too much is buffered) and the response out with
-back-pressure (``pause_writing`` tells whoever feeds the response to stop reading).
+A connection turns each request into an :class:`~lb.http.exchange.Exchange` and hands it to
+the proxy, one at a time (pipelined requests wait their turn). The exchange streams the
+request body in with back-pressure (reading pauses while too much is buffered) and the
+response out with back-pressure (``pause_writing`` tells whoever feeds the response to stop
+reading).
 
 A client that goes away cancels the task serving its exchange; that aborts the worker's
 request with it. Shutdown stops listening, closes idle connections, lets exchanges in
@@ -16,21 +17,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import httptools
 import structlog
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
-from lb.peer import Peer
-from lb.wire import Headers, json_error
+from lb.http.exchange import ClientPeer, Exchange
+from lb.http.shutdown import ShutdownState
+from lb.http.wire import Headers, json_error
 
-log = structlog.get_logger("lb.server")
+log = structlog.get_logger("lb.http.server")
 
-_HIGH_WATER: Final = 256 * 1024  # request body bytes buffered before reading pauses
-_LOW_WATER: Final = 64 * 1024
-_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_PIPELINED: Final = 16  # parsed requests waiting their turn before reading pauses
 _FEED_SLICE: Final = 4096
 _LINGER_S: Final = 5.0  # how long unread request bytes are discarded before closing
@@ -44,158 +43,15 @@ class _HeadersTooLarge(Exception):
     pass
 
 
-class Exchange:
-    """One request and its response on a client connection."""
-
-    __slots__ = (
-        "_body_waiter",
-        "_buffered",
-        "_chunks",
-        "body_complete",
-        "body_seen",
-        "chunked",
-        "conn",
-        "content_length",
-        "expect_continue",
-        "headers",
-        "host",
-        "keep_alive",
-        "method",
-        "response_started",
-        "target",
-        "task",
-        "thread_id",
-        "upgrade",
-        "upgrade_tail",
-        "version",
-    )
-
-    def __init__(
-        self,
-        conn: ClientConnection,
-        method: str,
-        target: bytes,
-        headers: Headers,
-        version: str,
-        keep_alive: bool,
-        upgrade: bool,
-    ) -> None:
-        self.conn = conn
-        self.method = method
-        self.target = target
-        self.headers = headers
-        self.version = version
-        self.keep_alive = keep_alive
-        self.upgrade = upgrade
-        self.upgrade_tail = b""
-        self.response_started = False
-        self.task: asyncio.Task[None] | None = None
-        self.content_length: int | None = None
-        self.chunked = False
-        self.expect_continue = False
-        self.host = b""
-        self.thread_id = b""
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"content-length":
-                self.content_length = int(value)  # llhttp has checked it is a number
-            elif lower == b"transfer-encoding":
-                self.chunked = b"chunked" in value.lower()
-            elif lower == b"expect":
-                self.expect_continue = value.lower() == b"100-continue"
-            elif lower == b"host":
-                self.host = value
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._buffered = 0
-        self.body_seen = 0
-        self.body_complete = False
-        self._body_waiter: asyncio.Future[None] | None = None
-
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.content_length)
-
-    @property
-    def path(self) -> str:
-        end = self.target.find(b"?")
-        return (self.target if end < 0 else self.target[:end]).decode("latin-1")
-
-    # -- request body (fed by the connection) ----------------------------------------------------
-
-    def _feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        self.body_seen += len(data)
-        if self._buffered > _HIGH_WATER:
-            self.conn.pause_reading()
-        self._wake()
-
-    def _finish_body(self) -> None:
-        self.body_complete = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._body_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _wait_body(self) -> None:
-        if self.conn.closed:
-            raise ConnectionResetError("the client closed the connection")
-        if self.expect_continue and not self.response_started:
-            self.expect_continue = False
-            self.conn.write(_CONTINUE)
-        self._body_waiter = self.conn.loop.create_future()
-        try:
-            # A client that stops sending its body mid-way would hold a worker connection
-            # and an in-flight slot forever.
-            async with asyncio.timeout(self.conn.server.body_timeout_s):
-                await self._body_waiter
-        except TimeoutError:
-            self.conn.close()
-            raise ConnectionResetError("the client stopped sending its request body") from None
-        finally:
-            self._body_waiter = None
-
-    async def read_body(self) -> bytes:
-        """The whole body (callers use it only for bodies of a known, small length)."""
-        while not self.body_complete:
-            await self._wait_body()
-        body = b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        self.conn.resume_reading()
-        return body
-
-    async def iter_body(self) -> AsyncIterator[bytes]:
-        """The body piece by piece as it arrives."""
-        chunks = self._chunks
-        while True:
-            while chunks:
-                data = chunks.popleft()
-                self._buffered -= len(data)
-                if self._buffered < _LOW_WATER:
-                    self.conn.resume_reading()
-                yield data
-            if self.body_complete:
-                return
-            await self._wait_body()
-
-    # -- response --------------------------------------------------------------------------
-
-    def write(self, data: bytes) -> None:
-        self.response_started = True
-        self.conn.write(data)
-
-
 Serve = Callable[[Exchange], Awaitable[None]]
 
 
-class ClientConnection(Peer):
+class ClientConnection(ClientPeer):
+    """One client's connection: parses its requests and serves them one at a time."""
+
     def __init__(self, server: ProxyServer) -> None:
-        super().__init__(server.loop)
+        super().__init__(server.loop, server.body_timeout_s)
         self.server = server
-        self.peer = ""
         self.parser = httptools.HttpRequestParser(self)
         self.current: Exchange | None = None
         self.pending: collections.deque[Exchange] = collections.deque()
@@ -208,6 +64,12 @@ class ClientConnection(Peer):
         self._url: list[bytes] = []
         self._headers: Headers = []
         self._header_bytes = 0
+        # The framing of the request being parsed, noted header by header as llhttp delivers
+        # them so the head is never scanned again to find it.
+        self._content_length: int | None = None
+        self._chunked = False
+        self._expect_continue = False
+        self._host = b""
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -273,7 +135,7 @@ class ClientConnection(Peer):
         self.server.connections.discard(self)
         for exchange in (self.current, *self.pending):
             if exchange is not None:
-                exchange._wake()
+                exchange.wake()
         # The client is gone: stop serving it, which aborts the worker's request too.
         if self.current is not None and self.current.task is not None:
             self.current.task.cancel()
@@ -288,6 +150,10 @@ class ClientConnection(Peer):
         self._url = []
         self._headers = []
         self._header_bytes = 0
+        self._content_length = None
+        self._chunked = False
+        self._expect_continue = False
+        self._host = b""
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -303,6 +169,15 @@ class ClientConnection(Peer):
             # llhttp reports a chunked body's trailers through here too: they count toward
             # the limit but never become headers of the request already on its way.
             self._headers.append((name, value))
+            lower = name.lower()
+            if lower == b"content-length":
+                self._content_length = int(value)  # llhttp has checked it is a number
+            elif lower == b"transfer-encoding":
+                self._chunked = b"chunked" in value.lower()
+            elif lower == b"expect":
+                self._expect_continue = value.lower() == b"100-continue"
+            elif lower == b"host":
+                self._host = value
 
     def on_headers_complete(self) -> None:
         self._in_trailers = True
@@ -316,8 +191,12 @@ class ClientConnection(Peer):
             b"".join(self._url),
             self._headers,
             parser.get_http_version(),
-            parser.should_keep_alive() and not self.server.closing,
+            parser.should_keep_alive() and not self.server.shutdown_state.begun,
             parser.should_upgrade(),
+            content_length=self._content_length,
+            chunked=self._chunked,
+            expect_continue=self._expect_continue,
+            host=self._host,
         )
         if self.current is None:
             self._start(exchange)
@@ -329,19 +208,19 @@ class ClientConnection(Peer):
     def on_body(self, data: bytes) -> None:
         exchange = self.pending[-1] if self.pending else self.current
         if exchange is not None:
-            exchange._feed(data)
+            exchange.feed_body(data)
 
     def on_message_complete(self) -> None:
         exchange = self.pending[-1] if self.pending else self.current
         if exchange is not None:
-            exchange._finish_body()
+            exchange.finish_body()
 
     # -- serving -----------------------------------------------------------------------------
 
     def _start(self, exchange: Exchange) -> None:
         self.current = exchange
         self.server.exchange_started()
-        exchange.task = self.loop.create_task(self._serve(exchange))
+        exchange.task = self.loop.create_task(self._serve(exchange), name="lb-exchange")
 
     async def _serve(self, exchange: Exchange) -> None:
         try:
@@ -363,7 +242,7 @@ class ClientConnection(Peer):
         elif not exchange.body_complete:
             # An unread request body would be parsed as the next request: close instead.
             self._linger()
-        elif not exchange.keep_alive or self.server.closing:
+        elif not exchange.keep_alive or self.server.shutdown_state.begun:
             self.close()
         elif self.pending:
             self._start(self.pending.popleft())
@@ -427,6 +306,7 @@ class ProxyServer:
         max_header_bytes: int,
         keepalive_timeout_s: float,
         body_timeout_s: float = 60.0,
+        shutdown_state: ShutdownState | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.serve = serve
@@ -434,7 +314,8 @@ class ProxyServer:
         self.keepalive_timeout_s = keepalive_timeout_s
         self.body_timeout_s = body_timeout_s
         self.connections: set[ClientConnection] = set()
-        self.closing = False
+        # Shared with whoever else must know the process is stopping (the proxy, /ready).
+        self.shutdown_state = shutdown_state or ShutdownState()
         self.active = 0  # exchanges being served
         self._all_done = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -444,7 +325,7 @@ class ProxyServer:
         self._server = await self.loop.create_server(
             lambda: ClientConnection(self), host, port, reuse_address=True, backlog=1024
         )
-        self._sweeper = self.loop.create_task(self._sweep_idle())
+        self._sweeper = self.loop.create_task(self._sweep_idle(), name="lb-idle-sweeper")
         return int(self._server.sockets[0].getsockname()[1])
 
     def exchange_started(self) -> None:
@@ -452,7 +333,7 @@ class ProxyServer:
 
     def exchange_done(self) -> None:
         self.active -= 1
-        if self.active == 0 and self.closing:
+        if self.active == 0 and self.shutdown_state.begun:
             self._all_done.set()
 
     async def _sweep_idle(self) -> None:
@@ -467,7 +348,7 @@ class ProxyServer:
 
     async def shutdown(self, timeout_s: float) -> None:
         """Stop accepting, finish what is in progress up to ``timeout_s``, cancel the rest."""
-        self.closing = True
+        self.shutdown_state.begin()
         if self._server is not None:
             self._server.close()
         if self._sweeper is not None:

@@ -13,10 +13,10 @@ import asyncio
 
 import structlog
 
-from lb.registry import Health, Instance, Registry
+from lb.fleet.registry import Health, Instance, Registry
 from lb.settings import LBSettings
 
-log = structlog.get_logger("lb.ejection")
+log = structlog.get_logger("lb.fleet.ejection")
 
 
 def max_ejectable(fleet_size: int, max_percent: int) -> int:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from lb.affinity import AffinityTable
-from lb.capacity import CapacityQueue, QueueFull
+from lb.fleet.registry import Health, Instance, Registry
 from lb.metrics import LBMetrics
-from lb.registry import Health, Instance, Registry
-from lb.strategies import Strategy, has_room
+from lb.routing.affinity import AffinityTable
+from lb.routing.capacity import CapacityQueue, QueueFull
+from lb.routing.strategies import Strategy, has_room
 
 
 class NoInstance(Exception):

@@ -35,7 +35,13 @@ class Peer(asyncio.Protocol):
 
     @property
     def writing_paused(self) -> bool:
+        """The far end has stopped reading: writes only fill our buffer."""
         return self._writable is not None
+
+    @property
+    def reading_paused(self) -> bool:
+        """We have stopped reading from the far end (back-pressure)."""
+        return self._reading_paused
 
     def pause_writing(self) -> None:
         self._writable = self.loop.create_future()

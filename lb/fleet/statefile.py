@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import structlog
 
-log = structlog.get_logger("lb.statefile")
+log = structlog.get_logger("lb.fleet.statefile")
 
 FORMAT_VERSION = 1
 _FIELDS = {"id": str, "url": str, "max_capacity": int, "weight": int}
@@ -100,7 +100,9 @@ class StateFileWriter:
     async def flush(self) -> None:
         self._dirty.clear()
         records = self._records()  # taken on the loop: a consistent view
-        self._writing = asyncio.ensure_future(asyncio.to_thread(write_records, self.path, records))
+        self._writing = asyncio.create_task(
+            asyncio.to_thread(write_records, self.path, records), name="lb-state-file-write"
+        )
         try:
             await asyncio.shield(self._writing)
         except OSError as exc:

@@ -20,10 +20,10 @@ import aiohttp
 import orjson
 import structlog
 
-from lb.registry import Clock, Health, Instance, Registry, Snapshot
+from lb.fleet.registry import Clock, Health, Instance, Registry, Snapshot
 from lb.settings import LBSettings
 
-log = structlog.get_logger("lb.health")
+log = structlog.get_logger("lb.fleet.health")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ class HealthChecker:
         for instance in snapshot.instances:
             if instance.id not in self._tasks:
                 self._tasks[instance.id] = asyncio.create_task(
-                    self._loop(instance.id), name=f"health:{instance.id}"
+                    self._loop(instance.id), name=f"lb-health:{instance.id}"
                 )
 
     async def _loop(self, instance_id: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from common.contract import affinity_key
-from lb.registry import Clock
+from lb.fleet.registry import Clock
 
 
 def key_from_path(path: str) -> str | None:

@@ -18,7 +18,7 @@ import random
 from collections.abc import Container, Sequence
 from typing import Protocol
 
-from lb.registry import Instance
+from lb.fleet.registry import Instance
 
 _NOTHING: frozenset[str] = frozenset()
 

@@ -1,0 +1,172 @@
+"""Header policy: what the proxy forwards, adds and strips — one pass over each head.
+
+Request: hop-by-hop headers (RFC 9110 section 7.6.1) and the headers its ``Connection`` names
+are dropped; ``X-Forwarded-For``, ``-Proto``, ``-Host`` and ``X-Request-ID`` are added (a
+client's own request id is kept); ``Expect`` is answered here, never forwarded. The same pass
+takes the routing facts: the affinity key (``X-Thread-ID``, else the thread or execution the
+path names) and whether the request creates work, both as :mod:`common.contract` defines them.
+
+Response: the same stripping; ``X-Fleet-Instance`` and ``X-Request-ID`` added; the body's
+framing decided (passed on, re-chunked, or delimited by closing); the affinity keys a
+``Location`` or ``Content-Location`` names noted for the caller to pin.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from typing import Final
+
+from common.contract import THREAD_HEADER, affinity_key, creates_work
+from lb.http.exchange import Exchange
+from lb.http.wire import CRLF, HOP_BY_HOP, Headers, connection_tokens, reason, without_named
+from lb.routing.affinity import key_from_location
+
+_THREAD: Final = THREAD_HEADER.lower().encode()
+
+
+class RequestIds:
+    """Request ids of 32 hex digits like a UUID's, unique across LB processes by the random
+    prefix, at a fraction of ``uuid4()``'s cost on the hot path."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return "%s%016x" % (self._prefix, next(self._counter))  # noqa: UP031
+
+
+class OutgoingRequest:
+    """A request as it goes to a worker: the same head and body for every attempt."""
+
+    __slots__ = ("affinity_key", "body", "creates_work", "head", "replayable", "request_id")
+
+    def __init__(
+        self, request_id: str, head: bytes, affinity_key: str | None, creates_work: bool
+    ) -> None:
+        self.request_id = request_id
+        self.head = head
+        self.affinity_key = affinity_key
+        self.creates_work = creates_work
+        self.body: bytes | None = None  # read ahead when small enough to send again
+        self.replayable = True  # False once a streamed body has gone out
+
+
+def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
+    """The head to send to a worker and the routing facts, from one pass over the headers."""
+    request_id = ""
+    forwarded_for = b""
+    thread = b""
+    upgrade = b""
+    tokens: frozenset[bytes] = frozenset()
+    kept: list[bytes] = []
+    for name, value in ex.headers:
+        lower = name.lower()
+        if lower in HOP_BY_HOP:
+            if lower == b"connection":
+                tokens |= connection_tokens(value)
+            elif lower == b"upgrade":
+                upgrade = value
+            continue
+        if lower == b"x-request-id":
+            request_id = value.decode("latin-1")
+            continue
+        if lower == b"x-forwarded-for":
+            forwarded_for = value
+            continue
+        if lower == b"expect":
+            continue  # answered here (100 Continue) when the body is read
+        if lower == _THREAD:
+            thread = value
+        kept.append(name + b": " + value)
+    if tokens:
+        kept = without_named(kept, tokens)  # named in Connection: hop-by-hop too
+    if not request_id:
+        request_id = ids.next()
+    peer = ex.conn.peer.encode()
+    kept.append(b"X-Forwarded-For: " + (forwarded_for + b", " + peer if forwarded_for else peer))
+    kept.append(b"X-Forwarded-Proto: http")
+    if ex.host:
+        kept.append(b"X-Forwarded-Host: " + ex.host)
+    kept.append(b"X-Request-ID: " + request_id.encode())
+    if ex.chunked:
+        kept.append(b"Transfer-Encoding: chunked")
+    if ex.upgrade and upgrade:
+        kept.append(b"Connection: Upgrade")
+        kept.append(b"Upgrade: " + upgrade)
+    head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (ex.method.encode(), ex.target, CRLF.join(kept))
+    method, path = ex.method, ex.path
+    key = "thread:" + thread.decode("latin-1") if thread else affinity_key(path)
+    return OutgoingRequest(request_id, head, key, creates_work(method, path))
+
+
+class ResponseHead:
+    """A worker's response head read in one pass: the lines to pass on, and what framing,
+    the ``at_capacity`` check and affinity need from it."""
+
+    __slots__ = ("chunked", "content_length", "framed", "learned", "lines", "rechunk", "upgrade")
+
+    def __init__(self, headers: Headers) -> None:
+        tokens: frozenset[bytes] = frozenset()
+        kept: list[bytes] = []
+        self.framed = False
+        self.content_length: int | None = None
+        self.chunked = False
+        self.upgrade = b""
+        self.learned: list[str] | None = None  # affinity keys named by Location headers
+        self.rechunk = False  # decided by for_client: the body goes out re-chunked
+        for name, value in headers:
+            lower = name.lower()
+            if lower in HOP_BY_HOP:
+                if lower == b"connection":
+                    tokens |= connection_tokens(value)
+                elif lower == b"transfer-encoding":
+                    self.chunked = True
+                elif lower == b"upgrade":
+                    self.upgrade = value
+                continue
+            if lower == b"content-length":
+                self.framed = True
+                # llhttp has checked the framing; the length is only read for small bodies.
+                self.content_length = int(value) if value.isdigit() and len(value) < 19 else None
+            elif lower == b"location" or lower == b"content-location":
+                learned = key_from_location(value.decode("latin-1"))
+                if learned is not None:
+                    self.learned = [*(self.learned or ()), learned]
+            elif lower == b"x-request-id":
+                continue  # ours is added (the worker echoes the same one)
+            kept.append(name + b": " + value)
+        self.lines = without_named(kept, tokens) if tokens else kept
+
+    def for_client(
+        self,
+        ex: Exchange,
+        status: int,
+        reason_phrase: bytes,
+        instance_id: str,
+        request_id: str,
+        closing: bool,
+    ) -> bytes:
+        """The head for the client. Decides whether the body must be re-chunked
+        (:attr:`rechunk`) and whether the client connection stays open (``ex.keep_alive``)."""
+        kept = self.lines
+        kept.append(b"X-Fleet-Instance: " + instance_id.encode())
+        kept.append(b"X-Request-ID: " + request_id.encode())
+        no_body = ex.method == "HEAD" or status in (204, 304) or status < 200
+        if status == 101:
+            kept.append(b"Connection: Upgrade")
+            kept.append(b"Upgrade: " + self.upgrade)
+        elif not self.framed and not no_body:
+            if self.chunked and ex.version == "1.1":
+                kept.append(b"Transfer-Encoding: chunked")
+                self.rechunk = True
+            else:
+                ex.keep_alive = False  # the body ends when the connection closes
+        if not ex.keep_alive or closing:
+            ex.keep_alive = False
+            kept.append(b"Connection: close")
+        elif ex.version == "1.0":
+            kept.append(b"Connection: keep-alive")  # a 1.0 client closes unless told
+        status_line = b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase or reason(status))
+        return status_line + CRLF.join(kept) + b"\r\n\r\n"
