@@ -154,3 +154,20 @@ async def test_up_without_a_langgraph_json_says_so(tmp_path: Path) -> None:
     assert out == b""
     assert b"no " in err
     assert b"--config PATH" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("lb", b"--status-interval-s LB_STATUS_INTERVAL_S"), ("worker", b"--graphs WORKER_GRAPHS")],
+)
+async def test_lb_and_worker_are_the_modules_with_every_flag(
+    tmp_path: Path, command: str, expected: bytes
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "common.cli", command, "--help",
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    assert out.startswith(b"usage: python -m " + command.encode())
+    assert expected in out
