@@ -56,7 +56,7 @@ def up_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphfleet up",
         description="Serve the graphs of a langgraph.json: the load balancer and a local, "
-        "autoscaled fleet of workers on SQLite. Any LB_* or WORKER_* variable still applies.",
+        "autoscaled fleet of workers on SQLite. Other LB_* and WORKER_* variables apply.",
     )
     parser.add_argument(
         "--config",

@@ -248,13 +248,14 @@
 
   let timer = null;
   async function refresh() {
-    clearTimeout(timer);
     try {
       render(await api("GET", "/admin/status"));
       document.body.dataset.loaded = "1";
     } catch (err) {
       $("updated").textContent = `Not updated: ${err.message}`;
     }
+    // Whichever refresh ends last (a poll or one after an action) sets the one next poll.
+    clearTimeout(timer);
     timer = setTimeout(refresh, POLL_MS);
   }
 
