@@ -54,6 +54,8 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format common lb worker tests bench
 	$(VENV)/bin/ruff check --fix common lb worker tests bench
 
+# Every scenario (small latency runs sse routing) into docs/benchmarks.md; one alone with
+# BENCH_SCENARIOS=runs; short trial runs with BENCH_DURATION_S=3 BENCH_REPEATS=1 (bench/run.sh).
 bench: $(STAMP)
 	bash bench/run.sh
 

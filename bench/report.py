@@ -10,11 +10,7 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import importlib.metadata
 import json
-import os
-import platform
 import re
 import statistics
 import subprocess
@@ -22,6 +18,10 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+from environment import environment_lines
+from report_graphs import sections
 
 # Targets in the order the tables list them; labels as a reader knows them.
 TARGET_LABELS = {
@@ -42,22 +42,25 @@ GOAL_CPU_US_PER_REQUEST = 60.0
 HEADER = """\
 # Benchmarks
 
-How fast `python -m lb` proxies, next to nginx and HAProxy doing the same job on the same
-machine. `make bench` (script: `bench/run.sh`) starts two upstreams on loopback — nginx serving
-a small JSON body, or for the latency scenario two aiohttp processes (`bench/upstream.py`) that
-answer after a fixed delay — and puts each proxy in front of both: nginx with one worker
-process (upstream keepalive, HTTP/1.1, no access log), HAProxy with one thread (http mode,
-keep-alive and connection reuse to the servers) and graphfleet's LB as shipped (every feature
-on, log level `warning`). A "direct" row is wrk against one upstream with no proxy (in the
-latency scenario that is one aiohttp process taking all connections, so it may trail the
-proxies, which spread them over two). Each proxy
-therefore gets one core's worth of event loop, and wrk (one thread), the upstreams and the proxy
-share the machine's cores. wrk runs the targets in turn — A B C D, A B C D, … — so drift hits
-all of them alike, after one short warm-up each; the tables give the median of the repeats.
-CPU µs/request is the proxy's own user + system time (for nginx master and worker together)
-read from `/proc/<pid>/stat` around each run, divided by the requests wrk completed. Figures
-from a shared 2-core virtual machine move by several percent between runs: compare rows of
-one table, not tables of different days.
+What `make bench` (script: `bench/run.sh`) measures, all on loopback on one machine: graph runs
+through graphfleet next to `langgraph dev` and the graph's own in-process rate (`runs`), many
+SSE streams through the LB next to nginx (`sse`), the routing strategies under a mixed workload
+next to nginx `least_conn` (`routing`), and the proxy's own cost on tiny requests next to nginx
+and HAProxy (`small`, `latency`). Each scenario runs alone with `BENCH_SCENARIOS=<name>`; targets
+take turns within a run, so drift hits all of them alike, and the tables give the median of the
+repeats. Figures from a shared 2-core virtual machine move by several percent between runs:
+compare rows of one table, not tables of different days.
+
+The proxy scenarios: two upstreams — nginx serving a small JSON body, or for the latency
+scenario two aiohttp processes (`bench/upstream.py`) that answer after a fixed delay — with
+each proxy in front of both: nginx with one worker process (upstream keepalive, HTTP/1.1, no
+access log), HAProxy with one thread (http mode, keep-alive and connection reuse to the servers)
+and graphfleet's LB as shipped (every feature on, log level `warning`). A "direct" row is wrk
+against one upstream with no proxy (in the latency scenario that is one aiohttp process taking
+all connections, so it may trail the proxies, which spread them over two). wrk runs the targets
+in turn after one short warm-up each. CPU µs/request is the proxy's own user + system time (for
+nginx master and worker together) read from `/proc/<pid>/stat` around each run, divided by the
+requests wrk completed.
 
 This file is written by `bench/report.py`; edit the header there.
 """
@@ -119,72 +122,30 @@ def cpu_us_per_request(run: Run) -> float | None:
     return run.cpu_s * 1e6 / run.requests
 
 
-def _load(results: Path) -> tuple[list[Run], dict[tuple[str, str], str]]:
+def _load(
+    results: Path,
+) -> tuple[list[Run], dict[tuple[str, str], str], list[dict[str, Any]]]:
+    """wrk runs, skipped targets, and the other scenarios' records (see report_graphs)."""
     runs: list[Run] = []
     skipped: dict[tuple[str, str], str] = {}
+    others: list[dict[str, Any]] = []
     if not results.exists():
-        return runs, skipped
+        return runs, skipped, others
     for line in results.read_text().splitlines():
         record = json.loads(line)
-        if record.pop("kind") == "skip":
+        kind = record.pop("kind")
+        if kind == "skip":
             skipped[(record["scenario"], record["target"])] = record["reason"]
-        else:
+        elif kind == "run":
             runs.append(Run(**record))
-    return runs, skipped
+        else:
+            others.append({"kind": kind, **record})
+    return runs, skipped, others
 
 
 def _append(results: Path, record: dict[str, object]) -> None:
     with results.open("a") as out:
         out.write(json.dumps(record) + "\n")
-
-
-def _command_output(*argv: str) -> str:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return (done.stdout + done.stderr).strip()
-
-
-def _first_match(pattern: str, text: str) -> str:
-    match = re.search(pattern, text)
-    return match.group(1) if match else "not installed"
-
-
-def _package_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _cpu_model() -> str:
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    return _first_match(r"model name\s*:\s*(.+)", cpuinfo)
-
-
-def _logical_cpus() -> int:
-    """What `nproc` prints: the CPUs this process may run on."""
-    return len(os.sched_getaffinity(0))
-
-
-def environment_lines(lb_revision: str) -> list[str]:
-    nginx = _first_match(r"nginx/(\S+)", _command_output("nginx", "-v"))
-    haproxy = _first_match(r"version (\S+)", _command_output("haproxy", "-v"))
-    wrk = _first_match(r"wrk (?:debian/)?(\S+)", _command_output("wrk", "--version"))
-    versions = (
-        f"Python {platform.python_version()}, aiohttp {_package_version('aiohttp')}, "
-        f"uvloop {_package_version('uvloop')}, nginx {nginx}, HAProxy {haproxy}, wrk {wrk}"
-    )
-    return [
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {_logical_cpus()} logical CPUs, {_cpu_model()}, Linux {platform.release()}",
-        f"- Versions: {versions}",
-        f"- graphfleet lb measured: commit {lb_revision}",
-    ]
 
 
 def _median(values: list[float]) -> float:
@@ -244,17 +205,25 @@ def _goal_line(runs: list[Run], medians: dict[str, float], scenario: str) -> str
     )
 
 
-def render(runs: list[Run], skipped: dict[tuple[str, str], str], args: argparse.Namespace) -> str:
+def render(
+    runs: list[Run],
+    skipped: dict[tuple[str, str], str],
+    others: list[dict[str, Any]],
+    args: argparse.Namespace,
+) -> tuple[str, dict[str, Any]]:
+    """The Markdown report, and the figures `plots.py` draws."""
     lines = [HEADER, "## This run", "", *environment_lines(args.lb_revision)]
     lines.append(
-        f"- Settings: `wrk -t{args.threads} --latency`, {args.duration_s:g} s per run after a "
-        f"{args.warmup_s:g} s warm-up, {args.repeats} repeat(s), targets alternating"
+        f"- Settings: {args.duration_s:g} s per measurement, {args.repeats} repeat(s), targets "
+        f"alternating; proxy scenarios `wrk -t{args.threads} --latency` after a "
+        f"{args.warmup_s:g} s warm-up"
     )
     lines.append(
         f"- Machine's CPU use by other processes just before the run: "
         f"{args.background_busy_pct:.0f} %"
     )
-    scenarios = sorted({r.scenario for r in runs} | {s for s, _ in skipped}, key=_scenario_order)
+    proxy_skipped = {s for s, _ in skipped if s in SCENARIO_TITLES}
+    scenarios = sorted({r.scenario for r in runs} | proxy_skipped, key=_scenario_order)
     for scenario in scenarios:
         scenario_runs = [r for r in runs if r.scenario == scenario]
         if scenario_runs:
@@ -282,7 +251,8 @@ def render(runs: list[Run], skipped: dict[tuple[str, str], str], args: argparse.
         ]
         if per_run:
             lines += ["", "req/s of each repeat — " + "; ".join(per_run) + "."]
-    return "\n".join(lines) + "\n"
+    more, plots = sections(others, skipped)
+    return "\n".join(lines + more) + "\n", plots
 
 
 def profile_summary(raw: str, top: int) -> str:
@@ -311,6 +281,16 @@ def profile_summary(raw: str, top: int) -> str:
     lines += ["", "inclusive time (the frame and everything below it):"]
     lines += [f"  {100 * n / total:5.1f} %  {frame}" for frame, n in inclusive.most_common(top)]
     return "\n".join(lines) + "\n"
+
+
+def _draw(plots: dict[str, Any], results: Path, out_dir: Path, python: str) -> None:
+    """Hand the figures to plots.py, run by a Python that has matplotlib."""
+    data = results.with_name("plots.json")
+    data.write_text(json.dumps(plots))
+    script = Path(__file__).with_name("plots.py")
+    subprocess.run(
+        [python, str(script), "--data", str(data), "--out-dir", str(out_dir)], check=True
+    )
 
 
 def _scenario_order(scenario: str) -> int:
@@ -377,6 +357,7 @@ def main() -> int:
     out.add_argument("--warmup-s", type=float, required=True)
     out.add_argument("--repeats", type=int, required=True)
     out.add_argument("--background-busy-pct", type=float, default=0.0)
+    out.add_argument("--plot-python", help="a Python with matplotlib, to draw the PNGs")
 
     profile = commands.add_parser("profile", help="summarize a py-spy raw profile")
     profile.add_argument("--raw", required=True)
@@ -398,9 +379,11 @@ def main() -> int:
             },
         )
     else:
-        runs, skipped = _load(Path(args.results))
-        text = render(runs, skipped, args)
+        runs, skipped, others = _load(Path(args.results))
+        text, plots = render(runs, skipped, others, args)
         Path(args.out).write_text(text)
+        if plots and args.plot_python:
+            _draw(plots, Path(args.results), Path(args.out).parent, args.plot_python)
         print(text[len(HEADER) :].strip())
     return 0
 

@@ -10,13 +10,14 @@
 #   BENCH_REPEATS=3              measured runs per target and scenario
 #   BENCH_WARMUP_S=2             one warm-up run per target and scenario
 #   BENCH_THREADS=1              wrk threads
-#   BENCH_SCENARIOS="small latency"
+#   BENCH_SCENARIOS="small latency runs sse routing"
 #   BENCH_TARGETS="direct nginx haproxy lb"
 #   BENCH_REPORT=docs/benchmarks.md   where the Markdown report goes
 #   BENCH_OUT_DIR=.bench         raw wrk output and results.jsonl of the last run
 #   BENCH_LB_REV=                a git revision of lb/ to measure (default: the work tree's lb/)
 #   BENCH_PROFILE=0              1: after each scenario's rounds, one more lb run under py-spy;
 #                                the hottest functions go to $BENCH_OUT_DIR/profile-<scenario>.txt
+# The runs, sse and routing scenarios have settings of their own: see bench/scenarios.sh.
 set -euo pipefail
 
 # nginx and haproxy live in sbin, which a non-root PATH may lack.
@@ -31,7 +32,7 @@ LATENCY_DELAY_MS=${BENCH_LATENCY_DELAY_MS:-50}
 REPEATS=${BENCH_REPEATS:-3}
 WARMUP_S=${BENCH_WARMUP_S:-2}
 THREADS=${BENCH_THREADS:-1}
-SCENARIOS=${BENCH_SCENARIOS:-small latency}
+SCENARIOS=${BENCH_SCENARIOS:-small latency runs sse routing}
 TARGETS=${BENCH_TARGETS:-direct nginx haproxy lb}
 REPORT=${BENCH_REPORT:-$ROOT/docs/benchmarks.md}
 OUT_DIR=${BENCH_OUT_DIR:-$ROOT/.bench}
@@ -45,7 +46,8 @@ WRK_PID=""               # the wrk run in progress, if any
 declare -A TARGET_URL=() # target -> URL wrk loads
 declare -A TARGET_PID=() # target -> pid whose process tree's CPU time is measured
 RESULTS=""
-LB_SRC=""                # a copy of lb/ taken at the start, so edits during the run don't leak in
+LB_SRC=""                # a copy of lb/, worker/ and common/ taken at the start, so edits
+                         # during the run don't leak in
 LB_REVISION=""           # what the report says was measured
 BACKGROUND_BUSY_PCT=0
 
@@ -109,6 +111,7 @@ cleanup() {
         log "stopping ${#STARTED_PIDS[@]} processes"
         stop_all
     fi
+    cleanup_stores
     if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
         if ((status != 0)); then
             # Keep the servers' logs where they can be read after a failure.
@@ -281,21 +284,27 @@ EOF
     wait_ready haproxy "${TARGET_URL[haproxy]}"
 }
 
-# Copy lb/ once, so that every scenario measures the same code even while lb/ is being edited.
+# Copy lb/ (and worker/, common/) once, so that every scenario measures the same code even
+# while they are being edited.
 snapshot_lb() {
     LB_SRC="$WORK_DIR/src"
     mkdir -p "$LB_SRC"
     local head
     head=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     if [[ -n $LB_REV ]]; then
-        git -C "$ROOT" archive "$LB_REV" lb | tar -x -C "$LB_SRC" ||
+        git -C "$ROOT" archive "$LB_REV" lb worker common | tar -x -C "$LB_SRC" ||
             die "cannot read lb/ at revision $LB_REV"
         LB_REVISION="$(git -C "$ROOT" rev-parse --short "$LB_REV")"
     elif [[ -d $ROOT/lb ]]; then
-        cp -r "$ROOT/lb" "$LB_SRC/lb"
+        local dir
+        for dir in lb worker common; do
+            if [[ -d $ROOT/$dir ]]; then
+                cp -r "$ROOT/$dir" "$LB_SRC/$dir"
+            fi
+        done
         LB_REVISION=$head
-        if [[ -n $(git -C "$ROOT" status --porcelain -- lb 2>/dev/null) ]]; then
-            LB_REVISION="$head + uncommitted changes in lb/"
+        if [[ -n $(git -C "$ROOT" status --porcelain -- lb worker common 2>/dev/null) ]]; then
+            LB_REVISION="$head + uncommitted changes in lb/, worker/ or common/"
         fi
     fi
 }
@@ -473,15 +482,23 @@ main() {
     for scenario in $SCENARIOS; do
         case $scenario in
             small | latency) run_scenario "$scenario" ;;
-            *) die "unknown scenario '$scenario' in BENCH_SCENARIOS (small, latency)" ;;
+            runs) run_runs_scenario ;;
+            sse) run_sse_scenario ;;
+            routing) run_routing_scenario ;;
+            *) die "unknown scenario '$scenario' in BENCH_SCENARIOS (small latency runs sse routing)" ;;
         esac
     done
     mkdir -p "$(dirname "$REPORT")"
+    ensure_plotting
     "$PY" "$ROOT/bench/report.py" render --results "$RESULTS" --out "$REPORT" \
+        --plot-python "$PLOT_VENV/bin/python" \
         --lb-revision "${LB_REVISION:-none}" \
         --threads "$THREADS" --duration-s "$DURATION_S" --warmup-s "$WARMUP_S" \
         --repeats "$REPEATS" --background-busy-pct "$BACKGROUND_BUSY_PCT"
     log "report written to $REPORT"
 }
+
+# shellcheck source=bench/scenarios.sh
+source "$ROOT/bench/scenarios.sh"
 
 main "$@"

@@ -1,0 +1,403 @@
+"""The report's sections for what users run: graph runs, SSE streams, routing of mixed runs.
+
+`report.py render` calls `sections()` with the records `loadgen.py`, `inprocess.py` and
+`sse_client.py` appended to the results file; it returns the Markdown and the figures the
+plots need (`plots.py` draws them in the benchmark's own virtualenv, which has matplotlib).
+Every figure is the median of the repeats; counts of failures are summed over them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+TIMES = "\N{MULTIPLICATION SIGN}"
+RUNS_TARGETS = {
+    "langgraph-dev": "`langgraph dev` (in-memory)",
+    "lb-sqlite": "graphfleet LB + 2 workers, SQLite",
+    "worker-sqlite": "graphfleet, 1 worker direct, SQLite",
+    "lb-postgres": "graphfleet LB + 2 workers, Postgres + Redis",
+}
+ROUTING_TARGETS = {
+    "least_loaded": "LB `least_loaded`",
+    "round_robin": "LB `round_robin`",
+    "power_of_two": "LB `power_of_two`",
+    "nginx_least_conn": "nginx `least_conn`",
+}
+SSE_TARGETS = {"direct": "direct (no proxy)", "nginx": "nginx, 1 worker", "lb": "graphfleet lb"}
+# The goals the report checks, as the project set them.
+GOAL_VS_DEV = 1.5
+GOAL_C1_P50_MS = 50.0
+GOAL_PER_WORKER = 0.7
+GOAL_SSE_VS_NGINX = 1.5
+GOAL_SSE_RSS_MIB = 500.0
+GOAL_SSE_IDLE_TTFE_MS = 2.0
+GOAL_ROUTING_VS_NGINX = 0.8
+GOAL_ROUTING_LOAD = 0.75
+
+RUNS_INTRO = """\
+The same 5-node graph (`bench/graphs/chain.py`, no LLM, no sleeping) run statelessly with
+`POST /runs/wait`, by a closed-loop client (`bench/loadgen.py`, aiohttp): each of *c* clients
+sends its next run as soon as the last one answered; runs/s and latencies are the client's own,
+over the measured window after a 1 s warm-up on the same connections. Targets: `langgraph dev`
+(`langgraph-cli[inmem]`, `langgraph-api` 0.16.7, in the benchmark's own virtualenv), graphfleet's
+LB in front of two workers sharing the default SQLite store, one worker alone on SQLite, and the
+LB in front of two workers on Postgres with Redis (a database of the benchmark's own, dropped
+afterwards). All targets run at once and take turns, concurrency by concurrency. The in-process
+rows (`bench/inprocess.py`) are the graph's `ainvoke` rate at 16 concurrent invocations, each on
+a new thread, with no server: the most a worker could do with the same checkpointer."""
+
+SSE_INTRO = """\
+Streams of server-sent events from an upstream of the benchmark's own (`bench/sse_upstream.py`,
+one event per stream every {interval:g} s, each carrying the time it was sent), through the LB
+and through nginx (1 worker, `proxy_buffering off`), opened at {rate:,.0f} a second and held
+{hold:g} s after the last one opened, by a raw asyncio client on uvloop (`bench/sse_client.py`).
+Time to first event counts from starting the connect; event delay is receive time minus send
+time; a gap in an event's sequence counts as lost, a step back as reordered. Memory is the
+proxy's resident set (nginx: master and worker), CPU its user + system time as a share of one
+core (mean over the measurement, and the peak half second). The low-load rows hold
+{idle} streams opened at 20 a second."""
+
+ROUTING_INTRO = """\
+A mixed workload (`bench/loadgen.py mixed`): open-loop Poisson arrivals of runs of the bench
+graph, {short:.0%} short (`/runs/wait`, no sleep), {long:.0%} long (`/runs/wait`, the graph
+sleeps {long_s:g} s) and {bg:.0%} background (`POST /runs`, answered at once, the worker busy
+for {bg_s:g} s), offered at a share of the fleet's capacity (short runs, closed loop at 16
+through the LB: {capacity}), through graphfleet's LB with each strategy and through nginx
+`least_conn`, in front of the same {workers} workers (SQLite store, room for 64 runs each so that
+nothing is refused). The busiest worker's peak is the most concurrent runs any worker reported
+in its `/health` `current_load`, polled every 50 ms."""
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _ms(value: float) -> str:
+    return "—" if value != value else f"{value:,.1f} ms"
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else ("**met**" if met else "**not met**")
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b or a != a or b != b:
+        return None
+    return a / b
+
+
+def _group(
+    records: list[dict[str, Any]], *keys: str
+) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[tuple(record[k] for k in keys)].append(record)
+    return groups
+
+
+def _distribution(records: list[dict[str, Any]]) -> dict[str, float]:
+    pcts = records[0].get("distribution_ms", {}).keys()
+    return {p: _median([r["distribution_ms"][p] for r in records]) for p in pcts}
+
+
+def _runs_order(item: tuple[tuple[Any, ...], Any]) -> tuple[int, int]:
+    (target, concurrency), _ = item
+    order = list(RUNS_TARGETS)
+    return (order.index(target) if target in order else len(order), concurrency)
+
+
+def runs_section(
+    records: list[dict[str, Any]], skipped: dict[str, str]
+) -> tuple[list[str], dict[str, Any]]:
+    served = _group([r for r in records if r["kind"] == "runs"], "target", "concurrency")
+    medians = {key: _median([r["runs_per_s"] for r in rs]) for key, rs in served.items()}
+    lines = ["", "## Graph runs (`BENCH_SCENARIOS=runs`)", "", RUNS_INTRO, ""]
+    lines += [
+        "| target | clients | runs/s | p50 | p99 | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for target, label in RUNS_TARGETS.items():
+        if target in skipped:
+            lines.append(f"| {label} | skipped: {skipped[target]} | | | | |")
+        for (name, concurrency), rs in sorted(served.items(), key=lambda kv: kv[0][1]):
+            if name == target:
+                lines.append(
+                    f"| {label} | {concurrency} | {medians[(name, concurrency)]:,.1f} "
+                    f"| {_ms(_median([r['p50_ms'] for r in rs]))} "
+                    f"| {_ms(_median([r['p99_ms'] for r in rs]))} "
+                    f"| {sum(r['errors'] for r in rs)} |"
+                )
+    inproc = _group([r for r in records if r["kind"] == "inprocess"], "target")
+    inproc_rps = {key[0]: _median([r["runs_per_s"] for r in rs]) for key, rs in inproc.items()}
+    if inproc:
+        lines += [
+            "",
+            "| in-process `ainvoke`, checkpointer / durability | runs/s at 16 | p50 | p99 |",
+        ]
+        lines.append("| --- | ---: | ---: | ---: |")
+        for (target,), rs in inproc.items():
+            lines.append(
+                f"| {target} | {inproc_rps[target]:,.1f} "
+                f"| {_ms(_median([r['p50_ms'] for r in rs]))} "
+                f"| {_ms(_median([r['p99_ms'] for r in rs]))} |"
+            )
+    refused = sorted({t for (t, _), rs in served.items() if any(r["errors"] for r in rs)})
+    if refused:
+        samples = sorted({e for rs in served.values() for r in rs for e in r["error_samples"]})
+        lines += [
+            "",
+            f"Rows with errors ({', '.join(RUNS_TARGETS.get(t, t) for t in refused)}): runs "
+            f"the target refused ({', '.join(samples)}); their runs/s counts completed runs "
+            "only. A worker alone answers 503 to runs beyond its `WORKER_MAX_CONCURRENCY` "
+            "(8 by default), where the LB queues them.",
+        ]
+    lines += ["", *runs_goals(served, medians, inproc_rps)]
+    plot = {
+        "runs_per_s": [
+            {"target": RUNS_TARGETS.get(t, t), "concurrency": c, "runs_per_s": v}
+            for (t, c), v in sorted(medians.items())
+        ],
+        "latency": [
+            {
+                "target": RUNS_TARGETS.get(t, t),
+                "concurrency": c,
+                "distribution_ms": _distribution(rs),
+            }
+            for (t, c), rs in sorted(served.items())
+        ],
+    }
+    return lines, plot
+
+
+def runs_goals(
+    served: dict[tuple[Any, ...], list[dict[str, Any]]],
+    medians: dict[tuple[Any, ...], float],
+    inproc_rps: dict[str, float],
+) -> list[str]:
+    top = max((c for _, c in medians), default=16)
+    vs_dev = _ratio(medians.get(("lb-sqlite", top)), medians.get(("langgraph-dev", top)))
+    c1 = served.get(("lb-sqlite", 1))
+    c1_p50 = _median([r["p50_ms"] for r in c1]) if c1 else None
+    pg_vs_sqlite = _ratio(medians.get(("lb-postgres", top)), medians.get(("lb-sqlite", top)))
+    # Per worker: the LB's two workers halved. A worker alone refuses what exceeds its
+    # WORKER_MAX_CONCURRENCY, while the LB queues it, so only the fleet figure is comparable.
+    lb_sqlite, lb_pg = medians.get(("lb-sqlite", top)), medians.get(("lb-postgres", top))
+    per_worker_sqlite = _ratio(
+        lb_sqlite / 2 if lb_sqlite else None, inproc_rps.get("sqlite/default")
+    )
+    per_worker_pg = _ratio(lb_pg / 2 if lb_pg else None, inproc_rps.get("postgres/default"))
+
+    def shown(value: float | None, unit: str = TIMES) -> str:
+        return "—" if value is None else f"{value:.2f}{unit}"
+
+    def met(value: float | None, ok: bool) -> str:
+        return _verdict(None if value is None else ok)
+
+    return [
+        "Targets:",
+        "",
+        f"- LB + 2 workers on SQLite vs `langgraph dev`, runs/s at {top}: "
+        f"at least {GOAL_VS_DEV}{TIMES};"
+        f" measured {shown(vs_dev)} — {met(vs_dev, (vs_dev or 0) >= GOAL_VS_DEV)}.",
+        f"- LB + 2 workers on SQLite, p50 at 1 client: under {GOAL_C1_P50_MS:.0f} ms; measured "
+        f"{shown(c1_p50, ' ms')} — {met(c1_p50, (c1_p50 or 1e9) < GOAL_C1_P50_MS)}.",
+        f"- Postgres + Redis vs SQLite (LB + 2 workers, runs/s at {top}): at least 1{TIMES}; "
+        f"measured {shown(pg_vs_sqlite)} — {met(pg_vs_sqlite, (pg_vs_sqlite or 0) >= 1.0)}.",
+        f"- Per worker vs in-process `ainvoke` with the same checkpointer and default durability, "
+        f"at {top} (LB + 2 workers, halved): at least {GOAL_PER_WORKER}{TIMES}; SQLite "
+        f"{shown(per_worker_sqlite)} — "
+        f"{met(per_worker_sqlite, (per_worker_sqlite or 0) >= GOAL_PER_WORKER)}; "
+        f"Postgres {shown(per_worker_pg)} — "
+        f"{met(per_worker_pg, (per_worker_pg or 0) >= GOAL_PER_WORKER)}.",
+    ]
+
+
+def sse_section(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    sse = [r for r in records if r["kind"] == "sse"]
+    first = next((r for r in sse if r["phase"] == "load"), sse[0])
+    interval_s = 0.5
+    lines = ["", "## SSE streams (`BENCH_SCENARIOS=sse`)", ""]
+    lines.append(
+        SSE_INTRO.format(
+            interval=interval_s,
+            rate=first["open_per_s"],
+            hold=first.get("hold_s", 0.0) or 0.0,
+            idle=next((r["streams"] for r in sse if r["phase"] == "idle"), 0),
+        )
+    )
+    groups = _group(sse, "phase", "target")
+    lines += [
+        "",
+        "| target | streams | with events | first event p50 / p99 | event delay p50 / p99 "
+        "| lost / reordered | failed / ended early | peak RSS | CPU mean / peak "
+        "| client CPU peak |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    figures: dict[tuple[str, str], dict[str, float]] = {}
+    for (phase, target), rs in sorted(groups.items()):
+        fig = {
+            key: _median([r[key] for r in rs])
+            for key in (
+                "streams_with_events",
+                "ttfe_p50_ms",
+                "ttfe_p99_ms",
+                "delay_p50_ms",
+                "delay_p99_ms",
+                "peak_rss_mib",
+                "cpu_pct_mean",
+                "cpu_pct_peak",
+                "client_cpu_pct_peak",
+            )
+        }
+        for key in ("lost", "reordered", "failed", "ended_early"):
+            fig[key] = sum(r[key] for r in rs)
+        fig["without_events"] = sum(r["streams"] - r["streams_with_events"] for r in rs)
+        figures[(phase, target)] = fig
+        rss = f"{fig['peak_rss_mib']:,.0f} MiB" if phase == "load" else "—"
+        cpu = (
+            f"{fig['cpu_pct_mean']:.0f} % / {fig['cpu_pct_peak']:.0f} %" if phase == "load" else "—"
+        )
+        lines.append(
+            f"| {SSE_TARGETS.get(target, target)}{' (low load)' if phase == 'idle' else ''} "
+            f"| {rs[0]['streams']:,} | {fig['streams_with_events']:,.0f} "
+            f"| {_ms(fig['ttfe_p50_ms'])} / {_ms(fig['ttfe_p99_ms'])} "
+            f"| {_ms(fig['delay_p50_ms'])} / {_ms(fig['delay_p99_ms'])} "
+            f"| {fig['lost']:.0f} / {fig['reordered']:.0f} "
+            f"| {fig['failed']:.0f} / {fig['ended_early']:.0f} "
+            f"| {rss} | {cpu} | {fig['client_cpu_pct_peak']:.0f} % |"
+        )
+    lines += ["", *sse_goals(figures)]
+    plot = {
+        "memory": [
+            {"target": SSE_TARGETS.get(r["target"], r["target"]), "samples": r["samples"]}
+            for r in sse
+            # The first round: fresh processes, before any earlier round's high-water mark.
+            if r["phase"] == "load" and r["round"] == min(x["round"] for x in sse)
+        ]
+    }
+    return lines, plot
+
+
+def sse_goals(figures: dict[tuple[str, str], dict[str, float]]) -> list[str]:
+    lb, nginx = figures.get(("load", "lb")), figures.get(("load", "nginx"))
+    lines = ["Targets:", ""]
+    if lb and nginx:
+        ttfe = _ratio(lb["ttfe_p99_ms"], nginx["ttfe_p99_ms"])
+        delay = _ratio(lb["delay_p99_ms"], nginx["delay_p99_ms"])
+        intact = lb["lost"] == 0 and lb["reordered"] == 0 and lb["without_events"] == 0
+        lines += [
+            f"- Time to first event p99 at most {GOAL_SSE_VS_NGINX}{TIMES} nginx's: "
+            f"{_ms(lb['ttfe_p99_ms'])} vs {_ms(nginx['ttfe_p99_ms'])}, "
+            f"{(ttfe or 0):.2f}{TIMES} — {_verdict((ttfe or 1e9) <= GOAL_SSE_VS_NGINX)}.",
+            f"- Event delay p99 at most {GOAL_SSE_VS_NGINX}{TIMES} nginx's: "
+            f"{_ms(lb['delay_p99_ms'])} vs {_ms(nginx['delay_p99_ms'])}, "
+            f"{(delay or 0):.2f}{TIMES} — {_verdict((delay or 1e9) <= GOAL_SSE_VS_NGINX)}.",
+            f"- LB memory under {GOAL_SSE_RSS_MIB:.0f} MB: peak {lb['peak_rss_mib']:,.0f} MiB — "
+            f"{_verdict(lb['peak_rss_mib'] * 1.048576 < GOAL_SSE_RSS_MIB)}.",
+            f"- Nothing lost or reordered through the LB: {lb['lost']:.0f} lost, "
+            f"{lb['reordered']:.0f} reordered, {lb['failed']:.0f} failed, "
+            f"{lb['without_events']:.0f} opened but without an event by the end (nginx: "
+            f"{nginx['without_events']:.0f}), "
+            f"{lb['ended_early']:.0f} ended early — "
+            f"{_verdict(intact and not lb['failed'] and not lb['ended_early'])}.",
+        ]
+    idle_lb, idle_direct = figures.get(("idle", "lb")), figures.get(("idle", "direct"))
+    if idle_lb and idle_direct:
+        gap = idle_lb["ttfe_p50_ms"] - idle_direct["ttfe_p50_ms"]
+        lines.append(
+            f"- Time to first event at low load within {GOAL_SSE_IDLE_TTFE_MS:g} ms of direct at "
+            f"p50: {_ms(idle_lb['ttfe_p50_ms'])} vs {_ms(idle_direct['ttfe_p50_ms'])} "
+            f"(+{gap:.2f} ms) — {_verdict(gap <= GOAL_SSE_IDLE_TTFE_MS)}."
+        )
+    busy = max((f["client_cpu_pct_peak"] for f in figures.values()), default=0.0)
+    lines.append(
+        f"- The client's own CPU peaked at {busy:.0f} % of a core"
+        + (
+            ": it may itself have limited the figures."
+            if busy >= 85
+            else ", below saturation: the client did not hold the streams back (waiting for a "
+            "CPU behind other processes still counts in every figure)."
+        )
+    )
+    return lines
+
+
+def routing_section(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    routing = [r for r in records if r["kind"] == "routing"]
+    meta = routing[0]
+    lines = ["", "## Routing of mixed runs (`BENCH_SCENARIOS=routing`)", ""]
+    lines.append(
+        ROUTING_INTRO.format(
+            short=1 - meta.get("long_share", 0.1) - meta.get("background_share", 0.05),
+            long=meta.get("long_share", 0.1),
+            long_s=meta.get("long_sleep_s", 1.0),
+            bg=meta.get("background_share", 0.05),
+            bg_s=meta.get("background_sleep_s", 3.0),
+            capacity=f"{meta.get('capacity_per_s', 0.0):,.1f} runs/s",
+            workers=len(meta["peak_load_by_worker"]) or "the",
+        )
+    )
+    lines += [
+        "",
+        "| target | load | runs/s offered | short p50 | short p99 | busiest worker's peak "
+        "| errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    groups = _group(routing, "load", "target")
+    p99: dict[tuple[float, str], float] = {}
+    for (load, target), rs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], list(ROUTING_TARGETS).index(kv[0][1]))
+    ):
+        p99[(load, target)] = _median([r["p99_ms"] for r in rs])
+        errors = sum(sum(r["errors"].values()) for r in rs)
+        lines.append(
+            f"| {ROUTING_TARGETS.get(target, target)} | {load:.0%} "
+            f"| {_median([r['rate_per_s'] for r in rs]):,.1f} "
+            f"| {_ms(_median([r['p50_ms'] for r in rs]))} | {_ms(p99[(load, target)])} "
+            f"| {_median([r['busiest_peak'] for r in rs]):.0f} | {errors} |"
+        )
+    ratio = _ratio(
+        p99.get((GOAL_ROUTING_LOAD, "least_loaded")),
+        p99.get((GOAL_ROUTING_LOAD, "nginx_least_conn")),
+    )
+    lines += [
+        "",
+        "Target:",
+        "",
+        f"- `least_loaded` short-run p99 at most {GOAL_ROUTING_VS_NGINX}{TIMES} nginx "
+        f"`least_conn`'s at {GOAL_ROUTING_LOAD:.0%} load: "
+        + (
+            "not measured"
+            if ratio is None
+            else f"{ratio:.2f}{TIMES} — {_verdict(ratio <= GOAL_ROUTING_VS_NGINX)}."
+        ),
+    ]
+    plot = {
+        "p99": [
+            {"target": ROUTING_TARGETS.get(t, t), "load": load, "p99_ms": v}
+            for (load, t), v in sorted(p99.items())
+        ]
+    }
+    return lines, plot
+
+
+def sections(
+    records: list[dict[str, Any]], skipped: dict[tuple[str, str], str]
+) -> tuple[list[str], dict[str, Any]]:
+    """Markdown for each scenario that has records, and the figures for the plots."""
+    lines: list[str] = []
+    plots: dict[str, Any] = {}
+    runs_skipped = {t: why for (s, t), why in skipped.items() if s == "runs"}
+    if any(r["kind"] in {"runs", "inprocess"} for r in records) or runs_skipped:
+        more, plots["runs"] = runs_section(records, runs_skipped)
+        lines += [*more, "", "![runs/s by clients](benchmarks-runs.png)"]
+        lines += ["", "![latency distributions](benchmarks-runs-latency.png)"]
+    if any(r["kind"] == "sse" for r in records):
+        more, plots["sse"] = sse_section(records)
+        lines += [*more, "", "![proxy memory by open streams](benchmarks-sse-memory.png)"]
+    if any(r["kind"] == "routing" for r in records):
+        more, plots["routing"] = routing_section(records)
+        lines += [*more, "", "![short-run p99 by load](benchmarks-routing.png)"]
+    return lines, plots
