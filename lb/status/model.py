@@ -121,6 +121,9 @@ def status_document(
             "running": sum(r["running"] for r in reported),
             "queued": sum(r["queued"] for r in reported),
             "ended": sampler.runs_ended(wall_now - RUNS_WINDOW_S),
+            # Outcomes are counted from when the status was first read (workers are polled
+            # only while someone watches): null until then.
+            "counted_since": None if sampler.runs_since is None else round(sampler.runs_since, 3),
         },
         "history": {
             "interval_s": sampler.interval_s,

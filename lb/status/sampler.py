@@ -1,5 +1,6 @@
 """The status page's background sampler: every ``interval_s`` it reads the LB's cumulative
-request counters and each worker's run counters, and keeps what the page draws.
+request counters and, while someone watches (:meth:`Sampler.watch`), each worker's run
+counters, and keeps what the page draws.
 
 It runs as its own task in the admin app's lifecycle, so the proxy's per-request path does
 no work for the page: the counters it reads are the Prometheus ones the proxy keeps anyway.
@@ -119,6 +120,9 @@ class Sampler:
         self._wall_clock = wall_clock
         self._timeout = aiohttp.ClientTimeout(total=scrape_timeout_s)
         capacity = max(2, math.ceil(history_s / interval_s) + 1)
+        self._watch_s = history_s
+        self._watched_until = -math.inf
+        self.runs_since: float | None = None  # wall time of the first read of the watch
         self.points: Ring[FleetPoint] = Ring(capacity)
         self._cumulative: Ring[Cumulative] = Ring(capacity)
         self.decisions: Ring[DecisionRecord] = Ring(MAX_DECISIONS)
@@ -138,8 +142,14 @@ class Sampler:
     async def sample(self) -> FleetPoint | None:
         """Take one sample; returns the chart point it added (none on the first sample)."""
         members = list(self._instances())
-        reports = await self._scrape(members)
+        watching = self._clock() < self._watched_until
+        reports = await self._scrape(members) if watching else {}
         now = self._clock()
+        if not watching:
+            # Run counts read after a pause would all land in one sample: start afresh.
+            self.runs, self.runs_since = {}, None
+        elif self.runs_since is None:
+            self.runs_since = self._wall_clock()
         bounds, counters = read_counters(self._requests, self._durations)
         self.bounds = bounds or self.bounds
         previous = self._cumulative.latest
@@ -148,7 +158,10 @@ class Sampler:
         for instance_id, report in reports.items():
             for outcome, count in ended_between(self.runs.get(instance_id), report).items():
                 ended[outcome] = ended.get(outcome, 0) + count
-        self.runs = {m.id: reports.get(m.id, self.runs.get(m.id, WorkerRuns())) for m in members}
+        if watching:
+            self.runs = {
+                m.id: reports.get(m.id, self.runs.get(m.id, WorkerRuns())) for m in members
+            }
         desired = self._record_decision()
         if previous is None:
             return None
@@ -162,6 +175,11 @@ class Sampler:
         )
         self.points.append(point)
         return point
+
+    def watch(self) -> None:
+        """Someone reads the status (the page, ``graphfleet ctl``): read the workers' run
+        counters for the next ``history_s``. Nobody watching, no worker is polled."""
+        self._watched_until = self._clock() + self._watch_s
 
     def window(self, instance_id: str) -> Window:
         """One instance's rates over the last ``window_s`` (or as much as was sampled)."""

@@ -204,6 +204,7 @@ def build(parts: Components) -> StatusPage:
     )
 
     def document() -> dict[str, Any]:
+        sampler.watch()
         autoscaler = parts.autoscaler
         return status_document(
             instances=parts.registry.snapshot.instances,

@@ -226,7 +226,11 @@
   function renderRuns(doc) {
     $("sum-running").textContent = doc.runs.running;
     $("sum-queued").textContent = doc.runs.queued;
-    $("runs-window").textContent = Math.round(doc.runs.window_s / 60);
+    const since = doc.runs.counted_since;
+    const windowStart = doc.generated_at - doc.runs.window_s;
+    $("runs-title").textContent = since === null || since <= windowStart
+      ? `Runs ended, last ${Math.round(doc.runs.window_s / 60)} minutes`
+      : `Runs ended since ${new Date(since * 1000).toLocaleTimeString()}`;
     const entries = Object.entries(doc.runs.ended);
     $("runs-ended").replaceChildren(...(entries.length ? entries : [["none", 0]]).map(([k, v]) => {
       const li = document.createElement("li");

@@ -99,9 +99,7 @@ class RawWorker:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                # The LB's own polls (health checks, the status page's run counts) are not
-                # the traffic under test.
-                if head.startswith((b"GET /health ", b"GET /metrics ")):
+                if head.startswith(b"GET /health "):
                     body = b'{"status": "ok", "current_load": 0}'
                     writer.write(
                         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

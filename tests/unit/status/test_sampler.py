@@ -132,3 +132,17 @@ async def test_decisions_are_kept_when_they_say_something_new(clocks: Clocks) ->
         autoscaler.last = {**hold, "reason": f"r{i}"}
         await sampler.sample()
     assert len(sampler.decisions) == MAX_DECISIONS
+
+
+async def test_workers_are_read_only_while_someone_watches(clocks: Clocks) -> None:
+    sampler = _sampler(LBMetrics(), clocks, [Member("a")], history_s=60.0)
+    await sampler.sample()
+    assert sampler.runs_since is None  # nobody has looked: no worker was polled
+    sampler.watch()
+    clocks.tick(10.0)
+    await sampler.sample()
+    assert sampler.runs_since == clocks.wall
+    assert set(sampler.runs) == {"a"}
+    clocks.tick(61.0)  # the watch lapsed: counts start afresh at the next look
+    await sampler.sample()
+    assert (sampler.runs_since, sampler.runs) == (None, {})
