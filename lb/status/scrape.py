@@ -1,8 +1,8 @@
 """What a worker says about its runs, read from its Prometheus text (``GET /metrics``).
 
-One request per worker per sampling interval gives the three facts the page shows: runs in
-progress (``graphfleet_worker_runs_in_progress``), runs queued
-(``graphfleet_worker_runs_queued``) and runs ended by outcome
+While someone watches the status, one request per worker per sampling interval gives the
+three facts the page shows: runs in progress (``graphfleet_worker_runs_in_progress``), runs
+queued (``graphfleet_worker_runs_queued``) and runs ended by outcome
 (``graphfleet_worker_runs_total{outcome=...}``, summed over graphs). The health check's
 ``running``/``queued`` would give the first two but not the outcomes, so ``/metrics`` is the
 one source that answers all three.
