@@ -114,11 +114,15 @@ async def asset(request: web.Request) -> web.Response:
 
 
 async def _login_token(request: web.Request) -> str | web.Response:
+    too_large = f"body over {MAX_LOGIN_BODY_BYTES} bytes"
     if request.content_length is not None and request.content_length > MAX_LOGIN_BODY_BYTES:
-        return error_response(413, "body_too_large", f"body over {MAX_LOGIN_BODY_BYTES} bytes")
-    raw = await request.content.read(MAX_LOGIN_BODY_BYTES + 1)
+        return error_response(413, "body_too_large", too_large)
+    try:
+        raw = await request.read()  # a chunked body: bounded by the app's client_max_size
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "body_too_large", too_large)
     if len(raw) > MAX_LOGIN_BODY_BYTES:
-        return error_response(413, "body_too_large", f"body over {MAX_LOGIN_BODY_BYTES} bytes")
+        return error_response(413, "body_too_large", too_large)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -215,3 +215,19 @@ async def test_the_document_counts_traffic_and_the_runs_workers_report(
     served = [i for i in doc["instances"] if i["requests_per_s"]]
     assert served
     assert all(i["p50_ms"] is not None and i["error_ratio"] == 0 for i in served)
+
+
+async def test_a_chunked_oversized_login_is_refused(
+    start_lb: StartLB, workers: list[FakeWorker], browser: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1], admin_token=TOKEN)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the size shows as it comes
+        yield b'{"token": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}'
+
+    async with browser.post(admin(balancer, "/status/login"), data=chunks()) as r:
+        await _error(r, 413, "body_too_large")
+        assert "Set-Cookie" not in r.headers
