@@ -156,6 +156,7 @@ async def test_up_without_a_langgraph_json_says_so(tmp_path: Path) -> None:
     assert b"--config PATH" in err
 
 
+@pytest.mark.timeout(120)  # `worker --help` imports LangGraph: slow on a loaded machine
 @pytest.mark.parametrize(
     ("command", "expected"),
     [("lb", b"--status-interval-s LB_STATUS_INTERVAL_S"), ("worker", b"--graphs WORKER_GRAPHS")],
