@@ -31,14 +31,13 @@ $(ORACLE_STAMP): $(UV) $(ORACLE_REQUIREMENTS)
 
 oracle: $(ORACLE_STAMP)
 
-# The LB on :8080 (admin :8081) running the fleet itself: the local autoscaler keeps 2 to
-# $(WORKERS_MAX) worker processes on free loopback ports, sharing one SQLite store in data/.
+# `graphfleet up` on the shipped example graphs: the LB on :8080 (admin, status page and
+# metrics on :8081) running the fleet itself: the local autoscaler keeps 2 to $(WORKERS_MAX)
+# worker processes on free loopback ports, sharing one SQLite store in .graphfleet/.
 WORKERS_MAX ?= 4
 run: $(STAMP)
-	LB_AUTOSCALE=local LB_AUTOSCALE_MIN=$${LB_AUTOSCALE_MIN:-2} \
-	LB_AUTOSCALE_MAX=$${LB_AUTOSCALE_MAX:-$(WORKERS_MAX)} \
-	LB_LOG_FORMAT=$${LB_LOG_FORMAT:-console} WORKER_LOG_FORMAT=$${WORKER_LOG_FORMAT:-console} \
-		$(VENV)/bin/python -m lb
+	$(VENV)/bin/graphfleet up --config worker/examples/langgraph.json \
+		--workers $${LB_AUTOSCALE_MIN:-2}:$${LB_AUTOSCALE_MAX:-$(WORKERS_MAX)}
 
 test: $(STAMP) $(ORACLE_STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""``python -m lb``: the graphfleet load balancer."""
+"""``python -m lb``: the graphfleet load balancer; ``python -m lb ctl ...``: its admin CLI."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ async def serve(settings: LBSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["ctl"]:
+        from lb import ctl
+
+        sys.exit(ctl.main(args[1:]))
     settings = load_settings(LBSettings, argv, prog="python -m lb", env_prefix="LB_")
     configure_logging(settings.log_level, settings.log_format)
     # Counters without the *_created companions: nobody graphs them and they double the series.

@@ -23,6 +23,9 @@ from lb.errors import error_response
 from lb.fleet.control import Conflict
 from lb.fleet.registry import INSTANCE_ID, Instance
 from lb.routing.strategies import STRATEGIES, make_strategy
+from lb.status import views as status_views
+from lb.status.auth import NO_SESSION, Denied
+from lb.status.views import STATUS_PAGE
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -227,6 +230,23 @@ async def put_autoscaler(request: web.Request) -> web.Response:
 # -- middleware ------------------------------------------------------------------------------
 
 
+def _unauthorized(request: web.Request, token: str) -> web.Response | None:
+    """``None`` when the request may use the admin API: the right bearer token or, without an
+    Authorization header, a status page session (with its CSRF token on writes)."""
+    supplied = request.headers.get("Authorization")
+    if supplied is not None:
+        if hmac.compare_digest(supplied.encode("utf-8", "replace"), f"Bearer {token}".encode()):
+            return None
+        denied: Denied | None = NO_SESSION
+    else:
+        page = request.app.get(STATUS_PAGE)
+        denied = NO_SESSION if page is None else page.authorize(request)
+    if denied is None:
+        return None
+    headers = {"WWW-Authenticate": "Bearer"} if denied.status == 401 else None
+    return error_response(denied.status, denied.code, denied.message, headers=headers)
+
+
 @web.middleware
 async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     parts = request.app[COMPONENTS]
@@ -236,16 +256,10 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     outcome = "error"
     try:
         if is_admin and parts.settings.admin_token:
-            supplied = request.headers.get("Authorization", "")
-            expected = f"Bearer {parts.settings.admin_token}"
-            if not hmac.compare_digest(supplied.encode(), expected.encode()):
+            denied = _unauthorized(request, parts.settings.admin_token)
+            if denied is not None:
                 outcome = "unauthorized"
-                return error_response(
-                    401,
-                    "unauthorized",
-                    "missing or wrong bearer token",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                return denied
         try:
             response = await handler(request)
         except Invalid as exc:
@@ -281,4 +295,5 @@ def admin_app(parts: Components) -> web.Application:
     r.add_put("/admin/strategy", put_strategy)
     r.add_get("/admin/autoscaler", get_autoscaler)
     r.add_put("/admin/autoscaler", put_autoscaler)
+    status_views.add_routes(app, status_views.build(parts))
     return app

@@ -200,6 +200,17 @@ class LBSettings(BaseSettings):
         30.0, gt=0, description="docker: timeout of one Engine API call."
     )
 
+    # Status page (admin port, GET /)
+    status_interval_s: float = Field(
+        2.0, gt=0, description="Time between the status page's samples of the fleet."
+    )
+    status_history_s: float = Field(
+        600.0, gt=0, description="How far back the status page's charts go."
+    )
+    status_session_ttl_s: float = Field(
+        28800.0, gt=0, description="How long a status page sign-in lasts."
+    )
+
     # Logging
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_format: Literal["json", "console"] = Field("json", description="Log output format.")

@@ -29,6 +29,10 @@ class FakeWorker:
     active: int = 0  # /slow requests in progress
     upload_bytes: int = 0
     ws_close_codes: list[int | None] = field(default_factory=list)
+    # GET /metrics: runs as a worker reports them (in progress, queued, ended by outcome).
+    runs_running: int = 0
+    runs_queued: int = 0
+    runs_ended: dict[str, int] = field(default_factory=dict)
     # /gated: each piece put here is written as one chunk; a (piece, True) tuple ends the body.
     gate: asyncio.Queue[tuple[bytes, bool]] = field(default_factory=asyncio.Queue)
     runner: web.AppRunner | None = None
@@ -43,6 +47,7 @@ class FakeWorker:
         app[FAKE] = self
         r = app.router
         r.add_get("/health", _health)
+        r.add_get("/metrics", _metrics)
         r.add_route("*", "/echo", _echo)
         r.add_get("/slow", _slow)
         r.add_get("/sse", _sse)
@@ -85,6 +90,20 @@ async def _health(request: web.Request) -> web.Response:
     if fake.max_capacity is not None:
         body["max_capacity"] = fake.max_capacity
     return web.json_response(body, status=fake.health_status)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    fake = request.app[FAKE]  # scraped by the LB's status page, not counted as traffic
+    lines = [
+        "# TYPE graphfleet_worker_runs_in_progress gauge",
+        f"graphfleet_worker_runs_in_progress {fake.runs_running}.0",
+        f"graphfleet_worker_runs_queued {fake.runs_queued}.0",
+    ]
+    lines += [
+        f'graphfleet_worker_runs_total{{graph_id="g",outcome="{outcome}"}} {count}.0'
+        for outcome, count in fake.runs_ended.items()
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 
 async def _echo(request: web.Request) -> web.Response:

@@ -123,9 +123,11 @@ LB_LAYERS = {
     "lb.proxy": 4,
     "lb.autoscaler": 4,
     "lb.components": 5,
-    "lb.admin": 6,
-    "lb.app": 7,
-    "lb.__main__": 8,
+    "lb.status": 6,  # the status page: reads the components, served by the admin app
+    "lb.admin": 7,
+    "lb.app": 8,
+    "lb.ctl": 0,  # the admin API's command-line client: HTTP only, imports no lb module
+    "lb.__main__": 9,
 }
 
 
