@@ -84,8 +84,8 @@ async def test_a_run_out_of_attempts_fails_saying_so_and_tells_the_hooks(
         assert record.error is not None
         assert record.error["error"] == "RunAbandoned"
         assert "after 1 attempts" in record.error["message"]
-        assert received[0]["event"] == "graph.failed"
-        assert received[0]["run"]["run_id"] == run["run_id"]
+        assert received[0]["event_type"] == "graph.failed"
+        assert received[0]["data"]["run_id"] == run["run_id"]
         assert (await sdk.threads.get(thread_id))["status"] == "error"
     finally:
         await sdk.aclose()

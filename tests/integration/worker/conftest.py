@@ -54,7 +54,7 @@ async def make_worker(tmp_path: Path) -> AsyncIterator[WorkerFactory]:
             "store": f"sqlite:///{tmp_path}/worker-{port}.sqlite",
             "heartbeat_s": 0.5,
             "shutdown_timeout_s": 5.0,
-            "webhook_allow_loopback": True,
+            "webhook_allow_networks": ["loopback"],
             "log_level": "warning",
         }
         values.update(overrides)
