@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from standardwebhooks import Webhook
 
-from tests.integration.webhooks.conftest import FAST, Receiver, Received
+from tests.integration.webhooks.conftest import FAST, Received, Receiver
 from tests.integration.worker.conftest import Worker, WorkerFactory
 from tests.support import eventually
 
@@ -68,7 +68,8 @@ async def test_a_registered_hook_gets_signed_events_of_a_run(
             shown = await response.json()
         async with http.get(f"{worker.url}/webhooks") as response:
             listed = await response.json()
-    assert "secret" not in shown and all("secret" not in h for h in listed)
+    assert "secret" not in shown
+    assert all("secret" not in h for h in listed)
     by_type = {r.json()["event_type"]: r for r in receiver.at("/hook")}
     assert set(by_type) == {"graph.started", "graph.completed"}
     done = by_type["graph.completed"]
@@ -118,7 +119,7 @@ async def test_a_receiver_failing_its_first_attempts_gets_the_event_after_retrie
         attempts = await three_attempts()
     ids = {r.headers["webhook-id"] for r in receiver.seen}
     assert len(ids) == 1  # the same event id on every retry: receivers de-duplicate by it
-    assert [a["status_code"] for a in reversed(attempts)] == [503, 500, 200 + 4]
+    assert [a["status_code"] for a in reversed(attempts)] == [503, 500, 204]
     assert [a["status"] for a in reversed(attempts)] == ["pending", "pending", "delivered"]
     assert attempts[-1]["next_attempt_at"] is not None
 
@@ -197,7 +198,8 @@ async def test_the_sdk_webhook_field_and_configured_hooks(
     assert doc["thread_id"] == thread["thread_id"]
     assert doc["status"] == "success"
     assert doc["values"]["steps"] == ["extract", "transform", "load"]
-    assert "webhook_sent_at" in doc and "run_ended_at" in doc
+    assert "webhook_sent_at" in doc
+    assert "run_ended_at" in doc
     events = sorted(r.json()["event_type"] for r in receiver.at("/configured"))
     assert events == ["graph.completed", "graph.started"]
     secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -217,7 +219,8 @@ async def test_metrics_count_deliveries(make_worker: WorkerFactory, receiver: Re
                 text = await response.text()
             return (
                 'graphfleet_worker_webhook_deliveries_total{event="graph.completed",'
-                'outcome="delivered"} 1.0' in text
+                'outcome="delivered"} 1.0'
+                in text
                 and "graphfleet_worker_webhook_outbox_size 0.0" in text
             )
 
