@@ -65,7 +65,7 @@ class AddressPolicy:
             ip = ip.ipv4_mapped
         if any(ip in network for network in self._allow):
             return None
-        if ip.is_global:
+        if ip.is_global and not ip.is_multicast:  # is_global counts multicast in
             return None
         kind = (
             "loopback"
@@ -74,6 +74,8 @@ class AddressPolicy:
             if ip.is_link_local
             else "private"
             if ip.is_private
+            else "multicast"
+            if ip.is_multicast
             else "non-public"
         )
         return f"{ip} is a {kind} address (allow its network with WORKER_WEBHOOK_ALLOW_NETWORKS)"
