@@ -3,6 +3,8 @@ is registered or a run names one, and again at delivery when a DNS answer change
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 from langgraph_sdk.errors import UnprocessableEntityError
@@ -26,7 +28,7 @@ class FakeDns:
         return self.answers[host]
 
 
-async def _post(http: aiohttp.ClientSession, url: str, body: object) -> tuple[int, dict[str, str]]:
+async def _post(http: aiohttp.ClientSession, url: str, body: object) -> tuple[int, Any]:
     async with http.post(url, json=body) as response:
         return response.status, await response.json()
 
