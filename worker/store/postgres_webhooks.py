@@ -276,6 +276,20 @@ class PostgresWebhookStore(WebhookStore):
             for row in rows
         ]
 
+    @shielded
+    async def prune(self, older_than_s: float) -> int:
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "DELETE FROM gf_webhook_deliveries WHERE status != 'pending' AND "
+                "updated_at < now() - make_interval(secs => %s)",
+                (older_than_s,),
+            )
+            await conn.execute(
+                "DELETE FROM gf_webhook_events e WHERE NOT EXISTS (SELECT 1 FROM "
+                "gf_webhook_deliveries d WHERE d.event_id = e.event_id)"
+            )
+            return cur.rowcount
+
     async def outbox_stats(self) -> OutboxStats:
         (row,) = await self._fetch(
             "SELECT count(*) AS pending, min(created_at) AS oldest FROM gf_webhook_deliveries "

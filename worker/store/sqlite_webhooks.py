@@ -337,6 +337,20 @@ class SqliteWebhookStore(WebhookStore):
             for row in rows
         ]
 
+    @shielded
+    async def prune(self, older_than_s: float) -> int:
+        conn = self._conn()
+        cur = await conn.execute(
+            "DELETE FROM gf_webhook_deliveries WHERE status != 'pending' AND updated_at < ?",
+            (self._now_s() - older_than_s,),
+        )
+        await conn.execute(
+            "DELETE FROM gf_webhook_events WHERE NOT EXISTS (SELECT 1 FROM "
+            "gf_webhook_deliveries d WHERE d.event_id = gf_webhook_events.event_id)"
+        )
+        await conn.commit()
+        return cur.rowcount
+
     async def outbox_stats(self) -> OutboxStats:
         async with self._conn().execute(
             "SELECT count(*), min(created_at) FROM gf_webhook_deliveries WHERE status = 'pending'"

@@ -166,5 +166,10 @@ class WebhookStore(abc.ABC):
         """The hook's most recent attempts, newest first."""
 
     @abc.abstractmethod
+    async def prune(self, older_than_s: float) -> int:
+        """Delete deliveries that ended more than ``older_than_s`` ago, and events left with
+        no delivery; returns how many deliveries went. Pending ones are never touched."""
+
+    @abc.abstractmethod
     async def outbox_stats(self) -> OutboxStats:
         """How many deliveries are pending, and since when the oldest one."""

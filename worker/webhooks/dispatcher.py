@@ -30,6 +30,10 @@ from worker.webhooks.sender import Answer, Sender
 
 log = structlog.get_logger("worker.webhooks")
 
+# Ended deliveries (and their events) are kept this long, then pruned, once an hour.
+KEEP_ENDED_S = 7 * 86400.0
+PRUNE_INTERVAL_S = 3600.0
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -89,6 +93,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._per_target: dict[str, int] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
+        self._pruned_at: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -128,10 +133,17 @@ class Dispatcher:
         return len(deliveries)
 
     async def measure(self) -> None:
+        """Update the outbox gauges; prune ended deliveries when it is time."""
+        now = self._clock()
+        if self._pruned_at is None or (now - self._pruned_at).total_seconds() > PRUNE_INTERVAL_S:
+            self._pruned_at = now
+            pruned = await self._store.prune(KEEP_ENDED_S)
+            if pruned:
+                log.info("webhook_deliveries_pruned", count=pruned)
         stats = await self._store.outbox_stats()
         self._metrics.outbox_size.set(stats.pending)
         oldest = stats.oldest_pending_at
-        age_s = (self._clock() - oldest).total_seconds() if oldest is not None else 0.0
+        age_s = (now - oldest).total_seconds() if oldest is not None else 0.0
         self._metrics.outbox_oldest_age.set(max(0.0, age_s))
 
     async def _deliver(self, delivery: Delivery) -> None:

@@ -144,3 +144,16 @@ async def test_attempts_are_listed_and_a_hook_failing_too_long_is_disabled(store
     assert await hooks.delete_hook("h")
     assert await hooks.get_hook("h") is None
     assert not await hooks.delete_hook("h")
+
+
+async def test_ended_deliveries_are_pruned_and_pending_ones_kept(store: Store) -> None:
+    hooks = store.webhooks
+    await hooks.add_events([_event("msg_1", "x", Target("run", "https://r.test/"))])
+    await hooks.add_events([_event("msg_2", "x", Target("run", "https://s.test/"))])
+    claimed = await hooks.claim_deliveries("w1", limit=1, lease_s=30, exclude_targets=[])
+    done = AttemptResult(claimed[0].delivery_id, "delivered", 204, 0.1, None, None)
+    await hooks.finish_attempt("w1", done, disable_after_s=0)
+    assert await hooks.prune(3600.0) == 0  # ended too recently
+    assert await hooks.prune(0.0) == 1
+    assert await hooks.prune(0.0) == 0
+    assert (await hooks.outbox_stats()).pending == 1
