@@ -18,6 +18,9 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
+# Generous: the machine running the suite may be busy; a pass is usually far quicker.
+WAIT_S = 30.0
+
 
 async def _hook(http: aiohttp.ClientSession, worker: Worker, **body: object) -> dict[str, str]:
     async with http.post(f"{worker.url}/webhooks", json=body) as response:
@@ -62,7 +65,7 @@ async def test_a_registered_hook_gets_signed_events_of_a_run(
         secret = hook["secret"]
         assert secret.startswith("whsec_")
         thread = await _run(http, worker)
-        await eventually(lambda: len(receiver.at("/hook")) == 2)
+        await eventually(lambda: len(receiver.at("/hook")) == 2, timeout_s=WAIT_S)
         # The secret is shown once: never again.
         async with http.get(f"{worker.url}/webhooks/{hook['webhook_id']}") as response:
             shown = await response.json()
@@ -92,7 +95,7 @@ async def test_a_tampered_body_fails_verification(
     async with aiohttp.ClientSession() as http:
         hook = await _hook(http, worker, url=f"{receiver.url}/hook", events=["graph.completed"])
         await _run(http, worker)
-        await eventually(lambda: bool(receiver.at("/hook")))
+        await eventually(lambda: bool(receiver.at("/hook")), timeout_s=WAIT_S)
     got = receiver.at("/hook")[0]
     forged = Received(got.path, got.body.replace(b"success", b"failure"), got.headers)
     assert stdlib_verify(hook["secret"], got)
@@ -107,7 +110,7 @@ async def test_a_receiver_failing_its_first_attempts_gets_the_event_after_retrie
     async with aiohttp.ClientSession() as http:
         hook = await _hook(http, worker, url=f"{receiver.url}/hook", events=["graph.completed"])
         await _run(http, worker)
-        await eventually(lambda: bool(receiver.at("/hook")))
+        await eventually(lambda: bool(receiver.at("/hook")), timeout_s=WAIT_S)
 
         async def three_attempts() -> list[dict[str, object]]:
             path = f"{worker.url}/webhooks/{hook['webhook_id']}/deliveries"
@@ -115,7 +118,7 @@ async def test_a_receiver_failing_its_first_attempts_gets_the_event_after_retrie
                 attempts: list[dict[str, object]] = await response.json()
             return attempts
 
-        await eventually(lambda: _len_is(three_attempts(), 3))
+        await eventually(lambda: _len_is(three_attempts(), 3), timeout_s=WAIT_S)
         attempts = await three_attempts()
     ids = {r.headers["webhook-id"] for r in receiver.seen}
     assert len(ids) == 1  # the same event id on every retry: receivers de-duplicate by it
@@ -134,7 +137,7 @@ async def test_429_retry_after_is_honoured(make_worker: WorkerFactory, receiver:
     async with aiohttp.ClientSession() as http:
         hook = await _hook(http, worker, url=f"{receiver.url}/hook", events=["graph.completed"])
         await _run(http, worker)
-        await eventually(lambda: bool(receiver.at("/hook")))
+        await eventually(lambda: bool(receiver.at("/hook")), timeout_s=WAIT_S)
         path = f"{worker.url}/webhooks/{hook['webhook_id']}/deliveries"
         async with http.get(path) as response:
             first, second = reversed(await response.json())
@@ -163,11 +166,11 @@ async def test_a_4xx_is_not_retried(make_worker: WorkerFactory, receiver: Receiv
                 found: list[dict[str, object]] = await response.json()
             return found
 
-        await eventually(lambda: _len_is(attempts(), 1))
+        await eventually(lambda: _len_is(attempts(), 1), timeout_s=WAIT_S)
         (only,) = await attempts()
         async with http.post(f"{worker.url}/webhooks/{hook['webhook_id']}/test") as response:
             assert response.status == 202
-        await eventually(lambda: _len_is(attempts(), 2))
+        await eventually(lambda: _len_is(attempts(), 2), timeout_s=WAIT_S)
     assert (only["status"], only["status_code"], only["next_attempt_at"]) == ("failed", 410, None)
     assert len(receiver.seen) == 2
     assert receiver.at("/hook")[0].json()["event_type"] == "webhook.test"
@@ -188,8 +191,8 @@ async def test_the_sdk_webhook_field_and_configured_hooks(
         run = await sdk.runs.create(
             thread["thread_id"], "pipeline", input={}, webhook=f"{receiver.url}/run"
         )
-        await eventually(lambda: bool(receiver.at("/run")))
-        await eventually(lambda: len(receiver.at("/configured")) == 2)
+        await eventually(lambda: bool(receiver.at("/run")), timeout_s=WAIT_S)
+        await eventually(lambda: len(receiver.at("/configured")) == 2, timeout_s=WAIT_S)
     finally:
         await sdk.aclose()
     doc = receiver.at("/run")[0].json()
@@ -212,7 +215,7 @@ async def test_metrics_count_deliveries(make_worker: WorkerFactory, receiver: Re
     async with aiohttp.ClientSession() as http:
         await _hook(http, worker, url=f"{receiver.url}/hook", events=["graph.completed"])
         await _run(http, worker)
-        await eventually(lambda: bool(receiver.at("/hook")))
+        await eventually(lambda: bool(receiver.at("/hook")), timeout_s=WAIT_S)
 
         async def counted() -> bool:
             async with http.get(f"{worker.url}/metrics") as response:
@@ -224,4 +227,4 @@ async def test_metrics_count_deliveries(make_worker: WorkerFactory, receiver: Re
                 and "graphfleet_worker_webhook_outbox_size 0.0" in text
             )
 
-        await eventually(counted)
+        await eventually(counted, timeout_s=WAIT_S)

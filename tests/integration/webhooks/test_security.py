@@ -15,6 +15,9 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
+# Generous: the machine running the suite may be busy; a pass is usually far quicker.
+WAIT_S = 30.0
+
 
 class FakeDns:
     """A resolver whose answers the test changes (``answers[name] = [address]``)."""
@@ -100,7 +103,7 @@ async def test_a_dns_answer_that_turns_private_is_refused_at_delivery(
         # The name is resolved afresh for each attempt: back on an allowed address, it works.
         dns.answers["hooks.test"] = ["127.0.0.1"]
         await _post(http, f"{worker.url}/webhooks/{hook['webhook_id']}/test", None)
-        await eventually(lambda: len(receiver.received) == 1)
+        await eventually(lambda: len(receiver.received) == 1, timeout_s=WAIT_S)
 
 
 async def _attempts(
@@ -114,7 +117,7 @@ async def _attempts(
             found = await response.json()
         return len(found) >= n
 
-    await eventually(enough)
+    await eventually(enough, timeout_s=WAIT_S)
     return found
 
 
@@ -145,7 +148,7 @@ async def test_a_hook_failing_for_too_long_is_disabled_and_says_so(
             async with http.get(path) as response:
                 return (await response.json())["enabled"] is False
 
-        await eventually(disabled)
+        await eventually(disabled, timeout_s=WAIT_S)
         async with http.get(path) as response:
             shown = await response.json()
         async with http.patch(path, json={"enabled": True}) as response:
