@@ -77,7 +77,8 @@ async def test_a_run_out_of_attempts_fails_saying_so_and_tells_the_hooks(
             sweep_interval_s=0.05,
             webhook_urls=[f"http://127.0.0.1:{port}/hook"],
         )
-        await eventually(lambda: bool(received))
+        # Delivered from the outbox by either worker: allow a busy machine its time.
+        await eventually(lambda: bool(received), timeout_s=30)
         record = await second.app[STORE].get_run(run["run_id"])
         assert record is not None
         assert record.status == "error"
