@@ -35,6 +35,7 @@ from worker.api import (
     threads,
     ws,
 )
+from worker.api import webhooks as webhook_api
 from worker.api.errors import error_middleware
 from worker.crons.scheduler import CronScheduler
 from worker.graphs import GraphRegistry, compile_graphs, load_graph_objects
@@ -52,6 +53,7 @@ from worker.keys import (
     SETTINGS,
     STARTED_AT,
     STORE,
+    WEBHOOK_RESOLVE,
     WEBHOOKS,
 )
 from worker.membership import LBRegistration
@@ -65,7 +67,7 @@ from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store import Store, create_store
 from worker.store.memory import open_memory, read_memory_config
-from worker.webhooks import WebhookSender
+from worker.webhooks import Resolve, Webhooks, system_resolve
 
 log = structlog.get_logger("worker.app")
 
@@ -124,7 +126,10 @@ def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Rela
         retention_s=settings.stream_retention_s,
         relay=relay,
     )
-    webhooks = WebhookSender(settings, app[HTTP_SESSION])
+    webhooks = Webhooks(
+        settings, store.webhooks, app[METRICS].webhooks, resolve=app[WEBHOOK_RESOLVE]
+    )
+    manager.outbox.add(webhooks.events)
     manager.observers.add(webhooks)
     service = RunService(
         store=store,
@@ -158,6 +163,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         recovery = _runs(app, store, graphs, relay)
         manager = app[MANAGER]
         await relay.start(manager.apply_command)
+        await app[WEBHOOKS].start()
         loops = [
             asyncio.create_task(recovery.heartbeat(), name="recovery-heartbeat"),
             asyncio.create_task(recovery.sweep_forever(), name="recovery-sweeper"),
@@ -233,9 +239,13 @@ async def drain(app: web.Application) -> bool:
 
 
 def create_app(
-    settings: WorkerSettings, graph_objects: dict[str, Any] | None = None
+    settings: WorkerSettings,
+    graph_objects: dict[str, Any] | None = None,
+    *,
+    webhook_resolve: Resolve = system_resolve,
 ) -> web.Application:
-    """The worker app; ``graph_objects`` defaults to the graphs of ``settings.graphs``.
+    """The worker app; ``graph_objects`` defaults to the graphs of ``settings.graphs``;
+    ``webhook_resolve`` answers the DNS questions of webhook deliveries (tests inject one).
 
     Graphs are imported here, before anything is opened, so a bad langgraph.json fails
     with ``GraphLoadError`` at once.
@@ -248,6 +258,7 @@ def create_app(
     app[METRICS] = WorkerMetrics()
     app[FEED] = GraphFeed()
     app[STARTED_AT] = datetime.now(UTC)
+    app[WEBHOOK_RESOLVE] = webhook_resolve
     app.cleanup_ctx.extend([_http_session, _runtime, _crons, _registration])
     for module in (
         ops,
@@ -262,6 +273,7 @@ def create_app(
         store,
         simple,
         ws,
+        webhook_api,
     ):
         module.add_routes(app)
     return app

@@ -18,7 +18,7 @@ from worker.runs.relay import Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store.base import Store
-from worker.webhooks import WebhookSender
+from worker.webhooks import Resolve, Webhooks
 
 SETTINGS = web.AppKey("settings", WorkerSettings)
 METRICS = web.AppKey("metrics", WorkerMetrics)
@@ -29,7 +29,8 @@ STORE = web.AppKey("store", Store)
 GRAPHS = web.AppKey("graphs", GraphRegistry)
 MANAGER = web.AppKey("manager", RunManager)
 SERVICE = web.AppKey("service", RunService)
-WEBHOOKS = web.AppKey("webhooks", WebhookSender)
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
+WEBHOOK_RESOLVE = web.AppKey[Resolve]("webhook_resolve")  # DNS of webhook deliveries
 RELAY = web.AppKey("relay", Relay)  # a no-op Relay without WORKER_REDIS_URL
 REGISTRATION = web.AppKey("registration", LBRegistration)  # only with WORKER_LB_ADMIN_URL
 MEMORY = web.AppKey("memory", BaseStore)  # LangGraph's store: /store and get_store()

@@ -46,6 +46,8 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
+        self.webhooks = WebhookMetrics(self.registry)
+
     def run_finished(self, graph_id: str, outcome: str, duration_s: float) -> None:
         self.runs.labels(graph_id=graph_id, outcome=outcome).inc()
         self.run_duration.labels(graph_id=graph_id).observe(duration_s)
@@ -56,3 +58,36 @@ class WorkerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+WEBHOOK_ATTEMPT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class WebhookMetrics:
+    """Webhook deliveries (``worker.webhooks``): attempts by outcome, their latency, and the
+    outbox (the same store-wide numbers on every worker: aggregate them with ``max``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter(
+            "graphfleet_worker_webhook_deliveries",
+            "Webhook delivery attempts by event type and outcome "
+            "(delivered, retry: will be tried again, failed: given up).",
+            ["event", "outcome"],
+            registry=registry,
+        )
+        self.attempt_duration = Histogram(
+            "graphfleet_worker_webhook_attempt_duration_seconds",
+            "Wall time of one webhook attempt, from connecting to the receiver's answer.",
+            buckets=WEBHOOK_ATTEMPT_BUCKETS_S,
+            registry=registry,
+        )
+        self.outbox_size = Gauge(
+            "graphfleet_worker_webhook_outbox_size",
+            "Webhook deliveries pending in the store (all workers').",
+            registry=registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "graphfleet_worker_webhook_outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending webhook delivery (0 when none).",
+            registry=registry,
+        )

@@ -8,6 +8,7 @@ at import time. ``build_parser()`` derives one ``--flag`` per field from the mod
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import re
 from collections.abc import Sequence
@@ -109,21 +110,53 @@ class WorkerSettings(BaseSettings):
         description="On SIGTERM, how long running runs may finish before they are released "
         "to another worker.",
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST.")
-    webhook_attempts: int = Field(3, ge=1, description="Tries per webhook delivery.")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Timeout of one webhook attempt (connect, send, answer)."
+    )
+    webhook_attempts: int = Field(
+        10, ge=1, description="Attempts per webhook delivery; then it is marked failed."
+    )
     webhook_backoff_s: float = Field(
-        0.5, ge=0, description="First retry delay of a webhook; doubles each try, with jitter."
+        1.0, ge=0, description="Delay before a webhook's first retry; doubles each try, jittered."
+    )
+    webhook_backoff_max_s: float = Field(
+        300.0, ge=0, description="Longest delay between webhook attempts (Retry-After included)."
     )
     webhook_secret: str | None = Field(
-        None, description="HMAC-SHA256 key signing webhook bodies (X-Graphfleet-Signature)."
+        None,
+        description="Key signing deliveries to WORKER_WEBHOOK_URLS and runs' own webhooks "
+        "(Standard Webhooks; whsec_<base64>, or any string used as is).",
     )
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="URLs told of graph.started, graph.completed and graph.failed "
+        description="Hooks fixed by configuration: told of every graph.* event "
         "(comma-separated or a JSON list).",
     )
-    webhook_allow_loopback: bool = Field(
-        False, description="Allow webhook URLs on loopback or private addresses (tests, dev)."
+    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs webhook URLs may resolve into although not public (e.g. "
+        "10.0.0.0/8); 'loopback' allows 127.0.0.0/8 and ::1.",
+    )
+    webhook_lease_s: float = Field(
+        60.0,
+        gt=0,
+        description="Lease of a webhook delivery being sent; another worker retries it this "
+        "long after its sender died. Must exceed WORKER_WEBHOOK_TIMEOUT_S.",
+    )
+    webhook_poll_s: float = Field(
+        1.0, gt=0, description="How often this worker looks for webhook deliveries due."
+    )
+    webhook_concurrency: int = Field(
+        32, ge=1, description="Webhook deliveries this worker sends at once."
+    )
+    webhook_concurrency_per_hook: int = Field(
+        4, ge=1, description="Deliveries this worker sends at once to one receiver."
+    )
+    webhook_disable_after_s: float = Field(
+        86400.0,
+        ge=0,
+        description="A registered hook whose attempts all failed for this long is disabled "
+        "(0: never).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
@@ -142,7 +175,7 @@ class WorkerSettings(BaseSettings):
         "dies meanwhile delays that firing this long (another worker then fires it once).",
     )
 
-    @field_validator("webhook_urls", mode="before")
+    @field_validator("webhook_urls", "webhook_allow_networks", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -155,6 +188,11 @@ class WorkerSettings(BaseSettings):
     def _check_store(self) -> WorkerSettings:
         if not self.store.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ValueError(f"store {self.store!r}: expected sqlite:///PATH or postgresql://...")
+        if self.webhook_lease_s <= self.webhook_timeout_s:
+            raise ValueError("webhook_lease_s must exceed webhook_timeout_s")
+        for entry in self.webhook_allow_networks:
+            if entry != "loopback":
+                ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
         return self
 
     @property

@@ -2,7 +2,8 @@
 
 May import ``worker.store``, ``worker.graphs``, ``worker.errors``, ``worker.metrics`` and
 ``common``; never the HTTP layer (``worker.api``, ``worker.app``, ``worker.keys``) nor the
-services built on it: those hear about runs through ``observers.RunObserver``.
+services built on it: those hear about runs through ``observers.RunObserver``, and name the
+webhook events a status change writes with it through ``outbox.RunOutbox``.
 
 ``service.RunService`` creates runs (the order every API shares); ``manager.RunManager``
 holds them, put together from ``admission`` (capacity: the one place a run is refused for

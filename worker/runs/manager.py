@@ -32,6 +32,7 @@ from worker.runs.driver import RunDriver
 from worker.runs.events import GraphFeed, RunEvents, first_seq
 from worker.runs.model import CancelAction, MultitaskStrategy, RunSpec
 from worker.runs.observers import RunObservers
+from worker.runs.outbox import RunOutbox
 from worker.runs.persistence import RunPersistence
 from worker.runs.relay import Relay
 from worker.runs.retention import Retention
@@ -58,11 +59,12 @@ class RunManager:
         self._buffer_events = buffer_events
         self.admission = Admission(max_concurrency=max_concurrency, metrics=metrics)
         self.observers = RunObservers()
+        self.outbox = RunOutbox()
         self._table = RunTable(lambda: metrics.set_gauges(self.running, self.queued))
         self._retention = Retention(retention_s)
         self._driver = RunDriver(
             table=self._table,
-            persistence=RunPersistence(store=store, worker_id=worker_id),
+            persistence=RunPersistence(store=store, worker_id=worker_id, outbox=self.outbox),
             announcer=Announcer(feed=feed, relay=self._relay),
             observers=self.observers,
             retention=self._retention,

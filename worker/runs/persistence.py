@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from worker.runs import checkpoints, executor
 from worker.runs.active import ActiveRun
+from worker.runs.outbox import RunOutbox
 from worker.store.base import RunState, Store, ThreadStatus
 
 
 class RunPersistence:
     """Writes what happens to the runs of one worker (``worker_id``) to the store."""
 
-    def __init__(self, *, store: Store, worker_id: str) -> None:
+    def __init__(self, *, store: Store, worker_id: str, outbox: RunOutbox | None = None) -> None:
         self._store = store
         self._worker_id = worker_id
+        self._outbox = outbox or RunOutbox()
 
     async def started(self, run: ActiveRun) -> None:
-        await self._store.set_run_status(run.run_id, "running")
+        events = self._outbox.started(run)
+        await self._store.set_run_status(run.run_id, "running", events=events)
         await self._store.update_thread(run.thread_id, status="busy")
 
     async def stopped(self, run: ActiveRun) -> executor.Outcome:
@@ -33,12 +36,15 @@ class RunPersistence:
         A run that keeps no record (stateless, ``on_completion=delete``) deletes its thread
         instead; a rolled-back run is already gone from the store.
         """
+        events = self._outbox.ended(run) if run.stop_action != "rollback" else []
         if run.ephemeral:
+            if events:  # the run's own webhook outlives its record
+                await self._store.set_run_status(run.run_id, outcome.state, events=events)
             await self._store.delete_thread(run.thread_id)
             return
         if run.stop_action != "rollback":
             await self._store.set_run_status(
-                run.run_id, outcome.state, result=outcome.output, error=outcome.error
+                run.run_id, outcome.state, result=outcome.output, error=outcome.error, events=events
             )
         status = thread_status(outcome.state)
         if outcome.state == "cancelled" and not thread_busy:

@@ -92,7 +92,11 @@ class Recovery:
             return 0
         free = admission.free
         claim = await self._store.claim_expired_runs(
-            self._worker_id, self._graph_ids, limit=free, max_attempts=self._max_attempts
+            self._worker_id,
+            self._graph_ids,
+            limit=free,
+            max_attempts=self._max_attempts,
+            abandoned_events=self._manager.outbox.abandoned,
         )
         for record in claim.abandoned:
             log.warning("run_abandoned", run_id=record.run_id, attempts=record.attempt)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +43,7 @@ class RunService:
         graphs: GraphRegistry,
         manager: RunManager,
         worker_id: str,
-        check_webhook: Callable[[str], None],
+        check_webhook: Callable[[str], Awaitable[None]],
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.store = store
@@ -93,7 +93,7 @@ class RunService:
         entry = resolved.entry
         spec = apply_assistant(spec, resolved)
         if spec.webhook:
-            self._check_webhook(spec.webhook)
+            await self._check_webhook(spec.webhook)
         thread_id, ephemeral = await self._thread_for(entry, spec, thread_id, if_not_exists)
         now = self._clock()
         record = RunRecord(

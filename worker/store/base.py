@@ -26,6 +26,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from worker.store.crons import CronQuery, CronRecord
+from worker.store.webhooks import WebhookEvent, WebhookStore
 
 # A run's status as this worker tracks it. The LangGraph API reports cancelled and paused
 # runs as "interrupted"; the simple API tells them apart (see runs.model).
@@ -224,6 +225,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    @property
+    @abc.abstractmethod
+    def webhooks(self) -> WebhookStore:
+        """Hooks, the webhook outbox and delivery attempts (``worker.store.webhooks``)."""
+
     # assistants (implemented by ``sqlite_assistants`` / ``postgres_assistants``)
     @abc.abstractmethod
     async def create_assistant(
@@ -321,8 +327,12 @@ class Store(abc.ABC):
         *,
         result: Any = None,
         error: Mapping[str, Any] | None = None,
+        events: Sequence[WebhookEvent] = (),
     ) -> None:
-        """Record a status change; ``result``/``error`` are stored when given."""
+        """Record a status change; ``result``/``error`` are stored when given.
+
+        ``events`` (webhooks the change causes) go to the outbox in the same transaction.
+        """
 
     @abc.abstractmethod
     async def get_run(self, run_id: str) -> RunRecord | None: ...
@@ -351,14 +361,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def claim_expired_runs(
-        self, worker_id: str, graph_ids: Sequence[str], *, limit: int, max_attempts: int
+        self,
+        worker_id: str,
+        graph_ids: Sequence[str],
+        *,
+        limit: int,
+        max_attempts: int,
+        abandoned_events: Callable[[RunRecord], Sequence[WebhookEvent]] | None = None,
     ) -> Claim:
         """Take over active runs whose lease expired; exactly one caller gets each run.
 
         Only runs of ``graph_ids``, at most ``limit``, oldest first, and only the oldest
         active run of a thread (the others follow in order once it ends). A run that has
         already had ``max_attempts`` executions is not claimed but failed, with an error that
-        says so; those are ``Claim.abandoned``.
+        says so; those are ``Claim.abandoned``, and ``abandoned_events(run)`` of each go to
+        the webhook outbox in the same transaction.
         """
 
     @abc.abstractmethod

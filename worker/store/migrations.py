@@ -147,6 +147,68 @@ SQLITE: tuple[Migration, ...] = (
     ),
     # The embeddings of LangGraph store items (langgraph.json store.index).
     Migration(6, "store vectors", SQLITE_STORE_VECTORS_DDL),
+    Migration(
+        7,
+        "webhooks: hooks, outbox, attempts",
+        (
+            # Times in Unix seconds (REAL), like run leases.
+            """CREATE TABLE gf_webhooks (
+                hook_id TEXT PRIMARY KEY,
+                url TEXT NOT NULL,
+                events TEXT NOT NULL,
+                headers TEXT NOT NULL,
+                secret TEXT NOT NULL,
+                description TEXT,
+                enabled INTEGER NOT NULL,
+                disabled_reason TEXT,
+                failing_since REAL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            """CREATE TABLE gf_webhook_events (
+                event_id TEXT PRIMARY KEY,
+                event_type TEXT NOT NULL,
+                run_id TEXT,
+                data TEXT NOT NULL,
+                created_at REAL NOT NULL
+            )""",
+            """CREATE TABLE gf_webhook_deliveries (
+                delivery_id TEXT PRIMARY KEY,
+                event_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                hook_id TEXT,
+                url TEXT,
+                target_key TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt_at REAL NOT NULL,
+                lease_expires_at REAL,
+                worker_id TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                last_status_code INTEGER,
+                last_error TEXT
+            )""",
+            "CREATE INDEX gf_webhook_deliveries_due ON gf_webhook_deliveries "
+            "(status, next_attempt_at)",
+            "CREATE INDEX gf_webhook_deliveries_hook ON gf_webhook_deliveries (hook_id, status)",
+            """CREATE TABLE gf_webhook_attempts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                delivery_id TEXT NOT NULL,
+                hook_id TEXT,
+                event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                status_code INTEGER,
+                duration_s REAL NOT NULL,
+                error TEXT,
+                next_attempt_at REAL,
+                attempted_at REAL NOT NULL
+            )""",
+            "CREATE INDEX gf_webhook_attempts_hook ON gf_webhook_attempts (hook_id, id)",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -274,6 +336,67 @@ POSTGRES: tuple[Migration, ...] = (
                 embedding TEXT NOT NULL,
                 PRIMARY KEY (prefix, key, field_name)
             )""",
+        ),
+    ),
+    Migration(
+        6,
+        "webhooks: hooks, outbox, attempts",
+        (
+            """CREATE TABLE gf_webhooks (
+                hook_id TEXT PRIMARY KEY,
+                url TEXT NOT NULL,
+                events JSONB NOT NULL,
+                headers JSONB NOT NULL,
+                secret TEXT NOT NULL,
+                description TEXT,
+                enabled BOOLEAN NOT NULL,
+                disabled_reason TEXT,
+                failing_since TIMESTAMPTZ,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE gf_webhook_events (
+                event_id TEXT PRIMARY KEY,
+                event_type TEXT NOT NULL,
+                run_id TEXT,
+                data JSONB NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE gf_webhook_deliveries (
+                delivery_id TEXT PRIMARY KEY,
+                event_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                hook_id TEXT,
+                url TEXT,
+                target_key TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt_at TIMESTAMPTZ NOT NULL,
+                lease_expires_at TIMESTAMPTZ,
+                worker_id TEXT,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                last_status_code INTEGER,
+                last_error TEXT
+            )""",
+            "CREATE INDEX gf_webhook_deliveries_due ON gf_webhook_deliveries (next_attempt_at) "
+            "WHERE status = 'pending'",
+            "CREATE INDEX gf_webhook_deliveries_hook ON gf_webhook_deliveries (hook_id, status)",
+            """CREATE TABLE gf_webhook_attempts (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                delivery_id TEXT NOT NULL,
+                hook_id TEXT,
+                event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                status_code INTEGER,
+                duration_s DOUBLE PRECISION NOT NULL,
+                error TEXT,
+                next_attempt_at TIMESTAMPTZ,
+                attempted_at TIMESTAMPTZ NOT NULL
+            )""",
+            "CREATE INDEX gf_webhook_attempts_hook ON gf_webhook_attempts (hook_id, id)",
         ),
     ),
 )

@@ -18,7 +18,7 @@ The connection string may carry libpq options, e.g.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,8 @@ from worker.store.base import (
 )
 from worker.store.postgres_assistants import PostgresAssistants
 from worker.store.postgres_crons import PostgresCrons
+from worker.store.postgres_webhooks import PostgresWebhookStore, insert_events
+from worker.store.webhooks import WebhookEvent, WebhookStore
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
@@ -117,12 +119,17 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[_Conn] | None = None
         self._saver: AsyncPostgresSaver | None = None
+        self._webhooks = PostgresWebhookStore(lambda: self.pool.connection())
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any]:
         if self._saver is None:
             raise RuntimeError("store is not open")
         return self._saver
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        return self._webhooks
 
     @property
     def pool(self) -> AsyncConnectionPool[_Conn]:
@@ -177,6 +184,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
 
     async def close(self) -> None:
         await finish_writes(self)
+        await finish_writes(self._webhooks)
         self._saver = None
         if self._pool is not None:
             await self._pool.close()
@@ -288,22 +296,27 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         *,
         result: Any = None,
         error: Mapping[str, Any] | None = None,
+        events: Sequence[WebhookEvent] = (),
     ) -> None:
-        # An ended run holds no lease: nothing is left to claim.
-        await self._fetch(
-            "UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
-            "result = coalesce(%(result)s::jsonb, result), "
-            "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
-            f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END WHERE run_id = %(run_id)s",
-            {
-                "status": status,
-                "result": None if result is None else _jsonb(result),
-                "error": None if error is None else _jsonb(dict(error)),
-                "active": status in ACTIVE_RUN_STATES,
-                "lease_s": self._lease_s,
-                "run_id": run_id,
-            },
-        )
+        # An ended run holds no lease: nothing is left to claim. The webhook events go to
+        # the outbox in the same transaction: the outbox has them iff the change happened.
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
+                "result = coalesce(%(result)s::jsonb, result), "
+                "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
+                f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END "
+                "WHERE run_id = %(run_id)s",
+                {
+                    "status": status,
+                    "result": None if result is None else _jsonb(result),
+                    "error": None if error is None else _jsonb(dict(error)),
+                    "active": status in ACTIVE_RUN_STATES,
+                    "lease_s": self._lease_s,
+                    "run_id": run_id,
+                },
+            )
+            await insert_events(conn, events)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE run_id = %s", (run_id,))
@@ -356,7 +369,13 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
 
     @shielded
     async def claim_expired_runs(
-        self, worker_id: str, graph_ids: Sequence[str], *, limit: int, max_attempts: int
+        self,
+        worker_id: str,
+        graph_ids: Sequence[str],
+        *,
+        limit: int,
+        max_attempts: int,
+        abandoned_events: Callable[[RunRecord], Sequence[WebhookEvent]] | None = None,
     ) -> Claim:
         params = {
             "worker": worker_id,
@@ -382,6 +401,9 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
                 params,
             )
             abandoned = [_run(row) for row in await cur.fetchall()]
+            if abandoned_events is not None:
+                for record in abandoned:
+                    await insert_events(conn, abandoned_events(record))
             if abandoned:
                 await conn.execute(
                     "UPDATE gf_threads t SET status = 'error', updated_at = now() "

@@ -45,6 +45,8 @@ from worker.store.sqlite_rows import (
     to_json,
     utcnow,
 )
+from worker.store.sqlite_webhooks import SqliteWebhookStore, insert_events
+from worker.store.webhooks import WebhookEvent, WebhookStore
 
 _RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
@@ -87,6 +89,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._saver: ShieldedSaver | None = None
+        self._webhooks = SqliteWebhookStore(lambda: self._conn, clock)
 
     @property
     def path(self) -> str:
@@ -98,6 +101,10 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         if self._saver is None:
             raise RuntimeError("store is not open")
         return self._saver
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        return self._webhooks
 
     @property
     def _conn(self) -> aiosqlite.Connection:
@@ -159,6 +166,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
 
     async def close(self) -> None:
         await finish_writes(self)
+        await finish_writes(self._webhooks)
         if self._saver is not None:
             await finish_writes(self._saver)
             await self._saver.conn.close()
@@ -273,15 +281,17 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         *,
         result: Any = None,
         error: Mapping[str, Any] | None = None,
+        events: Sequence[WebhookEvent] = (),
     ) -> None:
         # An ended run holds no lease: nothing is left to claim.
+        now = self._clock()
         await self._conn.execute(
             "UPDATE gf_runs SET status = ?, updated_at = ?, result = coalesce(?, result), "
             "error = coalesce(?, error), lease_expires_at = CASE WHEN ? THEN "
             "coalesce(lease_expires_at, ?) END WHERE run_id = ?",
             (
                 status,
-                self._clock().isoformat(),
+                now.isoformat(),
                 None if result is None else to_json(result),
                 None if error is None else to_json(dict(error)),
                 status in ACTIVE_RUN_STATES,
@@ -289,6 +299,8 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
                 run_id,
             ),
         )
+        # Same transaction as the status: the outbox has the event iff the change happened.
+        await insert_events(self._conn, events, now.timestamp())
         await self._conn.commit()
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -354,7 +366,13 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
 
     @shielded
     async def claim_expired_runs(
-        self, worker_id: str, graph_ids: Sequence[str], *, limit: int, max_attempts: int
+        self,
+        worker_id: str,
+        graph_ids: Sequence[str],
+        *,
+        limit: int,
+        max_attempts: int,
+        abandoned_events: Callable[[RunRecord], Sequence[WebhookEvent]] | None = None,
     ) -> Claim:
         now = self._clock()
         expired = f"status IN {_ACTIVE} AND lease_expires_at < ?"
@@ -373,6 +391,9 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             (error, now.isoformat(), now.timestamp(), max_attempts),
         )
         abandoned = [run_from_row(row) for row in rows]
+        if abandoned_events is not None:
+            for record in abandoned:
+                await insert_events(self._conn, abandoned_events(record), now.timestamp())
         claimed: list[RunRecord] = []
         if limit > 0 and graph_ids:
             graphs = ", ".join("?" for _ in graph_ids)

@@ -77,15 +77,16 @@ async def test_a_run_out_of_attempts_fails_saying_so_and_tells_the_hooks(
             sweep_interval_s=0.05,
             webhook_urls=[f"http://127.0.0.1:{port}/hook"],
         )
-        await eventually(lambda: bool(received))
+        # Delivered from the outbox by either worker: allow a busy machine its time.
+        await eventually(lambda: bool(received), timeout_s=30)
         record = await second.app[STORE].get_run(run["run_id"])
         assert record is not None
         assert record.status == "error"
         assert record.error is not None
         assert record.error["error"] == "RunAbandoned"
         assert "after 1 attempts" in record.error["message"]
-        assert received[0]["event"] == "graph.failed"
-        assert received[0]["run"]["run_id"] == run["run_id"]
+        assert received[0]["event_type"] == "graph.failed"
+        assert received[0]["data"]["run_id"] == run["run_id"]
         assert (await sdk.threads.get(thread_id))["status"] == "error"
     finally:
         await sdk.aclose()

@@ -54,12 +54,13 @@ async def make_worker(tmp_path: Path) -> AsyncIterator[WorkerFactory]:
             "store": f"sqlite:///{tmp_path}/worker-{port}.sqlite",
             "heartbeat_s": 0.5,
             "shutdown_timeout_s": 5.0,
-            "webhook_allow_loopback": True,
+            "webhook_allow_networks": ["loopback"],
             "log_level": "warning",
         }
+        app_options = {k: overrides.pop(k) for k in ("webhook_resolve",) if k in overrides}
         values.update(overrides)
         settings = WorkerSettings(**values)
-        app = create_app(settings)
+        app = create_app(settings, **app_options)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()

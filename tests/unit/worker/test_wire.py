@@ -1,4 +1,4 @@
-"""SSE framing, status maps, JSON encoding and webhook URL checks: pure functions."""
+"""SSE framing, status maps and JSON encoding: pure functions."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from langgraph.types import Interrupt
 
 from worker import jsonutil
 from worker.api.sse import frame, parse_last_event_id, wanted
-from worker.errors import Unprocessable
 from worker.runs.events import StreamEvent
 from worker.runs.model import api_status, simple_status
-from worker.webhooks import check_url
 
 
 def test_sse_frame_is_what_the_sdk_parses() -> None:
@@ -57,23 +55,3 @@ def test_status_maps(state: str, api: str, simple: str) -> None:
 def test_json_handles_graph_objects() -> None:
     encoded = jsonutil.to_jsonable({"i": (Interrupt(value={"q": 1}, id="x"),), "s": {1}})
     assert encoded == {"i": [{"value": {"q": 1}, "id": "x"}], "s": [1]}
-
-
-@pytest.mark.parametrize(
-    ("url", "allow_loopback", "ok"),
-    [
-        ("https://hooks.example.com/x", False, True),
-        ("http://127.0.0.1:9/x", False, False),
-        ("http://localhost/x", False, False),
-        ("http://10.1.2.3/x", False, False),
-        ("http://127.0.0.1:9/x", True, True),
-        ("ftp://example.com/x", True, False),
-        ("/relative", True, False),
-    ],
-)
-def test_webhook_urls(url: str, allow_loopback: bool, ok: bool) -> None:
-    if ok:
-        check_url(url, allow_loopback=allow_loopback)
-    else:
-        with pytest.raises(Unprocessable):
-            check_url(url, allow_loopback=allow_loopback)
