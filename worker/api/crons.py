@@ -74,7 +74,7 @@ async def _create(request: web.Request, thread_id: str | None) -> web.Response:
     check_timezone(body.timezone)
     check_schedule(body.schedule)
     if body.webhook:
-        request.app[WEBHOOKS].check_url(body.webhook)
+        await request.app[WEBHOOKS].check_url(body.webhook)
     entry = request.app[SERVICE].graph(body.assistant_id)
     store = request.app[STORE]
     if thread_id is not None and await store.get_thread(thread_id) is None:
