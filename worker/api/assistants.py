@@ -49,6 +49,7 @@ from worker.store.base import (
     AssistantRecord,
     ThreadQuery,
 )
+from worker.store.crons import CronQuery
 
 
 def _served(graphs: GraphRegistry, graph_id: str) -> GraphEntry:
@@ -137,6 +138,8 @@ async def delete_assistant(request: web.Request) -> web.Response:
         raise NotFound(f"Assistant with ID {assistant_id} not found", code="assistant_not_found")
     if request.query.get("delete_threads", "").lower() == "true":
         await _delete_threads_of(request, assistant_id)
+    # Its crons go with it, as on the official server (they could only fail from now on).
+    await _delete_crons_of(request, assistant_id)
     await store.delete_assistant(assistant_id)
     return web.Response(status=204)
 
@@ -151,6 +154,17 @@ async def _delete_threads_of(request: web.Request, assistant_id: str) -> None:
         thread_ids += [t.thread_id for t in page]
     for thread_id in thread_ids:
         await store.delete_thread(thread_id)
+
+
+async def _delete_crons_of(request: web.Request, assistant_id: str) -> None:
+    store = request.app[STORE]
+    cron_ids: list[str] = []
+    while page := await store.search_crons(
+        CronQuery(assistant_id=assistant_id, limit=100, offset=len(cron_ids))
+    ):
+        cron_ids += [c.cron_id for c in page]
+    for cron_id in cron_ids:
+        await store.delete_cron(cron_id)
 
 
 def _query(body: AssistantSearchBody | AssistantCountBody) -> dict[str, Any]:

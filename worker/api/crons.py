@@ -26,8 +26,9 @@ from worker.api.json_body import json_body
 from worker.api.schemas import parse
 from worker.crons.schedule import check_schedule, check_timezone, next_run_after
 from worker.crons.scheduler import Fire
-from worker.errors import BadRequest, NotFound
-from worker.keys import SERVICE, STORE, WEBHOOKS
+from worker.errors import BadRequest, NotFound, Unprocessable
+from worker.keys import GRAPHS, STORE, WEBHOOKS
+from worker.runs.assistants import resolve_assistant
 from worker.runs.manager import RunManager
 from worker.runs.service import RunService
 from worker.store.crons import CronQuery, CronRecord
@@ -75,8 +76,16 @@ async def _create(request: web.Request, thread_id: str | None) -> web.Response:
     check_schedule(body.schedule)
     if body.webhook:
         await request.app[WEBHOOKS].check_url(body.webhook)
-    entry = request.app[SERVICE].graph(body.assistant_id)
     store = request.app[STORE]
+    # Any assistant of the store (a graph name: its default one), as runs take them; a name
+    # that is neither is 404 here (422 for a run), as on the official server.
+    try:
+        resolved = await resolve_assistant(store, request.app[GRAPHS], body.assistant_id)
+    except Unprocessable:
+        raise NotFound(
+            f"assistant {body.assistant_id!r} not found", code="assistant_not_found"
+        ) from None
+    assistant = resolved.assistant
     if thread_id is not None and await store.get_thread(thread_id) is None:
         raise NotFound(
             f"Thread with ID '{thread_id}' not found. Please verify the ID is correct and the "
@@ -87,11 +96,11 @@ async def _create(request: web.Request, thread_id: str | None) -> web.Response:
     cron_id = str(uuid.uuid4())
     cron = CronRecord(
         cron_id=cron_id,
-        assistant_id=entry.assistant_id,
+        assistant_id=assistant.assistant_id,
         thread_id=thread_id,
         schedule=body.schedule,
         timezone=body.timezone,
-        payload=_with_cron_id({**raw, "assistant_id": entry.assistant_id}, cron_id),
+        payload=_with_cron_id({**raw, "assistant_id": assistant.assistant_id}, cron_id),
         metadata=dict(body.metadata or {}),
         on_run_completed=None if thread_id else (body.on_run_completed or "delete"),
         enabled=body.enabled,

@@ -209,3 +209,18 @@ async def test_sdk_maps_malformed_ids_to_422(client: LangGraphClient) -> None:
         await client.assistants.update("greeter", name="x")
     with pytest.raises(UnprocessableEntityError):
         await client.assistants.delete("greeter")
+
+
+async def test_crons_take_custom_assistants_and_go_with_them(client: LangGraphClient) -> None:
+    made = await client.assistants.create("greeter", context={"greeting": "hi"})
+    aid = made["assistant_id"]
+    cron = await client.crons.create(aid, schedule="0 0 1 1 *", input={"name": "x"})
+    assert cron["assistant_id"] == aid
+    by_graph = await client.crons.create("greeter", schedule="0 0 1 1 *")
+    assert by_graph["assistant_id"] == assistant_id_for("greeter")
+    assert [c["cron_id"] for c in await client.crons.search(assistant_id=aid)] == [cron["cron_id"]]
+    await client.assistants.delete(aid)
+    assert await client.crons.search(assistant_id=aid) == []
+    # Another assistant's cron stays.
+    kept = await client.crons.search(assistant_id=assistant_id_for("greeter"))
+    assert [c["cron_id"] for c in kept] == [by_graph["cron_id"]]
