@@ -28,6 +28,7 @@ from worker.crons.schedule import check_schedule, check_timezone, next_run_after
 from worker.crons.scheduler import Fire
 from worker.errors import BadRequest, NotFound
 from worker.keys import SERVICE, STORE, WEBHOOKS
+from worker.runs.assistants import resolve_assistant
 from worker.runs.manager import RunManager
 from worker.runs.service import RunService
 from worker.store.crons import CronQuery, CronRecord
@@ -68,6 +69,22 @@ def _with_cron_id(payload: dict[str, Any], cron_id: str) -> dict[str, Any]:
     return {**payload, "config": config}
 
 
+async def _assistant_id(request: web.Request, name: str) -> str:
+    """The id of the assistant a cron names: a graph name (its default assistant) or the
+    UUID of any assistant whose graph is served here; 404 otherwise, as on the official
+    server (which answers 404, not 422, for a name that is neither)."""
+    service = request.app[SERVICE]
+    entry = service.graphs.get(name)
+    if entry is not None:
+        return entry.assistant_id
+    try:
+        uuid.UUID(name)
+    except ValueError:
+        raise NotFound(f"Assistant '{name}' not found", code="assistant_not_found") from None
+    resolved = await resolve_assistant(service.store, service.graphs, name)
+    return resolved.assistant.assistant_id
+
+
 async def _create(request: web.Request, thread_id: str | None) -> web.Response:
     raw = await json_body(request)
     body = parse(CronCreateBody, raw)
@@ -75,7 +92,7 @@ async def _create(request: web.Request, thread_id: str | None) -> web.Response:
     check_schedule(body.schedule)
     if body.webhook:
         request.app[WEBHOOKS].check_url(body.webhook)
-    entry = request.app[SERVICE].graph(body.assistant_id)
+    assistant_id = await _assistant_id(request, body.assistant_id)
     store = request.app[STORE]
     if thread_id is not None and await store.get_thread(thread_id) is None:
         raise NotFound(
@@ -87,11 +104,11 @@ async def _create(request: web.Request, thread_id: str | None) -> web.Response:
     cron_id = str(uuid.uuid4())
     cron = CronRecord(
         cron_id=cron_id,
-        assistant_id=entry.assistant_id,
+        assistant_id=assistant_id,
         thread_id=thread_id,
         schedule=body.schedule,
         timezone=body.timezone,
-        payload=_with_cron_id({**raw, "assistant_id": entry.assistant_id}, cron_id),
+        payload=_with_cron_id({**raw, "assistant_id": assistant_id}, cron_id),
         metadata=dict(body.metadata or {}),
         on_run_completed=None if thread_id else (body.on_run_completed or "delete"),
         enabled=body.enabled,
