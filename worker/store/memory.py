@@ -32,6 +32,7 @@ from worker.store.base import Store
 from worker.store.memory_index import IndexedStore, resolve_embeddings
 from worker.store.memory_vectors import PostgresVectors, SqliteVectors
 from worker.store.postgres import PostgresStore
+from worker.store.postgres import _advisory_lock as advisory_lock
 from worker.store.sqlite import BUSY_TIMEOUT_MS, SqliteStore
 from worker.store.sqlite_rows import file_lock
 
@@ -119,9 +120,11 @@ async def _postgres_memory(
     fields: list[str] | None,
 ) -> AsyncIterator[BaseStore]:
     memory = AsyncPostgresStore(store.pool, ttl=ttl)
-    # setup() has no locking of its own: one worker of the fleet migrates at a time.
+    # setup() has no locking of its own: one worker of the fleet migrates at a time. The lock
+    # is polled, never waited for inside a statement: another worker's CREATE INDEX
+    # CONCURRENTLY would wait for that statement, and both would wait forever.
     async with store.pool.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (migrations.POSTGRES_SETUP_LOCK_KEY,))
+        await advisory_lock(conn)
         try:
             await memory.setup()
         finally:

@@ -204,3 +204,23 @@ async def test_a_stateless_cron_runs_on_a_new_thread_kept_when_asked(
         "transform",
         "load",
     ]
+
+
+async def test_a_cron_may_name_an_assistant_created_through_the_api(
+    client: LangGraphClient,
+) -> None:
+    assistant = await client.assistants.create(graph_id="pipeline", name="nightly")
+    thread = await client.threads.create()
+    due = soon(1)
+    cron = await client.crons.create_for_thread(
+        thread["thread_id"], assistant["assistant_id"], schedule=once_at(due), input={}
+    )
+    assert cron["assistant_id"] == assistant["assistant_id"]
+
+    async def ran() -> bool:
+        runs = await client.runs.list(thread["thread_id"])
+        return bool(runs) and runs[0]["status"] == "success"
+
+    await eventually(ran, timeout_s=15)
+    (run,) = await client.runs.list(thread["thread_id"])
+    assert run["assistant_id"] == assistant["assistant_id"]
