@@ -89,7 +89,7 @@ class LBRegistration:
         """Register now, then again every interval, until cancelled or draining."""
         while not self._is_draining():
             await self.register()
-            await asyncio.sleep(self._settings.heartbeat_interval_s)
+            await asyncio.sleep(self._settings.registration_interval_s)
 
     async def announce_drain(self) -> None:
         await self._call("POST", f"{self._base}/{self.instance_id}/drain")

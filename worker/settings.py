@@ -85,8 +85,11 @@ class WorkerSettings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest request body accepted (larger: 413)."
     )
-    heartbeat_s: float = Field(
-        5.0, gt=0, description="Interval of ': heartbeat' comments on SSE and blanks on waits."
+    keepalive_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="Interval of ': heartbeat' comments on SSE, blanks on waits and WebSocket "
+        "pings.",
     )
     stream_retention_s: float = Field(
         120.0,
@@ -100,7 +103,7 @@ class WorkerSettings(BaseSettings):
         None, description="LB admin API to register with, e.g. http://127.0.0.1:8081."
     )
     lb_admin_token: str | None = Field(None, description="Bearer token for the LB admin API.")
-    heartbeat_interval_s: float = Field(
+    registration_interval_s: float = Field(
         10.0, gt=0, description="Interval between registration heartbeats to the LB."
     )
     lb_timeout_s: float = Field(5.0, gt=0, description="Timeout of one call to the LB admin API.")

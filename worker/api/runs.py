@@ -100,7 +100,7 @@ async def _answer_when_done(
     JSON allows leading whitespace, so the blanks keep proxies from timing the wait out
     without changing what the SDK decodes.
     """
-    heartbeat_s = request.app[SETTINGS].heartbeat_s
+    keepalive_interval_s = request.app[SETTINGS].keepalive_interval_s
     response = web.StreamResponse(
         status=200, headers={"Content-Type": "application/json", **headers}
     )
@@ -108,7 +108,7 @@ async def _answer_when_done(
     try:
         await response.prepare(request)
         while not waiter.done():
-            done, _ = await asyncio.wait((waiter,), timeout=heartbeat_s)
+            done, _ = await asyncio.wait((waiter,), timeout=keepalive_interval_s)
             if not done:
                 await response.write(b"\n")
         await response.write(jsonutil.dumps(waiter.result()))
@@ -156,7 +156,10 @@ async def stream_run(request: web.Request) -> web.StreamResponse:
     try:
         await sse.send_metadata(response, run.run_id, run.record.attempt)
         await sse.pump(
-            response, run.events, after_seq=-1, heartbeat_s=request.app[SETTINGS].heartbeat_s
+            response,
+            run.events,
+            after_seq=-1,
+            keepalive_interval_s=request.app[SETTINGS].keepalive_interval_s,
         )
     except (ConnectionError, asyncio.CancelledError) as exc:
         _client_left(request, run, cancel)
@@ -284,7 +287,7 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
     after = sse.parse_last_event_id(request.headers.get("Last-Event-ID"))
     # As the official server's, a join stream from the start begins with the run's metadata
     # (the JS client waits for it); one resumed after Last-Event-ID does not repeat it.
-    heartbeat_s = request.app[SETTINGS].heartbeat_s
+    keepalive_interval_s = request.app[SETTINGS].keepalive_interval_s
     if run is None:
         if after < 0:
             await sse.send_metadata(response, record.run_id, record.attempt)
@@ -296,7 +299,7 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
                 return now is not None and now.status in ACTIVE_RUN_STATES
 
             await sse.pump_remote(
-                response, relay, record.run_id, after, heartbeat_s, still_active, modes
+                response, relay, record.run_id, after, keepalive_interval_s, still_active, modes
             )
         # Otherwise ended and no longer retained here: the SDK reads the run's status.
         await response.write_eof()
@@ -304,7 +307,13 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
     try:
         if after < 0:
             await sse.send_metadata(response, run.run_id, run.record.attempt)
-        await sse.pump(response, run.events, after_seq=after, heartbeat_s=heartbeat_s, modes=modes)
+        await sse.pump(
+            response,
+            run.events,
+            after_seq=after,
+            keepalive_interval_s=keepalive_interval_s,
+            modes=modes,
+        )
     except (ConnectionError, asyncio.CancelledError) as exc:
         _client_left(request, run, cancel)
         if isinstance(exc, asyncio.CancelledError):

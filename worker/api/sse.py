@@ -69,11 +69,11 @@ async def pump(
     events: RunEvents,
     *,
     after_seq: int,
-    heartbeat_s: float,
+    keepalive_interval_s: float,
     modes: Collection[str] | None = None,
 ) -> None:
     """Write the run's events until it ends. Raises ``ConnectionError`` if the client left."""
-    async for event in events.follow(after_seq, idle_s=heartbeat_s):
+    async for event in events.follow(after_seq, idle_s=keepalive_interval_s):
         if event is None:
             await response.write(HEARTBEAT)
         elif wanted(event, modes):
@@ -85,7 +85,7 @@ async def pump_remote(
     relay: Relay,
     run_id: str,
     after_seq: int,
-    heartbeat_s: float,
+    keepalive_interval_s: float,
     still_active: Callable[[], Awaitable[bool]],
     modes: Collection[str] | None = None,
 ) -> None:
@@ -96,7 +96,7 @@ async def pump_remote(
     the run and reconnects with its ``Last-Event-ID`` while the run is still going.
     """
     try:
-        async for event in relay.follow(run_id, after_seq, idle_s=heartbeat_s):
+        async for event in relay.follow(run_id, after_seq, idle_s=keepalive_interval_s):
             if event is None:
                 if not await still_active():
                     return

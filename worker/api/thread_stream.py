@@ -41,13 +41,13 @@ async def join_thread_stream(request: web.Request) -> web.StreamResponse:
     thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
     modes = _modes(request)
     cursor = Cursor.parse(request.headers.get("Last-Event-ID"))
-    heartbeat_s = request.app[SETTINGS].heartbeat_s
+    keepalive_interval_s = request.app[SETTINGS].keepalive_interval_s
     follower = ThreadFollower(
         request.app[MANAGER],
         request.app[STORE],
         thread.thread_id,
-        idle_s=heartbeat_s,
-        poll_s=min(_POLL_S, heartbeat_s),
+        idle_s=keepalive_interval_s,
+        poll_s=min(_POLL_S, keepalive_interval_s),
     )
     response = await sse.open_stream(request, {})
     try:

@@ -86,7 +86,7 @@ async def _forward(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any
 async def graph_socket(request: web.Request) -> web.WebSocketResponse:
     graph_id = request.match_info["graph_id"]
     entry = request.app[SERVICE].graph(graph_id)  # 404 before the upgrade
-    ws = web.WebSocketResponse(heartbeat=request.app[SETTINGS].heartbeat_s)
+    ws = web.WebSocketResponse(heartbeat=request.app[SETTINGS].keepalive_interval_s)
     await ws.prepare(request)
     with request.app[FEED].subscribe(entry.graph_id) as queue:
         forwarder = asyncio.create_task(_forward(ws, queue), name=f"ws-forward-{graph_id}")

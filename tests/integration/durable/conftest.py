@@ -102,7 +102,7 @@ async def spawn_worker() -> AsyncIterator[ProcessFactory]:
             "WORKER_RUN_LEASE_S": "1",
             "WORKER_SWEEP_INTERVAL_S": "0.1",
             "WORKER_REMOTE_POLL_S": "0.1",
-            "WORKER_HEARTBEAT_S": "0.5",
+            "WORKER_KEEPALIVE_INTERVAL_S": "0.5",
             "WORKER_LOG_LEVEL": "warning",
             **{f"WORKER_{k.upper()}": str(v) for k, v in env.items()},
         }

@@ -41,7 +41,7 @@ async def test_worker_registers_serves_drains_and_deregisters(tmp_path: Path) ->
         "WORKER_STORE": f"sqlite:///{tmp_path}/worker.sqlite",
         "WORKER_LB_ADMIN_URL": f"http://127.0.0.1:{balancer.admin_port}",
         "WORKER_LB_ADMIN_TOKEN": TOKEN,
-        "WORKER_HEARTBEAT_INTERVAL_S": "0.5",
+        "WORKER_REGISTRATION_INTERVAL_S": "0.5",
         "WORKER_LOG_LEVEL": "warning",
     }
     worker = await asyncio.create_subprocess_exec(sys.executable, "-m", "worker", env=env)

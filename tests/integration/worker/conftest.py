@@ -52,7 +52,7 @@ async def make_worker(tmp_path: Path) -> AsyncIterator[WorkerFactory]:
         values: dict[str, Any] = {
             "port": port,
             "store": f"sqlite:///{tmp_path}/worker-{port}.sqlite",
-            "heartbeat_s": 0.5,
+            "keepalive_interval_s": 0.5,
             "shutdown_timeout_s": 5.0,
             "webhook_allow_networks": ["loopback"],
             "log_level": "warning",

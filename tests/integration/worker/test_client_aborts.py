@@ -48,7 +48,7 @@ async def test_aborted_streams_cancel_their_runs_without_a_traceback(tmp_path: P
         "WORKER_GRAPHS": str(GRAPHS_CONFIG),
         "WORKER_LOG_FORMAT": "json",
         "WORKER_LOG_LEVEL": "info",
-        "WORKER_HEARTBEAT_S": "0.2",
+        "WORKER_KEEPALIVE_INTERVAL_S": "0.2",
     }
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:

@@ -25,7 +25,7 @@ async def test_registers_and_heartbeats(make_worker: WorkerFactory, fake_lb: Fak
     worker = await make_worker(
         lb_admin_url=fake_lb.url,
         lb_admin_token="s3cret",
-        heartbeat_interval_s=0.05,
+        registration_interval_s=0.05,
         max_concurrency=4,
     )
     await eventually(lambda: len(fake_lb.paths("POST")) >= 3)
@@ -38,7 +38,7 @@ async def test_registers_and_heartbeats(make_worker: WorkerFactory, fake_lb: Fak
 async def test_drain_finishes_runs_then_deregisters(
     make_worker: WorkerFactory, fake_lb: FakeLbAdmin
 ) -> None:
-    worker = await make_worker(lb_admin_url=fake_lb.url, heartbeat_interval_s=0.05)
+    worker = await make_worker(lb_admin_url=fake_lb.url, registration_interval_s=0.05)
     await eventually(lambda: bool(fake_lb.paths("POST")))
     sdk = worker.client()
     async with aiohttp.ClientSession() as http:
@@ -71,7 +71,7 @@ async def test_drain_finishes_runs_then_deregisters(
 
 async def test_unreachable_lb_is_not_fatal(make_worker: WorkerFactory) -> None:
     worker = await make_worker(
-        lb_admin_url=f"http://127.0.0.1:{free_port()}", heartbeat_interval_s=0.05
+        lb_admin_url=f"http://127.0.0.1:{free_port()}", registration_interval_s=0.05
     )
     sdk = worker.client()
     try:
@@ -88,7 +88,7 @@ async def test_sigterm_drains_and_deregisters(tmp_path: Path, fake_lb: FakeLbAdm
         "WORKER_STORE": f"sqlite:///{tmp_path}/w.sqlite",
         "WORKER_LB_ADMIN_URL": fake_lb.url,
         "WORKER_LB_ADMIN_TOKEN": "t",
-        "WORKER_HEARTBEAT_INTERVAL_S": "0.1",
+        "WORKER_REGISTRATION_INTERVAL_S": "0.1",
         "WORKER_LOG_LEVEL": "warning",
     }
     proc = await asyncio.create_subprocess_exec(

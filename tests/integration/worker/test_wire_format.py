@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_sse_stream_headers_heartbeats_and_frames(make_worker: WorkerFactory) -> None:
-    worker = await make_worker(heartbeat_s=0.05)
+    worker = await make_worker(keepalive_interval_s=0.05)
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{worker.url}/threads", json={}) as response:
             thread_id = (await response.json())["thread_id"]
@@ -61,7 +61,7 @@ async def test_wait_and_create_headers(make_worker: WorkerFactory) -> None:
 
 
 async def test_stream_client_leaving_cancels_its_run(make_worker: WorkerFactory) -> None:
-    worker = await make_worker(heartbeat_s=0.05)
+    worker = await make_worker(keepalive_interval_s=0.05)
     sdk = worker.client()
     try:
         thread = await sdk.threads.create()
