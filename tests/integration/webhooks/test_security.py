@@ -187,7 +187,7 @@ async def test_bad_hook_bodies_are_refused_whole(
     async with aiohttp.ClientSession() as http:
         status, doc = await _post(http, f"{worker.url}/webhooks", body)
         async with http.post(f"{worker.url}/webhooks", data=b"{not json") as response:
-            assert response.status == 400
+            assert response.status == 422  # invalid JSON, as on every LangGraph-style route
         async with http.get(f"{worker.url}/webhooks") as response:
             assert await response.json() == []
     assert (status, doc["error"]["code"]) == (422, code)
