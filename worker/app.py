@@ -97,7 +97,10 @@ async def _open_store(
     """The opened store, LangGraph's store in it, and the graphs compiled on both; what is
     opened is closed by ``stack``."""
     store = create_store(
-        settings.store, lease_s=settings.run_lease_s, pool_size=settings.store_pool_size
+        settings.store,
+        lease_s=settings.run_lease_s,
+        pool_size=settings.store_pool_size,
+        sqlite_synchronous=settings.sqlite_synchronous,
     )
     await store.open()
     stack.push_async_callback(store.close)

@@ -47,6 +47,12 @@ class WorkerSettings(BaseSettings):
         description="Where threads, runs and checkpoints live: sqlite:///PATH (the worker "
         "processes of one machine) or postgresql://... (a fleet).",
     )
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        "normal",
+        description="SQLite store durability: normal (WAL's usual: a commit survives a process "
+        "crash; the last ones may be lost on power loss or OS crash) or full (fsync per commit: "
+        "survives those too, slower).",
+    )
     store_pool_size: int = Field(
         10, ge=1, description="Most connections to a Postgres store (psycopg pool)."
     )

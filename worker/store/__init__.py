@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from worker.store.base import Store
 from worker.store.postgres import PostgresStore
-from worker.store.sqlite import SqliteStore
+from worker.store.sqlite import SqliteStore, Synchronous
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def create_store(url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> Store:
+def create_store(
+    url: str,
+    *,
+    lease_s: float = 30.0,
+    pool_size: int = 10,
+    sqlite_synchronous: Synchronous = "normal",
+) -> Store:
     """The store for ``url``: ``sqlite:///path`` or ``postgresql://...``."""
     if url.startswith("sqlite://"):
-        return SqliteStore(url, lease_s=lease_s)
+        return SqliteStore(url, lease_s=lease_s, synchronous=sqlite_synchronous)
     if url.startswith(POSTGRES_SCHEMES):
         return PostgresStore(url, lease_s=lease_s, pool_size=pool_size)
     raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///path or postgresql://...")

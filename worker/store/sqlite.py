@@ -4,6 +4,10 @@ Two connections to the same file: one for the records, one owned by ``AsyncSqlit
 (which serialises its own use with a lock). WAL mode and a busy timeout let the worker
 processes of one machine share the file.
 
+Durability (``synchronous``): in WAL mode, ``normal`` (the default) syncs the log only at
+checkpoints, so a commit survives a process crash but the last ones may be lost on power
+loss or an OS crash; ``full`` syncs the log at every commit and survives those too.
+
 Every write is shielded from cancellation. A write cancelled between its statement and its
 commit would leave the connection inside a transaction, holding the file's write lock and
 blocking every other worker process until this one happens to commit again.
@@ -14,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -55,6 +59,7 @@ _RUN_COLUMNS = (
 _ACTIVE = "('pending', 'running')"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 BUSY_TIMEOUT_MS = 10_000
+Synchronous = Literal["normal", "full"]
 
 
 def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
@@ -82,9 +87,15 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
     """
 
     def __init__(
-        self, url: str, *, lease_s: float = 30.0, clock: Callable[[], datetime] = utcnow
+        self,
+        url: str,
+        *,
+        lease_s: float = 30.0,
+        synchronous: Synchronous = "normal",
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._path = sqlite_path(url)
+        self._synchronous = synchronous
         self._lease_s = lease_s
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
@@ -120,7 +131,22 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if self._path != ":memory:":
             await conn.execute("PRAGMA journal_mode = WAL")
+        # Per connection, not stored in the file: every connection sets it.
+        await conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
         return conn
+
+    async def pragma(self, name: str) -> tuple[Any, Any]:
+        """``PRAGMA name`` as the records and the checkpointer connection read it."""
+        if not name.isidentifier():
+            raise ValueError(f"not a pragma name: {name!r}")
+        if self._saver is None:
+            raise RuntimeError("store is not open")
+        values = []
+        for conn in (self._conn, self._saver.conn):
+            async with conn.execute(f"PRAGMA {name}") as cur:
+                row = await cur.fetchone()
+            values.append(row[0] if row else None)
+        return values[0], values[1]
 
     async def open(self) -> None:
         if self._path == ":memory:":

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from worker.store import create_store
 from worker.store.assistants import new_assistant
 from worker.store.base import RunRecord, ThreadExistsError, ThreadQuery
-from worker.store.sqlite import SqliteStore, sqlite_path
+from worker.store.sqlite import SqliteStore, Synchronous, sqlite_path
 
 
 class Clock:
@@ -109,3 +110,34 @@ async def test_assistants_keep_their_creation_time(store: SqliteStore) -> None:
         if_exists="do_nothing",
     )
     assert first.created_at == again.created_at
+
+
+@pytest.mark.parametrize(
+    ("synchronous", "expected"),
+    [("normal", 1), ("full", 2)],  # SQLite's numbers for NORMAL and FULL
+)
+async def test_synchronous_reaches_both_connections(
+    tmp_path: Path, synchronous: Synchronous, expected: int
+) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path}/w.sqlite", synchronous=synchronous)
+    await store.open()
+    try:
+        assert await store.pragma("synchronous") == (expected, expected)
+        assert await store.pragma("journal_mode") == ("wal", "wal")
+    finally:
+        await store.close()
+
+
+async def test_synchronous_defaults_to_normal(tmp_path: Path) -> None:
+    store = create_store(f"sqlite:///{tmp_path}/w.sqlite")
+    await store.open()
+    try:
+        assert isinstance(store, SqliteStore)
+        assert await store.pragma("synchronous") == (1, 1)
+    finally:
+        await store.close()
+
+
+async def test_pragma_refuses_what_is_not_a_name(store: SqliteStore) -> None:
+    with pytest.raises(ValueError, match="not a pragma name"):
+        await store.pragma("synchronous = OFF")
