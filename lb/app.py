@@ -302,6 +302,8 @@ class LoadBalancer:
             max_header_bytes=settings.max_header_bytes,
             keepalive_timeout_s=CLIENT_KEEPALIVE_S,
             body_timeout_s=settings.client_body_timeout_s,
+            header_timeout_s=settings.client_header_timeout_s,
+            max_connections=settings.max_connections,
         )
         self.proxy_port = await self._server.start(settings.host, settings.port)
         log.info(
@@ -310,6 +312,7 @@ class LoadBalancer:
             admin=f"http://{settings.admin_host}:{self.admin_port}",
             strategy=settings.strategy,
             instances=len(parts.registry.snapshot.instances),
+            max_connections=self._server.cap.limit,
         )
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,21 @@ class LBSettings(BaseSettings):
     admin_port: int = Field(8081, ge=0, le=65535, description="Port of the admin API.")
     admin_token: str = Field(
         "", description="Bearer token for /admin/*; required when the admin host is not loopback."
+    )
+    admin_allowed_hosts: str = Field(
+        "",
+        description="Host names /admin/* may be called by (Host and Origin), comma-separated, "
+        "besides the admin address; * allows any.",
+    )
+    instance_allow_networks: str = Field(
+        "",
+        description="CIDRs instance URLs may point into although link-local or cloud metadata "
+        "(refused otherwise), comma-separated.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="CIDRs of proxies in front of the LB whose X-Forwarded-*, Forwarded and "
+        "X-Real-IP are believed, comma-separated (empty: nobody's).",
     )
 
     # Membership and routing
@@ -89,6 +105,17 @@ class LBSettings(BaseSettings):
     )
     client_body_timeout_s: float = Field(
         60.0, gt=0, description="Longest silence while a client sends a request body."
+    )
+    client_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest time a client may take to send a whole request head; then 408.",
+    )
+    max_connections: int = Field(
+        10_000,
+        ge=0,
+        description="Most client connections on the proxy port; more are closed at once "
+        "(0: unlimited).",
     )
     shutdown_timeout_s: float = Field(
         30.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
@@ -200,6 +227,14 @@ class LBSettings(BaseSettings):
     # Logging
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_format: Literal["json", "console"] = Field("json", description="Log output format.")
+
+    @field_validator("instance_allow_networks", "trusted_proxies")
+    @classmethod
+    def _cidr_list(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError: a clear message
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -1,8 +1,12 @@
 """Header policy: what the proxy forwards, adds and strips — one pass over each head.
 
 Request: hop-by-hop headers (RFC 9110 section 7.6.1) and the headers its ``Connection`` names
-are dropped; ``X-Forwarded-For``, ``-Proto``, ``-Host`` and ``X-Request-ID`` are added (a
-client's own request id is kept); ``Expect`` is answered here, never forwarded. The same pass
+are dropped; ``X-Forwarded-For``, ``-Proto``, ``-Host``, ``X-Real-IP`` and ``X-Request-ID`` are
+added (a client's own request id is kept); ``Expect`` is answered here, never forwarded.
+Forwarding headers a client sent (``X-Forwarded-*``, ``Forwarded``, ``X-Real-IP``) are believed
+only from a trusted proxy (:class:`TrustedProxies`): from anyone else they are replaced by the
+LB's own values, so a client cannot make a worker see a false address, scheme or host. ``Host``
+is forwarded once, whatever ``Connection`` names. The same pass
 takes the routing facts: the affinity key (``X-Thread-ID``, else the thread or execution the
 path names) and whether the request creates work, both as :mod:`common.contract` defines them.
 
@@ -13,6 +17,8 @@ framing decided (passed on, re-chunked, or delimited by closing); the affinity k
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import itertools
 import secrets
 from typing import Final
@@ -23,6 +29,40 @@ from lb.http.wire import CRLF, HOP_BY_HOP, Headers, connection_tokens, reason, w
 from lb.routing.affinity import key_from_location
 
 _THREAD: Final = THREAD_HEADER.lower().encode()
+# What a client says about where a request came from; believed only from a trusted proxy.
+_FORWARDING: Final = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded", b"x-real-ip"}
+)
+
+
+class TrustedProxies:
+    """The networks (CIDR) whose forwarding headers are believed. Empty: nobody's.
+
+    The answer for each client address is cached (bounded), so the hot path pays one dict
+    lookup per request, and nothing at all when the list is empty.
+    """
+
+    def __init__(self, cidrs: str) -> None:
+        self.networks = parse_networks(cidrs)
+        self.trusts = functools.lru_cache(maxsize=4096)(self._trusts)
+
+    def _trusts(self, address: str) -> bool:
+        if not self.networks or not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+
+def parse_networks(cidrs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma-separated CIDR list (a bare address is a /32 or /128); ValueError if bad."""
+    parts = [part.strip() for part in cidrs.split(",")]
+    return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
+
+
+_NOBODY: Final = TrustedProxies("")
 
 
 class RequestIds:
@@ -53,14 +93,17 @@ class OutgoingRequest:
         self.replayable = True  # False once a streamed body has gone out
 
 
-def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
+def outgoing_request(
+    ex: Exchange, ids: RequestIds, trusted: TrustedProxies = _NOBODY
+) -> OutgoingRequest:
     """The head to send to a worker and the routing facts, from one pass over the headers."""
     request_id = ""
-    forwarded_for = b""
     thread = b""
     upgrade = b""
     tokens: frozenset[bytes] = frozenset()
     kept: list[bytes] = []
+    peer_text = ex.conn.peer
+    believed: Headers | None = [] if trusted.networks and trusted.trusts(peer_text) else None
     for name, value in ex.headers:
         lower = name.lower()
         if lower in HOP_BY_HOP:
@@ -72,8 +115,11 @@ def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
         if lower == b"x-request-id":
             request_id = value.decode("latin-1")
             continue
-        if lower == b"x-forwarded-for":
-            forwarded_for = value
+        if lower in _FORWARDING or lower == b"host":
+            # Written below, after Connection's names are removed, so none of them can be
+            # removed by a Connection token; a client's are kept only from a trusted proxy.
+            if believed is not None and lower != b"host":
+                believed.append((lower, value))
             continue
         if lower == b"expect":
             continue  # answered here (100 Continue) when the body is read
@@ -84,11 +130,17 @@ def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
         kept = without_named(kept, tokens)  # named in Connection: hop-by-hop too
     if not request_id:
         request_id = ids.next()
-    peer = ex.conn.peer.encode()
-    kept.append(b"X-Forwarded-For: " + (forwarded_for + b", " + peer if forwarded_for else peer))
-    kept.append(b"X-Forwarded-Proto: http")
+    peer = peer_text.encode()
     if ex.host:
-        kept.append(b"X-Forwarded-Host: " + ex.host)
+        kept.append(b"Host: " + ex.host)
+    if believed:
+        _forwarded_by_proxy(kept, believed, peer, ex.host)
+    else:
+        kept.append(b"X-Forwarded-For: " + peer)
+        kept.append(b"X-Forwarded-Proto: http")
+        if ex.host:
+            kept.append(b"X-Forwarded-Host: " + ex.host)
+        kept.append(b"X-Real-IP: " + peer)
     kept.append(b"X-Request-ID: " + request_id.encode())
     if ex.chunked:
         kept.append(b"Transfer-Encoding: chunked")
@@ -99,6 +151,24 @@ def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
     method, path = ex.method, ex.path
     key = "thread:" + thread.decode("latin-1") if thread else affinity_key(path)
     return OutgoingRequest(request_id, head, key, creates_work(method, path))
+
+
+def _forwarded_by_proxy(kept: list[bytes], believed: Headers, peer: bytes, host: bytes) -> None:
+    """A trusted proxy's forwarding headers: kept as it sent them, the LB's hop appended to
+    ``X-Forwarded-For``; what the proxy did not say, the LB says."""
+    seen: dict[bytes, bytes] = {}
+    for lower, value in believed:
+        # Repeated headers are one list (RFC 9110 section 5.3).
+        seen[lower] = seen[lower] + b", " + value if lower in seen else value
+    chain = seen.get(b"x-forwarded-for")
+    kept.append(b"X-Forwarded-For: " + (chain + b", " + peer if chain else peer))
+    kept.append(b"X-Forwarded-Proto: " + seen.get(b"x-forwarded-proto", b"http"))
+    forwarded_host = seen.get(b"x-forwarded-host", host)
+    if forwarded_host:
+        kept.append(b"X-Forwarded-Host: " + forwarded_host)
+    kept.append(b"X-Real-IP: " + seen.get(b"x-real-ip", peer))
+    if b"forwarded" in seen:
+        kept.append(b"Forwarded: " + seen[b"forwarded"])
 
 
 class ResponseHead:

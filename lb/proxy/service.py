@@ -15,7 +15,7 @@ from lb.http.exchange import Exchange
 from lb.http.shutdown import ShutdownState
 from lb.metrics import LBMetrics
 from lb.proxy.attempts import Forwarder
-from lb.proxy.headers import RequestIds, outgoing_request
+from lb.proxy.headers import RequestIds, TrustedProxies, outgoing_request
 from lb.proxy.relay import BodyTooLarge, write_error
 from lb.proxy.upstreams import Upstreams
 from lb.routing.affinity import AffinityTable
@@ -43,6 +43,7 @@ class Proxy:
             router, upstreams, settings, outliers, metrics, affinity, shutdown
         )
         self._ids = RequestIds()
+        self._trusted = TrustedProxies(settings.trusted_proxies)
         self._max_body = settings.max_body_bytes
         # Decided once: a disabled access log costs the hot path one attribute test.
         self._access_log = settings.access_log and settings.log_level in ("debug", "info")
@@ -54,7 +55,7 @@ class Proxy:
         attempts = 0
         request_id = ""
         try:
-            request = outgoing_request(ex, self._ids)
+            request = outgoing_request(ex, self._ids, self._trusted)
             request_id = request.request_id
             if self._max_body and (ex.content_length or 0) > self._max_body:
                 write_error(ex, 413, "body_too_large", "request body is too large", request_id)
