@@ -35,6 +35,7 @@ _MAX_PIPELINED: Final = 16  # parsed requests waiting their turn before reading 
 _FEED_SLICE: Final = 4096
 _LINGER_S: Final = 5.0  # how long unread request bytes are discarded before closing
 
+
 def _discard(data: bytes) -> None:
     pass
 
