@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 StrategyName = Literal["least_loaded", "round_robin", "random", "power_of_two"]
 AutoscaleBackend = Literal["off", "local", "kubernetes", "docker"]
 
@@ -231,9 +232,7 @@ class LBSettings(BaseSettings):
     @field_validator("instance_allow_networks", "trusted_proxies")
     @classmethod
     def _cidr_list(cls, value: str) -> str:
-        for part in value.split(","):
-            if part.strip():
-                ipaddress.ip_network(part.strip(), strict=False)  # ValueError: a clear message
+        parse_networks(value)  # ValueError names the bad entry
         return value
 
     @field_validator("log_level")
@@ -245,3 +244,9 @@ class LBSettings(BaseSettings):
 
     def instance_urls(self) -> list[str]:
         return [url.strip() for url in self.instances.split(",") if url.strip()]
+
+
+def parse_networks(cidrs: str) -> tuple[IPNetwork, ...]:
+    """A comma-separated CIDR list (a bare address is a /32 or /128); ValueError if bad."""
+    parts = [part.strip() for part in cidrs.split(",")]
+    return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)

@@ -27,6 +27,7 @@ from common.contract import THREAD_HEADER, affinity_key, creates_work
 from lb.http.exchange import Exchange
 from lb.http.wire import CRLF, HOP_BY_HOP, Headers, connection_tokens, reason, without_named
 from lb.routing.affinity import key_from_location
+from lb.settings import parse_networks
 
 _THREAD: Final = THREAD_HEADER.lower().encode()
 # What a client says about where a request came from; believed only from a trusted proxy.
@@ -54,12 +55,6 @@ class TrustedProxies:
         except ValueError:
             return False
         return any(ip in network for network in self.networks)
-
-
-def parse_networks(cidrs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """A comma-separated CIDR list (a bare address is a /32 or /128); ValueError if bad."""
-    parts = [part.strip() for part in cidrs.split(",")]
-    return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
 
 
 _NOBODY: Final = TrustedProxies("")
