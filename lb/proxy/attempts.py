@@ -114,7 +114,7 @@ class Forwarder:
                 tried.add(instance.id)
                 self.metrics.retries.inc()
             finally:
-                router.release(instance)
+                router.release(instance, request.creates_work)
         assert last is not None
         retry_after_s = self._retry_after_s if last.status == 503 else None
         relay.write_error(
