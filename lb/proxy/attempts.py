@@ -160,8 +160,10 @@ class Forwarder:
             )
             # Only streams and tunnels await here: a response complete on arrival is one write.
             if not conn.complete:
-                if not await relay.stream(ex, conn, head, response.rechunk):
+                cut = await relay.stream(ex, conn, head, response.rechunk)
+                if cut is not None:
                     self.outliers.failure(instance)  # broke off mid-body
+                    request.abort_reason = cut
             elif status == 101 and ex.upgrade:
                 await relay.tunnel(ex, conn, head)
             else:

@@ -75,7 +75,15 @@ class RequestIds:
 class OutgoingRequest:
     """A request as it goes to a worker: the same head and body for every attempt."""
 
-    __slots__ = ("affinity_key", "body", "creates_work", "head", "replayable", "request_id")
+    __slots__ = (
+        "abort_reason",
+        "affinity_key",
+        "body",
+        "creates_work",
+        "head",
+        "replayable",
+        "request_id",
+    )
 
     def __init__(
         self, request_id: str, head: bytes, affinity_key: str | None, creates_work: bool
@@ -86,6 +94,9 @@ class OutgoingRequest:
         self.creates_work = creates_work
         self.body: bytes | None = None  # read ahead when small enough to send again
         self.replayable = True  # False once a streamed body has gone out
+        # Set when the worker broke off a response already under way (the client got a status
+        # and part of a body): the request is counted and logged as aborted, with this reason.
+        self.abort_reason: str | None = None
 
 
 def outgoing_request(

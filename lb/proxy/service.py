@@ -15,7 +15,7 @@ from lb.http.exchange import Exchange
 from lb.http.shutdown import ShutdownState
 from lb.metrics import LBMetrics
 from lb.proxy.attempts import Forwarder
-from lb.proxy.headers import RequestIds, TrustedProxies, outgoing_request
+from lb.proxy.headers import OutgoingRequest, RequestIds, TrustedProxies, outgoing_request
 from lb.proxy.relay import BodyTooLarge, write_error
 from lb.proxy.upstreams import Upstreams
 from lb.routing.affinity import AffinityTable
@@ -54,6 +54,7 @@ class Proxy:
         instance_id = "-"
         attempts = 0
         request_id = ""
+        request: OutgoingRequest | None = None
         try:
             request = outgoing_request(ex, self._ids, self._trusted)
             request_id = request.request_id
@@ -82,7 +83,10 @@ class Proxy:
             ex.keep_alive = False
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.observe_request(instance_id, ex.method, status, elapsed)
+            reason = request.abort_reason if request is not None else None
+            self.metrics.observe_request(
+                instance_id, ex.method, status, elapsed, aborted=reason is not None
+            )
             if self._access_log:
                 log.info(
                     "request",
@@ -91,6 +95,8 @@ class Proxy:
                     path=ex.path,
                     instance_id=instance_id,
                     status=status,
+                    outcome="ok" if reason is None else "aborted",
+                    reason=reason,
                     attempts=attempts,
                     duration_ms=round(elapsed * 1000, 3),
                 )
