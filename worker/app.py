@@ -86,6 +86,8 @@ async def _open_store(
         left = await store.release_runs(settings.worker_id)
         if left:
             log.warning("previous_life_runs_released", count=left)
+        # Where this worker's leases can be checked on: see worker.runs.recovery.
+        await store.record_worker(settings.worker_id, settings.url)
     except BaseException:
         await store.close()
         raise

@@ -78,6 +78,19 @@ SQLITE: tuple[Migration, ...] = (
             "UPDATE gf_runs SET lease_expires_at = 0 WHERE status IN ('pending', 'running')",
         ),
     ),
+    Migration(
+        3,
+        "worker addresses",
+        (
+            # Where each lease holder can be reached: a sweeper that finds the address
+            # refusing connections takes the holder's runs without waiting for their leases.
+            """CREATE TABLE gf_workers (
+                worker_id TEXT PRIMARY KEY,
+                url TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -134,6 +147,17 @@ POSTGRES: tuple[Migration, ...] = (
             "CREATE INDEX gf_runs_lease ON gf_runs (lease_expires_at) "
             "WHERE status IN ('pending', 'running')",
             "CREATE INDEX gf_threads_metadata ON gf_threads USING gin (metadata jsonb_path_ops)",
+        ),
+    ),
+    Migration(
+        2,
+        "worker addresses",
+        (
+            """CREATE TABLE gf_workers (
+                worker_id TEXT PRIMARY KEY,
+                url TEXT NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL
+            )""",
         ),
     ),
 )

@@ -404,6 +404,24 @@ class PostgresStore(Store):
         return Claim(claimed, abandoned)
 
     @shielded
+    async def record_worker(self, worker_id: str, url: str) -> None:
+        await self._fetch(
+            "INSERT INTO gf_workers (worker_id, url, updated_at) VALUES (%s, %s, now()) "
+            "ON CONFLICT (worker_id) DO UPDATE SET url = excluded.url, updated_at = now() "
+            "RETURNING worker_id",
+            (worker_id, url),
+        )
+
+    async def lease_holders(self, worker_id: str) -> dict[str, str]:
+        rows = await self._fetch(
+            "SELECT DISTINCT w.worker_id, w.url FROM gf_runs r JOIN gf_workers w ON "
+            f"w.worker_id = r.worker_id WHERE r.status IN {_ACTIVE} AND "
+            "r.lease_expires_at >= now() AND r.worker_id != %s",
+            (worker_id,),
+        )
+        return {row["worker_id"]: row["url"] for row in rows}
+
+    @shielded
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
         if run_ids is not None and not run_ids:
             return 0

@@ -396,6 +396,24 @@ class SqliteStore(Store):
         return Claim(claimed, abandoned)
 
     @shielded
+    async def record_worker(self, worker_id: str, url: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO gf_workers (worker_id, url, updated_at) VALUES (?, ?, ?) ON CONFLICT "
+            "(worker_id) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at",
+            (worker_id, url, self._clock().isoformat()),
+        )
+        await self._conn.commit()
+
+    async def lease_holders(self, worker_id: str) -> dict[str, str]:
+        async with self._conn.execute(
+            "SELECT DISTINCT w.worker_id, w.url FROM gf_runs r JOIN gf_workers w ON "
+            f"w.worker_id = r.worker_id WHERE r.status IN {_ACTIVE} AND "
+            "r.lease_expires_at >= ? AND r.worker_id != ?",
+            (self._clock().timestamp(), worker_id),
+        ) as cur:
+            return {row[0]: row[1] for row in await cur.fetchall()}
+
+    @shielded
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
         sql = f"UPDATE gf_runs SET lease_expires_at = 0 WHERE worker_id = ? AND status IN {_ACTIVE}"
         params: list[Any] = [worker_id]
