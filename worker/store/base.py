@@ -204,8 +204,14 @@ class Store(abc.ABC):
         *,
         result: Any = None,
         error: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Record a status change; ``result``/``error`` are stored when given."""
+        holder: tuple[str, int] | None = None,
+    ) -> bool:
+        """Record a status change; ``result``/``error`` are stored when given.
+
+        With ``holder`` (``worker_id``, ``attempt``) the write is fenced: it happens only while
+        that worker still holds that attempt of the run, so a holder whose run was taken over
+        writes nothing. Returns whether the record was written.
+        """
 
     @abc.abstractmethod
     async def get_run(self, run_id: str) -> RunRecord | None: ...

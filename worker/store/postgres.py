@@ -292,13 +292,17 @@ class PostgresStore(Store):
         *,
         result: Any = None,
         error: Mapping[str, Any] | None = None,
-    ) -> None:
+        holder: tuple[str, int] | None = None,
+    ) -> bool:
+        worker, attempt = holder if holder is not None else (None, None)
         # An ended run holds no lease: nothing is left to claim.
-        await self._fetch(
+        rows = await self._fetch(
             "UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
             "result = coalesce(%(result)s::jsonb, result), "
             "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
-            f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END WHERE run_id = %(run_id)s",
+            f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END WHERE run_id = %(run_id)s "
+            "AND (%(worker)s::text IS NULL OR (worker_id = %(worker)s AND attempt = %(attempt)s)) "
+            "RETURNING run_id",
             {
                 "status": status,
                 "result": None if result is None else _jsonb(result),
@@ -306,8 +310,11 @@ class PostgresStore(Store):
                 "active": status in ACTIVE_RUN_STATES,
                 "lease_s": self._lease_s,
                 "run_id": run_id,
+                "worker": worker,
+                "attempt": attempt,
             },
         )
+        return bool(rows)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE run_id = %s", (run_id,))

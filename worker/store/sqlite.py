@@ -275,12 +275,15 @@ class SqliteStore(Store):
         *,
         result: Any = None,
         error: Mapping[str, Any] | None = None,
-    ) -> None:
+        holder: tuple[str, int] | None = None,
+    ) -> bool:
+        worker, attempt = holder if holder is not None else (None, None)
         # An ended run holds no lease: nothing is left to claim.
-        await self._conn.execute(
+        cur = await self._conn.execute(
             "UPDATE gf_runs SET status = ?, updated_at = ?, result = coalesce(?, result), "
             "error = coalesce(?, error), lease_expires_at = CASE WHEN ? THEN "
-            "coalesce(lease_expires_at, ?) END WHERE run_id = ?",
+            "coalesce(lease_expires_at, ?) END WHERE run_id = ? "
+            "AND (? IS NULL OR (worker_id = ? AND attempt = ?))",
             (
                 status,
                 self._clock().isoformat(),
@@ -289,9 +292,13 @@ class SqliteStore(Store):
                 status in ACTIVE_RUN_STATES,
                 self._lease_until(),
                 run_id,
+                worker,
+                worker,
+                attempt,
             ),
         )
         await self._conn.commit()
+        return bool(cur.rowcount)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self._conn.execute(

@@ -137,3 +137,27 @@ async def test_lease_holders_are_the_other_workers_with_live_leases_and_their_ur
         assert await store.lease_holders("me") == {}
     finally:
         await store.close()
+
+
+async def test_a_status_write_is_fenced_by_the_holder_and_its_attempt(store_url: str) -> None:
+    store = create_store(store_url, lease_s=30)
+    await store.open()
+    try:
+        await store.create_thread("t", {})
+        await store.create_run(_run("r1", "w0"))
+        await store.release_runs("w0")
+        claim = await store.claim_expired_runs("w1", ["g"], limit=1, max_attempts=3)
+        assert [(r.worker_id, r.attempt) for r in claim.claimed] == [("w1", 2)]
+        # The first holder, slow rather than dead, tries to report: nothing changes.
+        assert not await store.set_run_status("r1", "success", result={"x": 1}, holder=("w0", 1))
+        # Nor can the new holder write as an attempt it does not hold.
+        assert not await store.set_run_status("r1", "success", holder=("w1", 1))
+        record = await store.get_run("r1")
+        assert record is not None
+        assert (record.status, record.result) == ("running", None)
+        assert await store.set_run_status("r1", "success", result={"x": 2}, holder=("w1", 2))
+        record = await store.get_run("r1")
+        assert record is not None
+        assert (record.status, record.result) == ("success", {"x": 2})
+    finally:
+        await store.close()
