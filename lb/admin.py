@@ -127,16 +127,12 @@ async def list_instances(request: web.Request) -> web.Response:
     return _json({"instances": [i.to_json() for i in snapshot.instances]})
 
 
-async def register_instance(request: web.Request) -> web.Response:
-    parts = request.app[COMPONENTS]
-    data = await _body(request)
-    unknown = sorted(set(data) - _REGISTER_FIELDS)
-    if unknown:
-        raise Invalid(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
-    url = _url(data.get("url"))
-    refused = await refused_host(
-        URL(url).host or "", parse_networks(parts.settings.instance_allow_networks)
-    )
+async def _check_address(parts: Components, url: str) -> None:
+    """422 for a URL into a link-local or metadata range (see :mod:`lb.admin_guard`)."""
+    if any(i.url == url for i in parts.registry.snapshot.instances):
+        return  # a heartbeat repeats a URL checked when it was first registered
+    allowed = parse_networks(parts.settings.instance_allow_networks)
+    refused = await refused_host(URL(url).host or "", allowed)
     if refused is not None:
         raise Invalid(
             422,
@@ -145,6 +141,16 @@ async def register_instance(request: web.Request) -> web.Response:
             "(allow it with LB_INSTANCE_ALLOW_NETWORKS)",
             "url",
         )
+
+
+async def register_instance(request: web.Request) -> web.Response:
+    parts = request.app[COMPONENTS]
+    data = await _body(request)
+    unknown = sorted(set(data) - _REGISTER_FIELDS)
+    if unknown:
+        raise Invalid(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
+    url = _url(data.get("url"))
+    await _check_address(parts, url)
     instance_id = _instance_id(data["id"]) if data.get("id") is not None else None
     max_capacity = _positive_int(data, "max_capacity")
     weight = _positive_int(data, "weight")
