@@ -124,6 +124,7 @@ def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Rela
         service=service,
         relay=relay,
         worker_id=settings.worker_id,
+        worker_url=settings.url,
         graph_ids=[e.graph_id for e in graphs],
         lease_s=settings.run_lease_s,
         sweep_interval_s=settings.sweep_interval_s,

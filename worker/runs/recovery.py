@@ -11,16 +11,18 @@ shutdown) up to its free capacity and resumes them from their last checkpoint; r
 A dead worker is not waited out: before each claim the sweeper probes the recorded URL of
 every other lease holder, and a holder whose address *refuses the connection* (nothing listens
 there: the process is gone) has its leases expired at once, so its runs are resumed within a
-sweep interval of its death. Only a refusal counts. A timeout or an unreachable network (a
-partition, an overloaded host) proves nothing, so those holders keep their leases until they
-lapse. A worker stops listening only after its runs have stopped and their leases were
-released (shutdown drains first), so a refusal never takes a run that is still executing; and
-a holder that finds its lease gone stops without writing (:meth:`Recovery.renew`).
+sweep interval of its death (only at addresses where a refusal means that: :func:`probeable`).
+Only a refusal counts. A timeout or an unreachable network (a partition, an overloaded host)
+proves nothing, so those holders keep their leases until they lapse. A worker stops listening
+only after its runs have stopped and their leases were released (shutdown drains first), so a
+refusal never takes a run that is still executing; and a holder that finds its lease gone
+stops without writing (:meth:`Recovery.renew`; its status writes are fenced by its attempt).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
@@ -36,9 +38,32 @@ from worker.store.base import ACTIVE_RUN_STATES, Store
 log = structlog.get_logger("worker.recovery")
 
 PROBE_TIMEOUT_S = 1.0
+_WILDCARDS = frozenset({"0.0.0.0", "::"})
 # True: nothing listens at the URL (the holder is gone). False: it answered, or the question
 # could not be settled (timeout, unreachable network).
 Probe = Callable[[str], Awaitable[bool]]
+
+
+def probeable(url: str, own_url: str) -> bool:
+    """Whether a refusal at ``url`` would mean its worker is gone. Not for a wildcard address
+    (``0.0.0.0`` names no host: the probe would reach this machine), nor for loopback unless
+    this worker is on loopback too (a fleet on one machine); from another machine or
+    container, loopback is somebody else's."""
+    host = (URL(url).host or "").strip("[]")
+    if host in _WILDCARDS or not host:
+        return False
+    if _is_loopback(host):
+        return _is_loopback((URL(own_url).host or "").strip("[]"))
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def refuses_connections(url: str) -> bool:
@@ -68,6 +93,7 @@ class Recovery:
         service: RunService,
         relay: Relay,
         worker_id: str,
+        worker_url: str,
         graph_ids: Sequence[str],
         lease_s: float,
         sweep_interval_s: float,
@@ -79,6 +105,7 @@ class Recovery:
         self._service = service
         self._relay = relay
         self._worker_id = worker_id
+        self._worker_url = worker_url
         self._graph_ids = list(graph_ids)
         self._lease_s = lease_s
         self._sweep_interval_s = sweep_interval_s
@@ -120,7 +147,11 @@ class Recovery:
 
     async def expire_dead_holders(self) -> list[str]:
         """Expire the leases of holders whose address refuses connections; their ids."""
-        holders = await self._store.lease_holders(self._worker_id)
+        holders = {
+            holder: url
+            for holder, url in (await self._store.lease_holders(self._worker_id)).items()
+            if probeable(url, self._worker_url)
+        }
         if not holders:
             return []
         ids = list(holders)
