@@ -57,5 +57,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /data
 USER 10001:10001
 EXPOSE 8080 8081 8000
+# Asks whichever process runs (the worker's /ok, the LB's admin /health), with the standard
+# library: the slim image has no curl.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-m", "common.healthcheck"]
 ENTRYPOINT ["python", "-m"]
 CMD ["lb"]

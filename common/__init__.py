@@ -5,6 +5,7 @@
 - ``settings``: environment-first settings loading and the ``--help`` every process shows;
 - ``logs``: the structlog set-up both processes use;
 - ``urls``: URL redaction for logs;
+- ``healthcheck``: the container's HEALTHCHECK for whichever process the image runs;
 - ``contract``: the HTTP contract between the two processes beyond plain HTTP (which paths
   create work, which name a thread, the ``at_capacity`` promise, the health body).
 

@@ -2,7 +2,9 @@
 
 ``/admin/*`` needs ``Authorization: Bearer <LB_ADMIN_TOKEN>`` (compared in constant time)
 whenever a token is configured; the LB refuses to start with a non-loopback admin address and
-no token. Every error is JSON ``{"error": {"code", "message", "field"?}}``; a refused request
+no token. Before the token, :mod:`lb.admin_guard` refuses callers by ``Host`` and ``Origin``
+(403) and writes that are not JSON (415); instance URLs into link-local or metadata ranges are
+refused (422). Every error is JSON ``{"error": {"code", "message", "field"?}}``; a refused request
 changes nothing.
 """
 
@@ -18,16 +20,19 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
+from lb.admin_guard import CallerCheck, refused_host
 from lb.components import COMPONENTS, Components
 from lb.errors import error_response
 from lb.fleet.control import Conflict
 from lb.fleet.registry import INSTANCE_ID, Instance
 from lb.routing.strategies import STRATEGIES, make_strategy
+from lb.settings import parse_networks
 from lb.status import views as status_views
 from lb.status.auth import NO_SESSION, Denied
 from lb.status.views import STATUS_PAGE
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
+CALLER_CHECK = web.AppKey("caller_check", CallerCheck)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -125,6 +130,22 @@ async def list_instances(request: web.Request) -> web.Response:
     return _json({"instances": [i.to_json() for i in snapshot.instances]})
 
 
+async def _check_address(parts: Components, url: str) -> None:
+    """422 for a URL into a link-local or metadata range (see :mod:`lb.admin_guard`)."""
+    if any(i.url == url for i in parts.registry.snapshot.instances):
+        return  # a heartbeat repeats a URL checked when it was first registered
+    allowed = parse_networks(parts.settings.instance_allow_networks)
+    refused = await refused_host(URL(url).host or "", allowed)
+    if refused is not None:
+        raise Invalid(
+            422,
+            "refused_address",
+            f"url points at {refused}, a link-local or metadata address "
+            "(allow it with LB_INSTANCE_ALLOW_NETWORKS)",
+            "url",
+        )
+
+
 async def register_instance(request: web.Request) -> web.Response:
     parts = request.app[COMPONENTS]
     data = await _body(request)
@@ -132,6 +153,7 @@ async def register_instance(request: web.Request) -> web.Response:
     if unknown:
         raise Invalid(422, "unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
     url = _url(data.get("url"))
+    await _check_address(parts, url)
     instance_id = _instance_id(data["id"]) if data.get("id") is not None else None
     max_capacity = _positive_int(data, "max_capacity")
     weight = _positive_int(data, "weight")
@@ -255,6 +277,10 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     operation = f"{request.method} {route.canonical if route is not None else 'unmatched'}"
     outcome = "error"
     try:
+        refusal = _caller_refusal(request) if is_admin else None
+        if refusal is not None:
+            outcome = "forbidden"
+            return refusal
         if is_admin and parts.settings.admin_token:
             denied = _unauthorized(request, parts.settings.admin_token)
             if denied is not None:
@@ -277,10 +303,27 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
             parts.metrics.admin_requests.labels(operation, outcome).inc()
 
 
+def _caller_refusal(request: web.Request) -> web.Response | None:
+    """403 for a caller named by the wrong ``Host`` or ``Origin``; 415 for a write that is
+    not JSON (see :mod:`lb.admin_guard`)."""
+    check = request.app[CALLER_CHECK]
+    headers = request.headers
+    if not check.host_allowed(headers.get("Host")):
+        return error_response(403, "forbidden_host", "this Host may not call the admin API")
+    if not check.origin_allowed(headers.get("Origin")):
+        return error_response(403, "forbidden_origin", "this Origin may not call the admin API")
+    if check.content_type_refused(request.method, headers.get("Content-Type"), request.body_exists):
+        return error_response(
+            415, "unsupported_media_type", "admin writes take Content-Type: application/json"
+        )
+    return None
+
+
 def admin_app(parts: Components) -> web.Application:
     """The admin port's app over ``parts``; the caller adds the background loops."""
     app = web.Application(client_max_size=MAX_ADMIN_BODY_BYTES, middlewares=[admin_middleware])
     app[COMPONENTS] = parts
+    app[CALLER_CHECK] = CallerCheck(parts.settings.admin_host, parts.settings.admin_allowed_hosts)
     r = app.router
     r.add_get("/health", health)
     r.add_get("/ready", ready)

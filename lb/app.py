@@ -303,6 +303,8 @@ class LoadBalancer:
             max_headers=settings.max_headers,
             keepalive_timeout_s=CLIENT_KEEPALIVE_S,
             body_timeout_s=settings.client_body_timeout_s,
+            header_timeout_s=settings.client_header_timeout_s,
+            max_connections=settings.max_connections,
         )
         self.proxy_port = await self._server.start(settings.host, settings.port)
         log.info(
@@ -311,6 +313,7 @@ class LoadBalancer:
             admin=f"http://{settings.admin_host}:{self.admin_port}",
             strategy=settings.strategy,
             instances=len(parts.registry.snapshot.instances),
+            max_connections=self._server.cap.limit,
         )
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -25,7 +25,13 @@ DURATION_BUCKETS_S = (
     120.0, 300.0, 600.0, 1800.0,
 )  # fmt: skip
 STATES = ("unknown", "healthy", "unhealthy", "draining")
-_STATUS_CLASS = {0: "0xx", 1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+# A response the client got a status for but whose body was cut because the worker broke off
+# (it died mid-run): counted apart, because its status says success.
+ABORTED: Final = -1
+_STATUS_CLASS = {
+    0: "0xx", 1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx", ABORTED: "aborted",
+}  # fmt: skip
+STATUS_CLASSES: Final = (*_STATUS_CLASS.values(), "other")
 
 
 class LBMetrics:
@@ -34,7 +40,8 @@ class LBMetrics:
         r = self.registry
         self.requests = Counter(
             PREFIX + "requests",
-            "Requests proxied, by instance, method and status class.",
+            "Requests proxied, by instance, method and status class (aborted: the worker "
+            "broke off a response already under way).",
             ("instance", "method", "status_class"),
             registry=r,
         )
@@ -80,8 +87,10 @@ class LBMetrics:
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    def observe_request(self, instance: str, method: str, status: int, duration_s: float) -> None:
-        key = (instance, method, status // 100)
+    def observe_request(
+        self, instance: str, method: str, status: int, duration_s: float, aborted: bool = False
+    ) -> None:
+        key = (instance, method, ABORTED if aborted else status // 100)
         children = self._children.get(key)
         if children is None:
             children = (

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 StrategyName = Literal["least_loaded", "round_robin", "random", "power_of_two"]
 AutoscaleBackend = Literal["off", "local", "kubernetes", "docker"]
 
@@ -24,6 +26,21 @@ class LBSettings(BaseSettings):
     admin_port: int = Field(8081, ge=0, le=65535, description="Port of the admin API.")
     admin_token: str = Field(
         "", description="Bearer token for /admin/*; required when the admin host is not loopback."
+    )
+    admin_allowed_hosts: str = Field(
+        "",
+        description="Host names /admin/* may be called by (Host and Origin), comma-separated, "
+        "besides the admin address; * allows any.",
+    )
+    instance_allow_networks: str = Field(
+        "",
+        description="CIDRs instance URLs may point into although link-local or cloud metadata "
+        "(refused otherwise), comma-separated.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="CIDRs of proxies in front of the LB whose X-Forwarded-*, Forwarded and "
+        "X-Real-IP are believed, comma-separated (empty: nobody's).",
     )
 
     # Membership and routing
@@ -92,6 +109,17 @@ class LBSettings(BaseSettings):
     )
     client_body_timeout_s: float = Field(
         60.0, gt=0, description="Longest silence while a client sends a request body."
+    )
+    client_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest time a client may take to send a whole request head; then 408.",
+    )
+    max_connections: int = Field(
+        10_000,
+        ge=0,
+        description="Most client connections on the proxy port; more are closed at once "
+        "(0: unlimited).",
     )
     shutdown_timeout_s: float = Field(
         30.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
@@ -215,6 +243,12 @@ class LBSettings(BaseSettings):
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_format: Literal["json", "console"] = Field("json", description="Log output format.")
 
+    @field_validator("instance_allow_networks", "trusted_proxies")
+    @classmethod
+    def _cidr_list(cls, value: str) -> str:
+        parse_networks(value)  # ValueError names the bad entry
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -224,3 +258,9 @@ class LBSettings(BaseSettings):
 
     def instance_urls(self) -> list[str]:
         return [url.strip() for url in self.instances.split(",") if url.strip()]
+
+
+def parse_networks(cidrs: str) -> tuple[IPNetwork, ...]:
+    """A comma-separated CIDR list (a bare address is a /32 or /128); ValueError if bad."""
+    parts = [part.strip() for part in cidrs.split(",")]
+    return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)

@@ -50,6 +50,7 @@ class FakeWorker:
         r.add_get("/metrics", _metrics)
         r.add_route("*", "/echo", _echo)
         r.add_get("/slow", _slow)
+        r.add_post("/runs/wait", _slow)  # creates work at the LB: takes a capacity slot
         r.add_get("/sse", _sse)
         r.add_get("/ws", _ws)
         r.add_route("*", "/status/{code}", _status)

@@ -113,6 +113,8 @@ async def _open_store(
     left = await store.release_runs(settings.worker_id)
     if left:
         log.warning("previous_life_runs_released", count=left)
+    # Where this worker's leases can be checked on: see worker.runs.recovery.
+    await store.record_worker(settings.worker_id, settings.url)
     return store, memory, graphs
 
 
@@ -149,6 +151,7 @@ def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Rela
         service=service,
         relay=relay,
         worker_id=settings.worker_id,
+        worker_url=settings.url,
         graph_ids=[e.graph_id for e in graphs],
         lease_s=settings.run_lease_s,
         sweep_interval_s=settings.sweep_interval_s,

@@ -72,7 +72,10 @@ class WorkerSettings(BaseSettings):
         "loses its runs to another worker this long after its last renewal.",
     )
     sweep_interval_s: float = Field(
-        5.0, gt=0, description="How often this worker looks for runs whose lease expired."
+        2.0,
+        gt=0,
+        description="How often this worker looks for runs whose lease expired or whose holder "
+        "is gone.",
     )
     run_max_attempts: int = Field(
         3,

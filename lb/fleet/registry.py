@@ -44,7 +44,10 @@ class Health(enum.StrEnum):
 class Load:
     """Mutable counters owned by the proxy's hot path; never replaced, only changed in place."""
 
-    inflight: int = 0
+    inflight: int = 0  # every request being proxied to the instance
+    # Of those, the requests that create work (``common.contract.creates_work``): only these
+    # take the capacity slots; a join or a status poll never waits for one.
+    work: int = 0
     consecutive_errors: int = 0
 
 

@@ -25,6 +25,7 @@ import structlog
 from httptools.parser.errors import HttpParserError, HttpParserUpgrade
 
 from lb.http.exchange import ClientPeer, Exchange, RequestBodyError
+from lb.http.limits import ConnectionCap
 from lb.http.rules import (
     TOO_MANY_HEADERS,
     TWO_HOSTS,
@@ -66,6 +67,10 @@ class ClientConnection(ClientPeer):
         self.last_active = 0.0
         self._in_trailers = False
         self._reading_head = False
+        # When the head now awaited began (the connection's start for the first one, its first
+        # byte for later ones); None while no head is awaited. The server's sweeper answers 408
+        # when it is too old: bytes dribbled in do not move it.
+        self._head_since: float | None = None
         self._head_fed = 0  # bytes received while a request head is incomplete
         self._refusal: tuple[int, str, str] | None = None  # sent once the current one is done
         self._failed = False  # a request body could not be parsed: read nothing more
@@ -87,9 +92,14 @@ class ClientConnection(ClientPeer):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if not self.server.cap.admit(len(self.server.connections)):
+            # Over the connection cap: closed at once, before any parsing or bookkeeping.
+            self.tunnel = _discard
+            transport.close()
+            return
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
-        self.last_active = self.loop.time()
+        self.last_active = self._head_since = self.loop.time()
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -177,6 +187,8 @@ class ClientConnection(ClientPeer):
     # -- llhttp callbacks ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._head_since is None:
+            self._head_since = self.last_active
         self._in_trailers = False
         self._reading_head = True
         self._head_fed = 0
@@ -219,6 +231,7 @@ class ClientConnection(ClientPeer):
                 self._host = value
 
     def on_headers_complete(self) -> None:
+        self._head_since = None
         self._in_trailers = True
         self._reading_head = False
         if self._resuming_body:
@@ -279,6 +292,8 @@ class ClientConnection(ClientPeer):
         self.server.exchange_done()
         self.on_backpressure = None
         self.last_active = self.loop.time()
+        if self._head_since is not None:
+            self._head_since = self.last_active  # a head begun meanwhile: its time starts now
         if self.closed:
             return
         if self._refusal is not None and not self.pending:
@@ -324,6 +339,27 @@ class ClientConnection(ClientPeer):
         if self.closed:
             raise ConnectionResetError("the client closed the connection")
 
+    def head_overdue(self, horizon: float) -> bool:
+        """Whether the head awaited began before ``horizon`` with nothing being served."""
+        since = self._head_since
+        return since is not None and since < horizon and self.current is None
+
+    def time_out_head(self) -> None:
+        """Answer 408 to a head not complete in time (nginx's ``client_header_timeout``)."""
+        self._head_since = None
+        self.write(
+            json_error(
+                408,
+                "request_timeout",
+                "the request head was not received in time",
+                request_id="-",
+                keep_alive=False,
+            )
+        )
+        # The client may still be sending: closing with its bytes unread would reset the
+        # connection and could destroy the 408 on its way.
+        self._linger()
+
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer a request that cannot be parsed, then close. Requests received before it
         are answered first: the refusal waits its turn."""
@@ -356,6 +392,8 @@ class ProxyServer:
         keepalive_timeout_s: float,
         max_headers: int = 100,
         body_timeout_s: float = 60.0,
+        header_timeout_s: float = 10.0,
+        max_connections: int = 0,
         shutdown_state: ShutdownState | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
@@ -364,6 +402,8 @@ class ProxyServer:
         self.max_headers = max_headers
         self.keepalive_timeout_s = keepalive_timeout_s
         self.body_timeout_s = body_timeout_s
+        self.header_timeout_s = header_timeout_s
+        self.cap = ConnectionCap(max_connections, self.loop.time)
         self.connections: set[ClientConnection] = set()
         # Shared with whoever else must know the process is stopping (the proxy, /ready).
         self.shutdown_state = shutdown_state or ShutdownState()
@@ -388,13 +428,20 @@ class ProxyServer:
             self._all_done.set()
 
     async def _sweep_idle(self) -> None:
-        # One timer for all connections instead of one per request.
-        interval = min(5.0, self.keepalive_timeout_s / 2)
+        # One timer for all connections instead of one per request: idle connections close,
+        # heads not complete in time get a 408.
+        interval = min(5.0, self.keepalive_timeout_s / 2, self.header_timeout_s / 4)
         while True:
             await asyncio.sleep(interval)
-            horizon = self.loop.time() - self.keepalive_timeout_s
+            now = self.loop.time()
+            horizon = now - self.keepalive_timeout_s
+            head_horizon = now - self.header_timeout_s
             for conn in [c for c in self.connections if c.current is None]:
-                if conn.last_active < horizon and conn.tunnel is None:
+                if conn.tunnel is not None or conn.closed:
+                    continue
+                if conn.head_overdue(head_horizon):
+                    conn.time_out_head()
+                elif conn.last_active < horizon:
                     conn.close()
 
     async def shutdown(self, timeout_s: float) -> None:

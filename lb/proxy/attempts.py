@@ -115,7 +115,7 @@ class Forwarder:
                 tried.add(instance.id)
                 self.metrics.retries.inc()
             finally:
-                router.release(instance)
+                router.release(instance, request.creates_work)
         assert last is not None
         retry_after_s = self._retry_after_s if last.status == 503 else None
         relay.write_error(
@@ -168,8 +168,10 @@ class Forwarder:
             )
             # Only streams and tunnels await here: a response complete on arrival is one write.
             if not conn.complete:
-                if not await relay.stream(ex, conn, head, response.rechunk):
+                cut = await relay.stream(ex, conn, head, response.rechunk)
+                if cut is not None:
                     self.outliers.failure(instance)  # broke off mid-body
+                    request.abort_reason = cut
             elif status == 101 and ex.upgrade:
                 await relay.tunnel(ex, conn, head)
             else:

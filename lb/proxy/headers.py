@@ -1,8 +1,12 @@
 """Header policy: what the proxy forwards, adds and strips — one pass over each head.
 
 Request: hop-by-hop headers (RFC 9110 section 7.6.1) and the headers its ``Connection`` names
-are dropped; ``X-Forwarded-For``, ``-Proto``, ``-Host`` and ``X-Request-ID`` are added (a
-client's own request id is kept); ``Expect`` is answered here, never forwarded. The same pass
+are dropped; ``X-Forwarded-For``, ``-Proto``, ``-Host``, ``X-Real-IP`` and ``X-Request-ID`` are
+added (a client's own request id is kept); ``Expect`` is answered here, never forwarded.
+Forwarding headers a client sent (``X-Forwarded-*``, ``Forwarded``, ``X-Real-IP``) are believed
+only from a trusted proxy (:class:`TrustedProxies`): from anyone else they are replaced by the
+LB's own values, so a client cannot make a worker see a false address, scheme or host. ``Host``
+is forwarded once, whatever ``Connection`` names. The same pass
 takes the routing facts: the affinity key (``X-Thread-ID``, else the thread or execution the
 path names) and whether the request creates work, both as :mod:`common.contract` defines them.
 
@@ -13,6 +17,8 @@ framing decided (passed on, re-chunked, or delimited by closing); the affinity k
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import itertools
 import secrets
 from typing import Final
@@ -21,11 +27,40 @@ from common.contract import THREAD_HEADER, affinity_key, creates_work
 from lb.http.exchange import Exchange
 from lb.http.wire import CRLF, HOP_BY_HOP, Headers, connection_tokens, reason, without_named
 from lb.routing.affinity import key_from_location
+from lb.settings import parse_networks
 
 _THREAD: Final = THREAD_HEADER.lower().encode()
 # Never hop-by-hop, whatever a Connection header names (RFC 9110 section 7.6.1): the framing
 # and Host belong to the message, and removing them would let its body become a request.
 _NOT_NAMEABLE: Final = frozenset({b"content-length", b"transfer-encoding", b"host"})
+# What a client says about where a request came from; believed only from a trusted proxy.
+_FORWARDING: Final = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded", b"x-real-ip"}
+)
+
+
+class TrustedProxies:
+    """The networks (CIDR) whose forwarding headers are believed. Empty: nobody's.
+
+    The answer for each client address is cached (bounded), so the hot path pays one dict
+    lookup per request, and nothing at all when the list is empty.
+    """
+
+    def __init__(self, cidrs: str) -> None:
+        self.networks = parse_networks(cidrs)
+        self.trusts = functools.lru_cache(maxsize=4096)(self._trusts)
+
+    def _trusts(self, address: str) -> bool:
+        if not self.networks or not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+
+_NOBODY: Final = TrustedProxies("")
 
 
 class RequestIds:
@@ -43,7 +78,15 @@ class RequestIds:
 class OutgoingRequest:
     """A request as it goes to a worker: the same head and body for every attempt."""
 
-    __slots__ = ("affinity_key", "body", "creates_work", "head", "replayable", "request_id")
+    __slots__ = (
+        "abort_reason",
+        "affinity_key",
+        "body",
+        "creates_work",
+        "head",
+        "replayable",
+        "request_id",
+    )
 
     def __init__(
         self, request_id: str, head: bytes, affinity_key: str | None, creates_work: bool
@@ -54,16 +97,22 @@ class OutgoingRequest:
         self.creates_work = creates_work
         self.body: bytes | None = None  # read ahead when small enough to send again
         self.replayable = True  # False once a streamed body has gone out
+        # Set when the worker broke off a response already under way (the client got a status
+        # and part of a body): the request is counted and logged as aborted, with this reason.
+        self.abort_reason: str | None = None
 
 
-def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
+def outgoing_request(
+    ex: Exchange, ids: RequestIds, trusted: TrustedProxies = _NOBODY
+) -> OutgoingRequest:
     """The head to send to a worker and the routing facts, from one pass over the headers."""
     request_id = ""
-    forwarded_for = b""
     thread = b""
     upgrade = b""
     tokens: frozenset[bytes] = frozenset()
     kept: list[bytes] = []
+    peer_text = ex.conn.peer
+    believed: Headers | None = [] if trusted.networks and trusted.trusts(peer_text) else None
     for name, value in ex.headers:
         lower = name.lower()
         if lower in HOP_BY_HOP:
@@ -75,8 +124,11 @@ def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
         if lower == b"x-request-id":
             request_id = value.decode("latin-1")
             continue
-        if lower == b"x-forwarded-for":
-            forwarded_for = value
+        if lower in _FORWARDING or lower == b"host":
+            # Written below, after Connection's names are removed, so none of them can be
+            # removed by a Connection token; a client's are kept only from a trusted proxy.
+            if believed is not None and lower != b"host":
+                believed.append((lower, value))
             continue
         if lower == b"expect":
             continue  # answered here (100 Continue) when the body is read
@@ -89,11 +141,17 @@ def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
         kept = without_named(kept, tokens - _NOT_NAMEABLE)  # named in Connection: hop-by-hop
     if not request_id:
         request_id = ids.next()
-    peer = ex.conn.peer.encode()
-    kept.append(b"X-Forwarded-For: " + (forwarded_for + b", " + peer if forwarded_for else peer))
-    kept.append(b"X-Forwarded-Proto: http")
+    peer = peer_text.encode()
     if ex.host:
-        kept.append(b"X-Forwarded-Host: " + ex.host)
+        kept.append(b"Host: " + ex.host)
+    if believed:
+        _forwarded_by_proxy(kept, believed, peer, ex.host)
+    else:
+        kept.append(b"X-Forwarded-For: " + peer)
+        kept.append(b"X-Forwarded-Proto: http")
+        if ex.host:
+            kept.append(b"X-Forwarded-Host: " + ex.host)
+        kept.append(b"X-Real-IP: " + peer)
     kept.append(b"X-Request-ID: " + request_id.encode())
     # The framing llhttp parsed, written by the LB: the body it forwards is the one it framed.
     if ex.chunked:
@@ -107,6 +165,24 @@ def outgoing_request(ex: Exchange, ids: RequestIds) -> OutgoingRequest:
     method, path = ex.method, ex.path
     key = "thread:" + thread.decode("latin-1") if thread else affinity_key(path)
     return OutgoingRequest(request_id, head, key, creates_work(method, path))
+
+
+def _forwarded_by_proxy(kept: list[bytes], believed: Headers, peer: bytes, host: bytes) -> None:
+    """A trusted proxy's forwarding headers: kept as it sent them, the LB's hop appended to
+    ``X-Forwarded-For``; what the proxy did not say, the LB says."""
+    seen: dict[bytes, bytes] = {}
+    for lower, value in believed:
+        # Repeated headers are one list (RFC 9110 section 5.3).
+        seen[lower] = seen[lower] + b", " + value if lower in seen else value
+    chain = seen.get(b"x-forwarded-for")
+    kept.append(b"X-Forwarded-For: " + (chain + b", " + peer if chain else peer))
+    kept.append(b"X-Forwarded-Proto: " + seen.get(b"x-forwarded-proto", b"http"))
+    forwarded_host = seen.get(b"x-forwarded-host", host)
+    if forwarded_host:
+        kept.append(b"X-Forwarded-Host: " + forwarded_host)
+    kept.append(b"X-Real-IP: " + seen.get(b"x-real-ip", peer))
+    if b"forwarded" in seen:
+        kept.append(b"Forwarded: " + seen[b"forwarded"])
 
 
 class ResponseHead:

@@ -66,10 +66,10 @@ def write_whole(ex: Exchange, conn: UpstreamConnection, head: bytes, rechunk: bo
     ex.write(head + body)
 
 
-async def stream(ex: Exchange, conn: UpstreamConnection, head: bytes, rechunk: bool) -> bool:
+async def stream(ex: Exchange, conn: UpstreamConnection, head: bytes, rechunk: bool) -> str | None:
     """Send the head and what came with it, then the rest straight from the worker's socket to
-    the client's. False when the worker broke off mid-body (the client is cut off too: its
-    status is already sent)."""
+    the client's. None when the body went out whole; the reason when the worker broke off
+    mid-body (the client is cut off too: its status is already sent)."""
     client = ex.conn
     first = conn.take_body()
     ex.write(head + (chunk(first) if rechunk and first else first))
@@ -77,16 +77,16 @@ async def stream(ex: Exchange, conn: UpstreamConnection, head: bytes, rechunk: b
     client.feed_backpressure_to(conn)
     try:
         await conn.wait_done()
-    except UpstreamError:
+    except UpstreamError as exc:
         ex.keep_alive = False
         client.close()
-        return False
+        return f"upstream_broke_off: {exc}"
     finally:
         conn.sink = None
         client.on_backpressure = None
     if rechunk:
         client.write(LAST_CHUNK)
-    return True
+    return None
 
 
 async def tunnel(ex: Exchange, conn: UpstreamConnection, head: bytes) -> None:

@@ -15,7 +15,7 @@ from lb.http.exchange import Exchange, RequestBodyError
 from lb.http.shutdown import ShutdownState
 from lb.metrics import LBMetrics
 from lb.proxy.attempts import Forwarder
-from lb.proxy.headers import RequestIds, outgoing_request
+from lb.proxy.headers import OutgoingRequest, RequestIds, TrustedProxies, outgoing_request
 from lb.proxy.relay import BodyTooLarge, write_error
 from lb.proxy.upstreams import Upstreams
 from lb.routing.affinity import AffinityTable
@@ -43,6 +43,7 @@ class Proxy:
             router, upstreams, settings, outliers, metrics, affinity, shutdown
         )
         self._ids = RequestIds()
+        self._trusted = TrustedProxies(settings.trusted_proxies)
         self._max_body = settings.max_body_bytes
         # Decided once: a disabled access log costs the hot path one attribute test.
         self._access_log = settings.access_log and settings.log_level in ("debug", "info")
@@ -53,8 +54,9 @@ class Proxy:
         instance_id = "-"
         attempts = 0
         request_id = ""
+        request: OutgoingRequest | None = None
         try:
-            request = outgoing_request(ex, self._ids)
+            request = outgoing_request(ex, self._ids, self._trusted)
             request_id = request.request_id
             if self._max_body and (ex.content_length or 0) > self._max_body:
                 write_error(ex, 413, "body_too_large", "request body is too large", request_id)
@@ -88,7 +90,10 @@ class Proxy:
             ex.keep_alive = False
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.observe_request(instance_id, ex.method, status, elapsed)
+            reason = request.abort_reason if request is not None else None
+            self.metrics.observe_request(
+                instance_id, ex.method, status, elapsed, aborted=reason is not None
+            )
             if self._access_log:
                 log.info(
                     "request",
@@ -97,6 +102,8 @@ class Proxy:
                     path=ex.path,
                     instance_id=instance_id,
                     status=status,
+                    outcome="ok" if reason is None else "aborted",
+                    reason=reason,
                     attempts=attempts,
                     duration_ms=round(elapsed * 1000, 3),
                 )

@@ -2,7 +2,9 @@
 
 :meth:`Router.acquire` counts the request against the chosen instance in the same step as it
 chooses (no ``await`` between the two), and :meth:`Router.release` must be called exactly
-once for every acquire, in a ``finally``.
+once for every acquire, in a ``finally``. Only requests that create work
+(:func:`common.contract.creates_work`) take an instance's capacity slots and wait in the
+capacity queue; joins, streams of existing runs and reads go to any routable instance at once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from lb.fleet.registry import Health, Instance, Registry
 from lb.metrics import LBMetrics
 from lb.routing.affinity import AffinityTable
 from lb.routing.capacity import CapacityQueue, QueueFull
-from lb.routing.strategies import Strategy, has_room
+from lb.routing.strategies import Strategy, anywhere, has_room
 
 
 class NoInstance(Exception):
@@ -59,9 +61,8 @@ class Router:
                     and (not creates_work or (owner.routable and has_room(owner)))
                 ):
                     return owner
-        if tried is None:
-            return self.strategy.choose(snapshot.routable)
-        return self.strategy.choose(snapshot.routable, tried)
+        room = has_room if creates_work else anywhere
+        return self.strategy.choose(snapshot.routable, () if tried is None else tried, room)
 
     async def acquire(
         self, key: str | None, creates_work: bool, tried: set[str] | None
@@ -70,13 +71,16 @@ class Router:
         queue = self.queue
         deadline: float | None = None
         while True:
-            # While others wait, a newcomer queues behind them (unless it was woken itself).
-            if not queue or deadline is not None:
+            # While others wait, a newcomer queues behind them (unless it was woken itself);
+            # a request that creates no work never queues: it takes no capacity slot.
+            if not queue or deadline is not None or not creates_work:
                 instance = self.pick(key, creates_work, tried)
                 if instance is not None:
                     # No await between choosing and counting: the count is what the next
                     # request's choice sees.
                     instance.load.inflight += 1
+                    if creates_work:
+                        instance.load.work += 1
                     return instance
             routable = self.registry.snapshot.routable
             if not any(tried is None or i.id not in tried for i in routable):
@@ -99,7 +103,10 @@ class Router:
             finally:
                 self.metrics.queue_wait.observe(time.perf_counter() - waited_from)
 
-    def release(self, instance: Instance) -> None:
+    def release(self, instance: Instance, creates_work: bool) -> None:
+        """Uncount a request; ``creates_work`` as it was given to :meth:`acquire`."""
         instance.load.inflight -= 1
-        if self.queue:
-            self.queue.wake_one()
+        if creates_work:
+            instance.load.work -= 1
+            if self.queue:
+                self.queue.wake_one()  # a capacity slot is free

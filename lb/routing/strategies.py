@@ -3,8 +3,9 @@
 A strategy never does I/O and draws randomness only from the RNG it is given, so tests drive
 it with a seeded :class:`random.Random`. Every strategy
 
-- skips instances in ``exclude`` (already tried by this request) and instances that are full
-  (``inflight >= max_capacity``), returning None when nothing is left;
+- skips instances in ``exclude`` (already tried by this request) and instances without
+  ``room`` (by default :func:`has_room`: fewer work-creating requests than ``max_capacity``),
+  returning None when nothing is left;
 - respects weights;
 - breaks ties at random, so equal instances share work instead of the first one taking it all.
 
@@ -15,7 +16,7 @@ are small objects rather than bare functions.
 from __future__ import annotations
 
 import random
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Protocol
 
 from lb.fleet.registry import Instance
@@ -24,7 +25,16 @@ _NOTHING: frozenset[str] = frozenset()
 
 
 def has_room(instance: Instance) -> bool:
-    return instance.load.inflight < instance.max_capacity
+    """Whether the instance can take one more request that creates work."""
+    return instance.load.work < instance.max_capacity
+
+
+def anywhere(instance: Instance) -> bool:
+    """For requests that create no work: capacity is not theirs to respect."""
+    return True
+
+
+Room = Callable[[Instance], bool]
 
 
 def load_score(instance: Instance) -> float:
@@ -39,7 +49,10 @@ class Strategy(Protocol):
     name: str
 
     def choose(
-        self, candidates: Sequence[Instance], exclude: Container[str] = _NOTHING
+        self,
+        candidates: Sequence[Instance],
+        exclude: Container[str] = _NOTHING,
+        room: Room = has_room,
     ) -> Instance | None: ...
 
 
@@ -52,13 +65,16 @@ class LeastLoaded:
         self._rng = rng
 
     def choose(
-        self, candidates: Sequence[Instance], exclude: Container[str] = _NOTHING
+        self,
+        candidates: Sequence[Instance],
+        exclude: Container[str] = _NOTHING,
+        room: Room = has_room,
     ) -> Instance | None:
         best: Instance | None = None
         best_score = 0.0
         ties = 0
         for instance in candidates:
-            if instance.id in exclude or not has_room(instance):
+            if instance.id in exclude or not room(instance):
                 continue
             score = load_score(instance)
             if best is None or score < best_score:
@@ -82,14 +98,17 @@ class RoundRobin:
         self._current: dict[str, int] = {}
 
     def choose(
-        self, candidates: Sequence[Instance], exclude: Container[str] = _NOTHING
+        self,
+        candidates: Sequence[Instance],
+        exclude: Container[str] = _NOTHING,
+        room: Room = has_room,
     ) -> Instance | None:
         current = self._current
         best: Instance | None = None
         best_weight = 0
         total = 0
         for instance in candidates:
-            if instance.id in exclude or not has_room(instance):
+            if instance.id in exclude or not room(instance):
                 continue
             weight = current.get(instance.id)
             if weight is None:
@@ -121,9 +140,12 @@ class Random:
         self._rng = rng
 
     def choose(
-        self, candidates: Sequence[Instance], exclude: Container[str] = _NOTHING
+        self,
+        candidates: Sequence[Instance],
+        exclude: Container[str] = _NOTHING,
+        room: Room = has_room,
     ) -> Instance | None:
-        return _weighted_pick(self._rng, candidates, exclude)
+        return _weighted_pick(self._rng, candidates, exclude, room)
 
 
 class PowerOfTwo:
@@ -136,12 +158,15 @@ class PowerOfTwo:
         self._rng = rng
 
     def choose(
-        self, candidates: Sequence[Instance], exclude: Container[str] = _NOTHING
+        self,
+        candidates: Sequence[Instance],
+        exclude: Container[str] = _NOTHING,
+        room: Room = has_room,
     ) -> Instance | None:
-        first = _weighted_pick(self._rng, candidates, exclude)
+        first = _weighted_pick(self._rng, candidates, exclude, room)
         if first is None:
             return None
-        second = _weighted_pick(self._rng, candidates, _Excluding(exclude, first.id))
+        second = _weighted_pick(self._rng, candidates, _Excluding(exclude, first.id), room)
         if second is None:
             return first
         # A tie keeps ``first``: it is itself a weighted draw, so idle instances get work in
@@ -163,14 +188,14 @@ class _Excluding:
 
 
 def _weighted_pick(
-    rng: random.Random, candidates: Sequence[Instance], exclude: Container[str]
+    rng: random.Random, candidates: Sequence[Instance], exclude: Container[str], room: Room
 ) -> Instance | None:
     # One pass, no list built: weighted reservoir sampling (an instance of weight w replaces
     # the current pick with probability w / total-so-far).
     chosen: Instance | None = None
     total = 0
     for instance in candidates:
-        if instance.id in exclude or not has_room(instance):
+        if instance.id in exclude or not room(instance):
             continue
         total += instance.weight
         if rng.random() * total < instance.weight:

@@ -2,15 +2,20 @@
 
 The store is the fleet's source of truth, so each step is written before it is told to
 anyone: a run is ``running`` on record before its ``started`` event, and its outcome is on
-record before waiters wake.
+record before waiters wake. Every write of a run's status is fenced by the attempt this worker
+holds: once another worker has claimed the run, this one's writes change nothing.
 """
 
 from __future__ import annotations
+
+import structlog
 
 from worker.runs import checkpoints, executor
 from worker.runs.active import ActiveRun
 from worker.runs.outbox import RunOutbox
 from worker.store.base import RunState, Store, ThreadStatus
+
+log = structlog.get_logger("worker.runs")
 
 
 class RunPersistence:
@@ -23,8 +28,11 @@ class RunPersistence:
 
     async def started(self, run: ActiveRun) -> None:
         events = self._outbox.started(run)
-        await self._store.set_run_status(run.run_id, "running", events=events)
-        await self._store.update_thread(run.thread_id, status="busy")
+        written = await self._store.set_run_status(
+            run.run_id, "running", events=events, holder=self._holder(run)
+        )
+        if written:
+            await self._store.update_thread(run.thread_id, status="busy")
 
     async def stopped(self, run: ActiveRun) -> executor.Outcome:
         """The outcome of a run stopped by request; a rollback is undone in the store."""
@@ -43,9 +51,19 @@ class RunPersistence:
             await self._store.delete_thread(run.thread_id)
             return
         if run.stop_action != "rollback":
-            await self._store.set_run_status(
-                run.run_id, outcome.state, result=outcome.output, error=outcome.error, events=events
+            written = await self._store.set_run_status(
+                run.run_id,
+                outcome.state,
+                result=outcome.output,
+                error=outcome.error,
+                events=events,
+                holder=self._holder(run),
             )
+            if not written:
+                # Taken over meanwhile (this worker stalled past its lease): the run and its
+                # thread are the new holder's to report on.
+                log.warning("run_outcome_fenced", run_id=run.run_id, attempt=run.record.attempt)
+                return
         status = thread_status(outcome.state)
         if outcome.state == "cancelled" and not thread_busy:
             # As the official server: a run stopped mid-way leaves its thread interrupted
@@ -53,6 +71,10 @@ class RunPersistence:
             _, pending = await executor.final_values(run.entry.graph, run.thread_id)
             status = "interrupted" if pending else "idle"
         await self._store.update_thread(run.thread_id, status="busy" if thread_busy else status)
+
+    def _holder(self, run: ActiveRun) -> tuple[str, int]:
+        """The fence of ``run``'s writes: this worker, this attempt."""
+        return self._worker_id, run.record.attempt
 
     async def handed_back(self, run: ActiveRun) -> None:
         """Expire ``run``'s lease (status untouched) so another worker claims it at once."""

@@ -7,14 +7,26 @@ its new holder now reports on it. The sweeper, every ``WORKER_SWEEP_INTERVAL_S``
 worker takes work, claims runs whose lease expired (their worker died, or released them at
 shutdown) up to its free capacity and resumes them from their last checkpoint; runs past
 ``WORKER_RUN_MAX_ATTEMPTS`` are failed by the store instead.
+
+A dead worker is not waited out: before each claim the sweeper probes the recorded URL of
+every other lease holder, and a holder whose address *refuses the connection* (nothing listens
+there: the process is gone) has its leases expired at once, so its runs are resumed within a
+sweep interval of its death (only at addresses where a refusal means that: :func:`probeable`).
+Only a refusal counts. A timeout or an unreachable network (a partition, an overloaded host)
+proves nothing, so those holders keep their leases until they lapse. A worker stops listening
+only after its runs have stopped and their leases were released (shutdown drains first), so a
+refusal never takes a run that is still executing; and a holder that finds its lease gone
+stops without writing (:meth:`Recovery.renew`; its status writes are fenced by its attempt).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
+from yarl import URL
 
 from worker.errors import ApiError
 from worker.runs.execution import Execution
@@ -24,6 +36,50 @@ from worker.runs.service import RunService
 from worker.store.base import ACTIVE_RUN_STATES, Store
 
 log = structlog.get_logger("worker.recovery")
+
+PROBE_TIMEOUT_S = 1.0
+_WILDCARDS = frozenset({"0.0.0.0", "::"})
+# True: nothing listens at the URL (the holder is gone). False: it answered, or the question
+# could not be settled (timeout, unreachable network).
+Probe = Callable[[str], Awaitable[bool]]
+
+
+def probeable(url: str, own_url: str) -> bool:
+    """Whether a refusal at ``url`` would mean its worker is gone. Not for a wildcard address
+    (``0.0.0.0`` names no host: the probe would reach this machine), nor for loopback unless
+    this worker is on loopback too (a fleet on one machine); from another machine or
+    container, loopback is somebody else's."""
+    host = (URL(url).host or "").strip("[]")
+    if host in _WILDCARDS or not host:
+        return False
+    if _is_loopback(host):
+        return _is_loopback((URL(own_url).host or "").strip("[]"))
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def refuses_connections(url: str) -> bool:
+    """Whether connecting to ``url``'s host and port is refused outright."""
+    parsed = URL(url)
+    if not parsed.host or parsed.port is None:
+        return False
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            _reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
+    except ConnectionRefusedError:
+        return True
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return False
 
 
 class Recovery:
@@ -37,20 +93,24 @@ class Recovery:
         service: RunService,
         relay: Relay,
         worker_id: str,
+        worker_url: str,
         graph_ids: Sequence[str],
         lease_s: float,
         sweep_interval_s: float,
         max_attempts: int,
+        probe: Probe = refuses_connections,
     ) -> None:
         self._store = store
         self._manager = manager
         self._service = service
         self._relay = relay
         self._worker_id = worker_id
+        self._worker_url = worker_url
         self._graph_ids = list(graph_ids)
         self._lease_s = lease_s
         self._sweep_interval_s = sweep_interval_s
         self._max_attempts = max_attempts
+        self._probe = probe
 
     async def heartbeat(self) -> None:
         while True:
@@ -85,12 +145,31 @@ class Recovery:
                 log.exception("orphan_sweep_failed")
             await asyncio.sleep(self._sweep_interval_s)
 
+    async def expire_dead_holders(self) -> list[str]:
+        """Expire the leases of holders whose address refuses connections; their ids."""
+        holders = {
+            holder: url
+            for holder, url in (await self._store.lease_holders(self._worker_id)).items()
+            if probeable(url, self._worker_url)
+        }
+        if not holders:
+            return []
+        ids = list(holders)
+        refused = await asyncio.gather(*(self._probe(holders[i]) for i in ids))
+        dead = [holder for holder, gone in zip(ids, refused, strict=True) if gone]
+        for holder in dead:
+            released = await self._store.release_runs(holder)
+            log.warning("lease_holder_gone", holder=holder, url=holders[holder], runs=released)
+        return dead
+
     async def sweep(self) -> int:
         """Claim and resume what this worker can take now; returns how many it resumed."""
         admission = self._manager.admission
         if admission.draining:
             return 0
         free = admission.free
+        if free > 0:
+            await self.expire_dead_holders()
         claim = await self._store.claim_expired_runs(
             self._worker_id,
             self._graph_ids,

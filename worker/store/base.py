@@ -7,7 +7,9 @@ worker processes of one machine) or Postgres (shared by a fleet).
 Leases: an active (pending or running) run is held by one worker (``worker_id``) until its
 lease expires. The holder renews it (``renew_leases``); any worker may claim a run whose lease
 has expired (``claim_expired_runs``), and the store guarantees that exactly one claimant gets
-it. Lease times come from the store's clock, so workers never compare their own clocks.
+it. Each worker records the URL it can be reached at (``record_worker``), so a sweeper can
+ask whether a holder is still there (``lease_holders``) rather than wait out its lease.
+Lease times come from the store's clock, so workers never compare their own clocks.
 
 Records are immutable snapshots; writers pass the new values and read back if they need to.
 Times are timezone-aware UTC ``datetime``s.
@@ -328,10 +330,14 @@ class Store(abc.ABC):
         result: Any = None,
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
-    ) -> None:
+        holder: tuple[str, int] | None = None,
+    ) -> bool:
         """Record a status change; ``result``/``error`` are stored when given.
 
         ``events`` (webhooks the change causes) go to the outbox in the same transaction.
+        With ``holder`` (``worker_id``, ``attempt``) the write is fenced: it happens only while
+        that worker still holds that attempt of the run, so a holder whose run was taken over
+        writes nothing (and no events). Returns whether the record was written.
         """
 
     @abc.abstractmethod
@@ -377,6 +383,16 @@ class Store(abc.ABC):
         says so; those are ``Claim.abandoned``, and ``abandoned_events(run)`` of each go to
         the webhook outbox in the same transaction.
         """
+
+    @abc.abstractmethod
+    async def record_worker(self, worker_id: str, url: str) -> None:
+        """Note where ``worker_id`` can be reached (its advertised URL), for
+        :meth:`lease_holders`."""
+
+    @abc.abstractmethod
+    async def lease_holders(self, worker_id: str) -> dict[str, str]:
+        """The other workers holding unexpired leases on active runs, with their recorded
+        URLs (a holder that never recorded one is left out)."""
 
     @abc.abstractmethod
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:

@@ -209,6 +209,19 @@ SQLITE: tuple[Migration, ...] = (
             "CREATE INDEX gf_webhook_attempts_hook ON gf_webhook_attempts (hook_id, id)",
         ),
     ),
+    Migration(
+        8,
+        "worker addresses",
+        (
+            # Where each lease holder can be reached: a sweeper that finds the address
+            # refusing connections takes the holder's runs without waiting for their leases.
+            """CREATE TABLE gf_workers (
+                worker_id TEXT PRIMARY KEY,
+                url TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -397,6 +410,17 @@ POSTGRES: tuple[Migration, ...] = (
                 attempted_at TIMESTAMPTZ NOT NULL
             )""",
             "CREATE INDEX gf_webhook_attempts_hook ON gf_webhook_attempts (hook_id, id)",
+        ),
+    ),
+    Migration(
+        7,
+        "worker addresses",
+        (
+            """CREATE TABLE gf_workers (
+                worker_id TEXT PRIMARY KEY,
+                url TEXT NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL
+            )""",
         ),
     ),
 )

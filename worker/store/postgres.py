@@ -297,16 +297,19 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         result: Any = None,
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
-    ) -> None:
+        holder: tuple[str, int] | None = None,
+    ) -> bool:
+        worker, attempt = holder if holder is not None else (None, None)
         # An ended run holds no lease: nothing is left to claim. The webhook events go to
         # the outbox in the same transaction: the outbox has them iff the change happened.
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
+            cur = await conn.execute(
                 "UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
                 "result = coalesce(%(result)s::jsonb, result), "
                 "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
                 f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END "
-                "WHERE run_id = %(run_id)s",
+                "WHERE run_id = %(run_id)s AND (%(worker)s::text IS NULL "
+                "OR (worker_id = %(worker)s AND attempt = %(attempt)s))",
                 {
                     "status": status,
                     "result": None if result is None else _jsonb(result),
@@ -314,9 +317,14 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
                     "active": status in ACTIVE_RUN_STATES,
                     "lease_s": self._lease_s,
                     "run_id": run_id,
+                    "worker": worker,
+                    "attempt": attempt,
                 },
             )
-            await insert_events(conn, events)
+            written = cur.rowcount > 0
+            if written:
+                await insert_events(conn, events)
+        return written
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE run_id = %s", (run_id,))
@@ -427,6 +435,24 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
                 )
                 claimed = sorted((_run(row) for row in await cur.fetchall()), key=_created)
         return Claim(claimed, abandoned)
+
+    @shielded
+    async def record_worker(self, worker_id: str, url: str) -> None:
+        await self._fetch(
+            "INSERT INTO gf_workers (worker_id, url, updated_at) VALUES (%s, %s, now()) "
+            "ON CONFLICT (worker_id) DO UPDATE SET url = excluded.url, updated_at = now() "
+            "RETURNING worker_id",
+            (worker_id, url),
+        )
+
+    async def lease_holders(self, worker_id: str) -> dict[str, str]:
+        rows = await self._fetch(
+            "SELECT DISTINCT w.worker_id, w.url FROM gf_runs r JOIN gf_workers w ON "
+            f"w.worker_id = r.worker_id WHERE r.status IN {_ACTIVE} AND "
+            "r.lease_expires_at >= now() AND r.worker_id != %s",
+            (worker_id,),
+        )
+        return {row["worker_id"]: row["url"] for row in rows}
 
     @shielded
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:

@@ -308,13 +308,16 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         result: Any = None,
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
-    ) -> None:
+        holder: tuple[str, int] | None = None,
+    ) -> bool:
+        worker, attempt = holder if holder is not None else (None, None)
         # An ended run holds no lease: nothing is left to claim.
         now = self._clock()
-        await self._conn.execute(
+        cur = await self._conn.execute(
             "UPDATE gf_runs SET status = ?, updated_at = ?, result = coalesce(?, result), "
             "error = coalesce(?, error), lease_expires_at = CASE WHEN ? THEN "
-            "coalesce(lease_expires_at, ?) END WHERE run_id = ?",
+            "coalesce(lease_expires_at, ?) END WHERE run_id = ? "
+            "AND (? IS NULL OR (worker_id = ? AND attempt = ?))",
             (
                 status,
                 now.isoformat(),
@@ -323,11 +326,16 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
                 status in ACTIVE_RUN_STATES,
                 self._lease_until(),
                 run_id,
+                worker,
+                worker,
+                attempt,
             ),
         )
-        # Same transaction as the status: the outbox has the event iff the change happened.
-        await insert_events(self._conn, events, now.timestamp())
+        if cur.rowcount:
+            # Same transaction as the status: the outbox has the event iff the change happened.
+            await insert_events(self._conn, events, now.timestamp())
         await self._conn.commit()
+        return bool(cur.rowcount)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self._conn.execute(
@@ -449,6 +457,24 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             )
         await self._conn.commit()
         return Claim(claimed, abandoned)
+
+    @shielded
+    async def record_worker(self, worker_id: str, url: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO gf_workers (worker_id, url, updated_at) VALUES (?, ?, ?) ON CONFLICT "
+            "(worker_id) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at",
+            (worker_id, url, self._clock().isoformat()),
+        )
+        await self._conn.commit()
+
+    async def lease_holders(self, worker_id: str) -> dict[str, str]:
+        async with self._conn.execute(
+            "SELECT DISTINCT w.worker_id, w.url FROM gf_runs r JOIN gf_workers w ON "
+            f"w.worker_id = r.worker_id WHERE r.status IN {_ACTIVE} AND "
+            "r.lease_expires_at >= ? AND r.worker_id != ?",
+            (self._clock().timestamp(), worker_id),
+        ) as cur:
+            return {row[0]: row[1] for row in await cur.fetchall()}
 
     @shielded
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:

@@ -72,3 +72,33 @@ async def _checkpointed_first_step(http: aiohttp.ClientSession, url: str, thread
         return bool(state["next"] == ["second"])
 
     await eventually(stored, timeout_s=10)
+
+
+@pytest.mark.timeout(60)
+async def test_a_killed_workers_run_is_resumed_within_5_s_long_before_its_lease_lapses(
+    shared_store: str, spawn_worker: ProcessFactory, tmp_path: Path
+) -> None:
+    # A 30 s lease and the default sweep interval: waiting the lease out could not make it.
+    a, b = await asyncio.gather(
+        spawn_worker(shared_store, "worker-a", run_lease_s=30, sweep_interval_s=2.0),
+        spawn_worker(shared_store, "worker-b", run_lease_s=30, sweep_interval_s=2),
+    )
+    log, gate = tmp_path / "steps.log", tmp_path / "gate"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{a.url}/threads", json={}) as response:
+            thread_id = (await response.json())["thread_id"]
+        body = {"assistant_id": "counting", "input": {"log": str(log), "gate": str(gate)}}
+        async with http.post(f"{a.url}/threads/{thread_id}/runs", json=body) as response:
+            run_id = (await response.json())["run_id"]
+        await eventually(lambda: read_steps(log) == ["first"], timeout_s=10)
+        await _checkpointed_first_step(http, a.url, thread_id)
+        gate.touch()  # A is in its second step, past the gate; it dies before recording it
+        a.kill()
+        await a.proc.wait()
+        # B finds A's address refusing connections, takes the run and runs the second step.
+        await eventually(lambda: "second" in read_steps(log), timeout_s=5.0)
+        async with http.get(f"{b.url}/threads/{thread_id}/runs/{run_id}/join") as response:
+            assert response.status == 200
+            values = json.loads(await response.text())
+    assert values["steps"] == STEPS
+    assert read_steps(log) == STEPS  # no step ran twice

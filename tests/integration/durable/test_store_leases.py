@@ -110,3 +110,54 @@ async def test_an_expired_lease_has_exactly_one_claimant(store_url: str) -> None
         assert "abandoned after 3 attempts" in record.error["message"]
     finally:
         await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_lease_holders_are_the_other_workers_with_live_leases_and_their_urls(
+    store_url: str,
+) -> None:
+    store = create_store(store_url, lease_s=30)
+    await store.open()
+    try:
+        await store.create_thread("t", {})
+        await store.record_worker("w0", "http://10.0.0.1:8000")
+        await store.record_worker("w0", "http://10.0.0.9:8000")  # a restart elsewhere
+        await store.record_worker("w1", "http://10.0.0.2:8000")
+        await store.record_worker("idle", "http://10.0.0.3:8000")
+        await store.create_run(_run("r0", "w0"))
+        await store.create_run(_run("r0b", "w0"))
+        await store.create_run(_run("r1", "w1"))
+        await store.create_run(_run("r2", "unrecorded"))
+        assert await store.renew_leases("w0", ["r0", "r0b"]) == {"r0", "r0b"}
+        assert await store.renew_leases("w1", ["r1"]) == {"r1"}
+        assert await store.renew_leases("unrecorded", ["r2"]) == {"r2"}
+        assert await store.lease_holders("w1") == {"w0": "http://10.0.0.9:8000"}
+        # Released leases (and ended runs) hold nothing: their workers are not asked about.
+        assert await store.release_runs("w0") == 2
+        await store.set_run_status("r1", "success")
+        assert await store.lease_holders("me") == {}
+    finally:
+        await store.close()
+
+
+async def test_a_status_write_is_fenced_by_the_holder_and_its_attempt(store_url: str) -> None:
+    store = create_store(store_url, lease_s=30)
+    await store.open()
+    try:
+        await store.create_thread("t", {})
+        await store.create_run(_run("r1", "w0"))
+        await store.release_runs("w0")
+        claim = await store.claim_expired_runs("w1", ["g"], limit=1, max_attempts=3)
+        assert [(r.worker_id, r.attempt) for r in claim.claimed] == [("w1", 2)]
+        # The first holder, slow rather than dead, tries to report: nothing changes.
+        assert not await store.set_run_status("r1", "success", result={"x": 1}, holder=("w0", 1))
+        # Nor can the new holder write as an attempt it does not hold.
+        assert not await store.set_run_status("r1", "success", holder=("w1", 1))
+        record = await store.get_run("r1")
+        assert record is not None
+        assert (record.status, record.result) == ("running", None)
+        assert await store.set_run_status("r1", "success", result={"x": 2}, holder=("w1", 2))
+        record = await store.get_run("r1")
+        assert record is not None
+        assert (record.status, record.result) == ("success", {"x": 2})
+    finally:
+        await store.close()

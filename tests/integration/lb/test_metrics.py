@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
+import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from lb.app import LoadBalancer
 from tests.fakes import FakeWorker
 from tests.integration.lb.conftest import StartLB, url
+from tests.integration.lb.test_engine_review import raw_worker
+from tests.support import eventually
 
 
 async def _scrape(client: aiohttp.ClientSession, balancer: LoadBalancer) -> dict[tuple, float]:
@@ -91,3 +96,39 @@ async def test_lb_made_503s_are_counted_by_reason(
             assert response.status == 503
     m = await _scrape(client, balancer)
     assert m[("graphfleet_lb_rejected_requests_total", (("reason", "no_healthy_instances"),))] == 3
+
+
+async def test_a_response_cut_by_the_worker_is_counted_and_logged_as_aborted(
+    start_lb: StartLB, client: aiohttp.ClientSession
+) -> None:
+    async def die_mid_body(
+        head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # A worker killed while a run's result streams: a 200 is out, the body never ends.
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        await writer.drain()
+
+    async with raw_worker(die_mid_body) as worker:
+        balancer = await start_lb([worker], access_log=True)
+        with structlog.testing.capture_logs() as logs:
+            reader, writer = await asyncio.open_connection("127.0.0.1", balancer.proxy_port)
+            try:
+                writer.write(b"POST /runs/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                async with asyncio.timeout(10):
+                    received = await reader.read()
+            finally:
+                writer.close()
+            await eventually(lambda: any(e.get("event") == "request" for e in logs))
+        samples = await _scrape(client, balancer)
+    assert received.startswith(b"HTTP/1.1 200")
+    assert received.endswith(b"x" * 10)  # the client saw the cut
+    (line,) = [e for e in logs if e.get("event") == "request"]
+    assert line["outcome"] == "aborted"
+    assert line["reason"].startswith("upstream_broke_off")
+    assert line["status"] == 200
+    by_class = {
+        dict(labels)["status_class"]: value
+        for (name, labels), value in samples.items()
+        if name == "graphfleet_lb_requests_total"
+    }
+    assert by_class == {"aborted": 1.0}

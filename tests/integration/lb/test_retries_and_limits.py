@@ -76,36 +76,64 @@ async def test_requests_wait_for_capacity_then_get_a_503(
 ) -> None:
     balancer = await start_lb(workers[:1], default_max_capacity=1, queue_timeout_s=1.0)
     # Full for longer than the queue timeout: the waiting request gives up with a 503.
-    holder = asyncio.create_task(client.get(url(balancer, "/slow?s=3")))
+    holder = asyncio.create_task(client.post(url(balancer, "/runs/wait?s=3")))
     await eventually(lambda: workers[0].started == 1)
-    async with client.get(url(balancer, "/echo")) as response:
+    async with client.post(url(balancer, "/runs"), json={}) as response:
         assert response.status == 503
         assert response.headers["Retry-After"] == "1"
         assert (await response.json())["error"]["code"] == "at_capacity"
-    assert workers[0].seen["GET /echo"] == 0
+    assert workers[0].seen["POST /runs"] == 0
     holder.cancel()
     await eventually(lambda: workers[0].active == 0)
     # Full for less than the queue timeout: the waiting request gets through.
-    short = asyncio.create_task(client.get(url(balancer, "/slow?s=0.2")))
+    short = asyncio.create_task(client.post(url(balancer, "/runs/wait?s=0.2")))
     await eventually(lambda: workers[0].started == 2)
-    async with client.get(url(balancer, "/echo")) as response:
+    async with client.post(url(balancer, "/runs"), json={}) as response:
         assert response.status == 200
     first = await short
     assert first.status == 200
     first.release()
 
 
+async def test_requests_that_create_no_work_never_wait_for_capacity(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1], default_max_capacity=1, queue_timeout_s=30.0)
+    holder = asyncio.create_task(client.post(url(balancer, "/runs/wait?s=5")))
+    await eventually(lambda: workers[0].started == 1)
+    queued = asyncio.create_task(client.post(url(balancer, "/runs"), json={}))
+    assert balancer.components is not None
+    router = balancer.components.router
+    await eventually(lambda: len(router.queue) == 1)
+    # The one slot is taken and a run waits for it; a status poll, a join of the run being
+    # served and a read of the thread go through at once, past the waiting request.
+    for method, path in (
+        ("GET", "/echo"),
+        ("GET", "/threads/t1/runs/r1"),
+        ("POST", "/echo"),
+        ("GET", "/slow?s=0"),
+    ):
+        async with client.request(method, url(balancer, path)) as response:
+            assert response.status == 200, path
+    assert len(router.queue) == 1
+    assert workers[0].seen["POST /runs"] == 0
+    holder.cancel()
+    response = await queued
+    assert response.status == 200
+    response.release()
+
+
 async def test_queue_full_is_refused_at_once(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:
     balancer = await start_lb(workers[:1], default_max_capacity=1, queue_size=1, queue_timeout_s=5)
-    holder = asyncio.create_task(client.get(url(balancer, "/slow?s=0.5")))
+    holder = asyncio.create_task(client.post(url(balancer, "/runs/wait?s=0.5")))
     await eventually(lambda: workers[0].started == 1)
-    queued = asyncio.create_task(client.get(url(balancer, "/echo")))
+    queued = asyncio.create_task(client.post(url(balancer, "/runs"), json={}))
     assert balancer.components is not None
     proxy = balancer.components.router
     await eventually(lambda: len(proxy.queue) == 1)
-    async with client.get(url(balancer, "/echo")) as response:
+    async with client.post(url(balancer, "/runs"), json={}) as response:
         assert response.status == 503
         assert (await response.json())["error"]["code"] == "queue_full"
     for task in (holder, queued):
@@ -170,7 +198,8 @@ async def test_forwarding_headers(
         assert response.headers["X-Custom"] == "yes"
         assert "X-Drop" not in response.headers  # named in the worker's Connection header
     assert seen["X-Request-ID"] == "req-123"
-    assert seen["X-Forwarded-For"] == "10.0.0.1, 127.0.0.1"
+    # The client is not a trusted proxy: its X-Forwarded-For is replaced, not extended.
+    assert seen["X-Forwarded-For"] == "127.0.0.1"
     assert seen["X-Forwarded-Proto"] == "http"
     assert seen["X-Forwarded-Host"] == f"127.0.0.1:{balancer.proxy_port}"
     assert "X-Secret" not in seen

@@ -139,7 +139,8 @@ async def test_oversized_and_invalid_actions_change_nothing(
     csrf = {"X-CSRF-Token": await _login(browser, balancer)}
     strategy = admin(balancer, "/admin/strategy")
     huge = b'{"strategy": "random", "pad": "' + b"x" * (70 * 1024) + b'"}'
-    async with browser.put(strategy, data=huge, headers=csrf) as r:
+    json_type = {**csrf, "Content-Type": "application/json"}
+    async with browser.put(strategy, data=huge, headers=json_type) as r:
         assert r.status == 413
     async with browser.put(strategy, json={"strategy": "fastest"}, headers=csrf) as r:
         await _error(r, 422, "invalid_field")

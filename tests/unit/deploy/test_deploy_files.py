@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings
 
 from lb.fleet.registry import Snapshot
-from lb.metrics import LBMetrics
+from lb.metrics import STATUS_CLASSES, LBMetrics
 from lb.settings import LBSettings
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
@@ -259,6 +259,9 @@ def metric_problems(f: Files) -> list[str]:
         if not names:
             problems.append(f"{where}: selects no metric: {expr}")
         problems += [f"{where}: no metric {name}" for name in sorted(names - known)]
+        for match in re.finditer(r'status_class=~?"([^"]*)"', expr):
+            unknown = set(match[1].split("|")) - set(STATUS_CLASSES)
+            problems += [f"{where}: the LB never counts status_class {u!r}" for u in unknown]
     return problems
 
 
@@ -338,6 +341,14 @@ def dockerfile_problems(f: Files) -> list[str]:
     for var in ("LB_HOST=0.0.0.0", "LB_ADMIN_HOST=0.0.0.0", "WORKER_HOST=0.0.0.0"):
         if not re.search(rf"^ENV\b.*\b{re.escape(var)}\b", final_text, re.M):
             problems.append(f"the final stage does not set {var}")
+    checks = re.findall(r"^HEALTHCHECK\b.*\bCMD\s+(.+)$", final_text, re.M)
+    if not checks:
+        problems.append("the final stage has no HEALTHCHECK")
+    elif (
+        json.loads(checks[-1])[:3] != ["python", "-m", "common.healthcheck"]
+        or not (ROOT / "common" / "healthcheck.py").is_file()
+    ):
+        problems.append("HEALTHCHECK does not run python -m common.healthcheck (stdlib, no curl)")
     for line in re.findall(r"^COPY (?!--from).*$", build, re.M):
         for source in line.split()[1:-1]:
             if _dockerignored(source.rstrip("/"), f.dockerignore):
@@ -457,6 +468,31 @@ def _probe_path(container: dict[str, Any], probe: str) -> str | None:
     return container.get(probe, {}).get("httpGet", {}).get("path")
 
 
+def _disruption_budget_problems(f: Files) -> list[str]:
+    """Each Deployment has a PodDisruptionBudget that selects its pods and lets one go at a
+    time (a budget that allows no eviction would block every node drain)."""
+    problems = []
+    budgets = [o for o in f.k8s_objects() if o["kind"] == "PodDisruptionBudget"]
+    for deployment in (o for o in f.k8s_objects() if o["kind"] == "Deployment"):
+        dname = deployment["metadata"]["name"]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        replicas = deployment["spec"].get("replicas", 1)
+        matching = [
+            b
+            for b in budgets
+            if all(labels.get(k) == v for k, v in b["spec"]["selector"]["matchLabels"].items())
+        ]
+        if len(matching) != 1:
+            problems.append(f"{dname}: {len(matching)} PodDisruptionBudgets select its pods")
+            continue
+        spec = matching[0]["spec"]
+        if ("minAvailable" in spec) == ("maxUnavailable" in spec):
+            problems.append(f"{dname}: its budget needs one of minAvailable, maxUnavailable")
+        elif spec.get("maxUnavailable", 1) < 1 or spec.get("minAvailable", 0) >= replicas:
+            problems.append(f"{dname}: its budget allows no eviction; node drains would hang")
+    return problems
+
+
 def kubernetes_problems(f: Files) -> list[str]:
     problems = []
     listed = f.kustomization.get("resources", [])
@@ -475,11 +511,14 @@ def kubernetes_problems(f: Files) -> list[str]:
         ("ServiceAccount", "graphfleet-autoscaler"),
         ("Role", "graphfleet-autoscaler"),
         ("RoleBinding", "graphfleet-autoscaler"),
+        ("PodDisruptionBudget", "graphfleet-worker"),
+        ("PodDisruptionBudget", "graphfleet-lb"),
     ):
         if f.k8s_object(kind, name) is None:
             problems.append(f"no {kind} {name}")
     if problems:
         return problems
+    problems += _disruption_budget_problems(f)
 
     secret = f.secret_template
     secret_keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
@@ -836,6 +875,25 @@ def _first_dashboard_expr(new: str) -> Callable[[Files], None]:
 
 
 MUTATIONS: list[tuple[str, str, Callable[[Files], None]]] = [
+    (
+        "dockerfile",
+        "no health check",
+        _text("dockerfile", 'CMD ["python", "-m", "common.healthcheck"]', 'CMD ["true"]'),
+    ),
+    ("kubernetes", "a budget that blocks drains", _k8s("pdb.yaml", 0, "spec.maxUnavailable", 0)),
+    (
+        "kubernetes",
+        "a budget that selects nothing",
+        _k8s("pdb.yaml", 1, "spec.selector.matchLabels", {"app.kubernetes.io/component": "x"}),
+    ),
+    (
+        "metrics",
+        "a status class the LB never counts",
+        _set(
+            "alerts.groups.0.rules.1.expr",
+            'graphfleet_lb_requests_total{status_class="cut"} > 0',
+        ),
+    ),
     ("settings", "unknown setting", _set("compose.services.worker.environment.WORKER_NOPE", "1")),
     (
         "settings",

@@ -118,6 +118,7 @@ LB_LAYERS = {
     "lb.errors": 0,
     "lb.http": 0,
     "lb.fleet": 1,
+    "lb.admin_guard": 1,
     "lb.metrics": 2,
     "lb.routing": 3,
     "lb.proxy": 4,

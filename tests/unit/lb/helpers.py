@@ -26,10 +26,12 @@ def instance(
     max_capacity: int = 10,
     weight: int = 1,
     inflight: int = 0,
+    work: int | None = None,
     health: Health = Health.HEALTHY,
     **fields: Any,
 ) -> Instance:
-    """A healthy instance (unless told otherwise) with ``inflight`` requests counted."""
+    """A healthy instance (unless told otherwise) with ``inflight`` requests counted, all of
+    them creating work unless ``work`` says how many do."""
     made = Instance(
         id=instance_id,
         url=f"http://{instance_id}.test:8000",
@@ -39,4 +41,5 @@ def instance(
         **fields,
     )
     made.load.inflight = inflight
+    made.load.work = inflight if work is None else work
     return made

@@ -9,7 +9,7 @@ import pytest
 
 from lb.http.exchange import ClientPeer, Exchange
 from lb.http.wire import HOP_BY_HOP, Headers
-from lb.proxy.headers import RequestIds, ResponseHead, outgoing_request
+from lb.proxy.headers import RequestIds, ResponseHead, TrustedProxies, outgoing_request
 
 
 def exchange(
@@ -63,12 +63,76 @@ async def test_a_request_loses_its_hop_by_hop_headers_and_gains_forwarding_ones(
     names = [name for name, _ in headers]
     assert request.request_id == "client-id"
     assert names.count(b"x-request-id") == 1
-    assert (b"x-forwarded-for", b"192.0.2.1, 10.0.0.7") in headers
+    # Not from a trusted proxy: the client's X-Forwarded-For is replaced, not extended.
+    assert (b"x-forwarded-for", b"10.0.0.7") in headers
     assert (b"x-forwarded-host", b"lb.test") in headers
     assert (b"accept", b"*/*") in headers
     for gone in (b"connection", b"x-secret", b"keep-alive", b"te", b"expect"):
         assert gone not in names
     assert request.head.startswith(b"GET / HTTP/1.1\r\n")
+
+
+_CLAIMS: Headers = [
+    (b"Host", b"lb.test"),
+    (b"X-Forwarded-For", b"192.0.2.1"),
+    (b"x-forwarded-for", b"192.0.2.2"),
+    (b"X-Forwarded-Proto", b"https"),
+    (b"X-Forwarded-Host", b"public.example"),
+    (b"Forwarded", b"for=192.0.2.1"),
+    (b"X-Real-IP", b"192.0.2.1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("trusted", "expected"),
+    [
+        (
+            "",
+            {
+                b"x-forwarded-for": [b"10.0.0.7"],
+                b"x-forwarded-proto": [b"http"],
+                b"x-forwarded-host": [b"lb.test"],
+                b"x-real-ip": [b"10.0.0.7"],
+                b"forwarded": [],
+            },
+        ),
+        (
+            "192.168.0.0/16",  # someone else is trusted, not this client
+            {b"x-forwarded-for": [b"10.0.0.7"], b"forwarded": []},
+        ),
+        (
+            "10.0.0.0/8",
+            {
+                b"x-forwarded-for": [b"192.0.2.1, 192.0.2.2, 10.0.0.7"],
+                b"x-forwarded-proto": [b"https"],
+                b"x-forwarded-host": [b"public.example"],
+                b"x-real-ip": [b"192.0.2.1"],
+                b"forwarded": [b"for=192.0.2.1"],
+            },
+        ),
+    ],
+)
+async def test_forwarding_headers_are_believed_only_from_trusted_proxies(
+    trusted: str, expected: dict[bytes, list[bytes]]
+) -> None:
+    request = outgoing_request(exchange(_CLAIMS), RequestIds(), TrustedProxies(trusted))
+    headers = header_lines(request.head)
+    for name, values in expected.items():
+        assert [v for n, v in headers if n == name] == values, name
+    assert [v for n, v in headers if n == b"host"] == [b"lb.test"]
+
+
+async def test_connection_cannot_remove_host_or_forwarding_headers() -> None:
+    ex = exchange([(b"Host", b"lb.test"), (b"Connection", b"Host, X-Forwarded-For, X-Real-IP")])
+    headers = dict(header_lines(outgoing_request(ex, RequestIds()).head))
+    assert headers[b"host"] == b"lb.test"
+    assert headers[b"x-forwarded-for"] == b"10.0.0.7"
+    assert headers[b"x-real-ip"] == b"10.0.0.7"
+
+
+def test_a_bad_trusted_proxies_list_is_an_error() -> None:
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
+        TrustedProxies("10.0.0.0/8, not-a-network")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from lb.fleet.registry import Instance
-from lb.routing.strategies import STRATEGIES, make_strategy
+from lb.routing.strategies import STRATEGIES, anywhere, make_strategy
 from tests.unit.lb.helpers import instance
 
 ALL_STRATEGIES = sorted(STRATEGIES)
@@ -229,6 +229,17 @@ def test_every_strategy_returns_none_when_nothing_is_left(
     strategy = make_strategy(name, random.Random(5))
 
     assert strategy.choose(candidates, exclude) is None
+
+
+@pytest.mark.parametrize("name", ALL_STRATEGIES)
+def test_only_work_takes_capacity_and_work_free_requests_ignore_it(name: str) -> None:
+    full = instance("a", inflight=3, work=3, max_capacity=3)
+    # Many joins and polls in flight, no work: still room for new work.
+    busy = instance("b", inflight=50, work=0, max_capacity=3)
+    strategy = make_strategy(name, random.Random(5))
+
+    assert {strategy.choose([full, busy]) for _ in range(20)} == {busy}
+    assert strategy.choose([full], room=anywhere) is full
 
 
 @pytest.mark.parametrize("name", ALL_STRATEGIES)
