@@ -30,3 +30,30 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    """Drop a test's own Postgres schema without ever hanging.
+
+    Fixture teardown runs with the event loop stopped, so a worker of the test that is still
+    open may hold a transaction on the schema that cannot finish: after a short lock wait such
+    idle transactions are ended (tests run one at a time), then the drop is tried again.
+    """
+    import psycopg
+    from psycopg import sql
+
+    drop = sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '3s'")
+        for _ in range(3):
+            try:
+                conn.execute(drop)
+                return
+            except psycopg.errors.LockNotAvailable:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND state = 'idle in transaction'"
+                )
+        conn.execute("SET lock_timeout = 0")
+        conn.execute(drop)

@@ -21,7 +21,7 @@ from langgraph_sdk import get_client
 
 from tests.integration.worker.conftest import WorkerFactory
 from tests.oracle.harness import GRAPHS_CONFIG, Target, normalised, shape
-from tests.support import eventually
+from tests.support import drop_schema, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -46,13 +46,12 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     try:
         yield _schema_url(dsn, schema)
     finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[arg-type]
+        drop_schema(dsn, schema)
 
 
 @pytest.fixture
 async def pair(
-    oracle_url: str, make_worker: WorkerFactory, store_url: str | None
+    oracle_url: str, store_url: str | None, make_worker: WorkerFactory
 ) -> AsyncIterator[tuple[Target, Target]]:
     """``(graphfleet, oracle)``; graphfleet on the store ``store_url`` names."""
     overrides: dict[str, Any] = {"graphs": GRAPHS_CONFIG}

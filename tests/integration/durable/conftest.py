@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.integration.worker.conftest import make_worker
-from tests.support import eventually, free_port
+from tests.support import drop_schema, eventually, free_port
 
 __all__ = ["make_worker"]
 
@@ -44,8 +44,7 @@ def pg_url(postgres_dsn: str) -> Iterator[str]:
     try:
         yield schema_url(postgres_dsn, schema)
     finally:
-        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[arg-type]
+        drop_schema(postgres_dsn, schema)
 
 
 @pytest.fixture
