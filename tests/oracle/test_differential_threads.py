@@ -472,11 +472,6 @@ async def _read_thread_stream(target: Target, thread_id: str, runs: int) -> list
     return parts
 
 
-@pytest.mark.xfail(
-    reason="known open bug: graphfleet's thread stream misses a run created after the join "
-    "(the reader times out); under investigation",
-    strict=False,
-)
 async def test_thread_stream_follows_every_run(pair: tuple[Target, Target]) -> None:
     seen = []
     for target in pair:

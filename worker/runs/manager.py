@@ -90,6 +90,10 @@ class RunManager:
     def thread_active(self, thread_id: str) -> list[ActiveRun]:
         return self._table.threads.runs(thread_id)
 
+    def thread_runs(self, thread_id: str) -> list[ActiveRun]:
+        """The thread's active runs and its finished ones still retained for replay."""
+        return [*self._table.threads.runs(thread_id), *self._retention.of_thread(thread_id)]
+
     def admit(
         self,
         slot: Reservation,

@@ -27,6 +27,9 @@ class Retention:
     def get(self, run_id: str) -> ActiveRun | None:
         return self._runs.get(run_id)
 
+    def of_thread(self, thread_id: str) -> list[ActiveRun]:
+        return [run for run in self._runs.values() if run.thread_id == thread_id]
+
     def forget(self, run_id: str) -> None:
         """Drop a retained run now (it expired, or a new execution of it begins)."""
         self._runs.pop(run_id, None)

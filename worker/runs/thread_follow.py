@@ -76,7 +76,9 @@ class ThreadFollower:
             async for event in self._replay(cursor):
                 yield event
         else:
-            # Joined without a cursor: runs already going are followed from now on.
+            # Joined without a cursor: runs already over are not replayed; runs already going
+            # are followed from now on.
+            self._seen.update(r.run_id for r in self._manager.thread_runs(self._thread_id))
             for run in self._manager.thread_active(self._thread_id):
                 self._seen.add(run.run_id)
                 retained = run.events.retained()
@@ -108,10 +110,9 @@ class ThreadFollower:
     async def _live(self) -> AsyncIterator[ThreadEvent | None]:
         quiet_s = 0.0
         while True:
+            # Finished runs count too: a short run may start and end between two looks.
             fresh = [
-                r
-                for r in self._manager.thread_active(self._thread_id)
-                if r.run_id not in self._seen
+                r for r in self._manager.thread_runs(self._thread_id) if r.run_id not in self._seen
             ]
             if fresh:
                 quiet_s = 0.0
