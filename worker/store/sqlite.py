@@ -49,6 +49,7 @@ from worker.store.sqlite_rows import (
     to_json,
     utcnow,
 )
+from worker.store.sqlite_serial import Serial, serial
 from worker.store.sqlite_webhooks import SqliteWebhookStore, insert_events
 from worker.store.webhooks import WebhookEvent, WebhookStore
 
@@ -100,7 +101,8 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._saver: ShieldedSaver | None = None
-        self._webhooks = SqliteWebhookStore(lambda: self._conn, clock)
+        self._serial = Serial(lambda: self._conn)
+        self._webhooks = SqliteWebhookStore(lambda: self._conn, clock, self._serial)
 
     @property
     def path(self) -> str:
@@ -204,6 +206,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
     # threads
 
     @shielded
+    @serial
     async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
         now = self._clock()
         try:
@@ -216,6 +219,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             raise ThreadExistsError(thread_id) from exc
         return ThreadRecord(thread_id, now, now, dict(metadata), "idle")
 
+    @serial
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         async with self._conn.execute(
             "SELECT * FROM gf_threads WHERE thread_id = ?", (thread_id,)
@@ -224,6 +228,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         return thread_from_row(row) if row else None
 
     @shielded
+    @serial
     async def update_thread(
         self,
         thread_id: str,
@@ -246,6 +251,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             )
         await self._conn.commit()
 
+    @serial
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
         where, params = _thread_filters(query)
         if query.sort_by not in _SORT_COLUMNS:
@@ -256,6 +262,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         async with self._conn.execute(sql, [*params, query.limit, query.offset]) as cur:
             return [thread_from_row(row) for row in await cur.fetchall()]
 
+    @serial
     async def count_threads(self, query: ThreadQuery) -> int:
         where, params = _thread_filters(query)
         sql = f"SELECT count(*) FROM gf_threads WHERE {where}"
@@ -264,6 +271,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         return int(row[0]) if row else 0
 
     @shielded
+    @serial
     async def delete_thread(self, thread_id: str) -> bool:
         cur = await self._conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (thread_id,))
         existed = cur.rowcount > 0
@@ -276,6 +284,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
     # runs
 
     @shielded
+    @serial
     async def create_run(self, run: RunRecord) -> None:
         await self._conn.execute(
             f"INSERT OR REPLACE INTO gf_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})",
@@ -300,6 +309,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         await self._conn.commit()
 
     @shielded
+    @serial
     async def set_run_status(
         self,
         run_id: str,
@@ -337,6 +347,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         await self._conn.commit()
         return bool(cur.rowcount)
 
+    @serial
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self._conn.execute(
             f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE run_id = ?", (run_id,)
@@ -344,6 +355,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             row = await cur.fetchone()
         return run_from_row(row) if row else None
 
+    @serial
     async def list_runs(
         self, thread_id: str, *, limit: int, offset: int, status: RunState | None = None
     ) -> list[RunRecord]:
@@ -358,11 +370,13 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             return [run_from_row(row) for row in await cur.fetchall()]
 
     @shielded
+    @serial
     async def delete_run(self, run_id: str) -> bool:
         cur = await self._conn.execute("DELETE FROM gf_runs WHERE run_id = ?", (run_id,))
         await self._conn.commit()
         return cur.rowcount > 0
 
+    @serial
     async def find_active_runs(self, statuses: Sequence[RunState]) -> list[RunRecord]:
         if not statuses:
             return []
@@ -373,6 +387,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         ) as cur:
             return [run_from_row(row) for row in await cur.fetchall()]
 
+    @serial
     async def active_runs_elsewhere(self, thread_id: str, worker_id: str) -> list[RunRecord]:
         marks = ", ".join("?" for _ in ACTIVE_RUN_STATES)
         async with self._conn.execute(
@@ -385,6 +400,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
     # leases
 
     @shielded
+    @serial
     async def renew_leases(self, worker_id: str, run_ids: Sequence[str]) -> set[str]:
         if not run_ids:
             return set()
@@ -399,6 +415,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         return renewed
 
     @shielded
+    @serial
     async def claim_expired_runs(
         self,
         worker_id: str,
@@ -459,6 +476,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         return Claim(claimed, abandoned)
 
     @shielded
+    @serial
     async def record_worker(self, worker_id: str, url: str) -> None:
         await self._conn.execute(
             "INSERT INTO gf_workers (worker_id, url, updated_at) VALUES (?, ?, ?) ON CONFLICT "
@@ -467,6 +485,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         )
         await self._conn.commit()
 
+    @serial
     async def lease_holders(self, worker_id: str) -> dict[str, str]:
         async with self._conn.execute(
             "SELECT DISTINCT w.worker_id, w.url FROM gf_runs r JOIN gf_workers w ON "
@@ -477,6 +496,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             return {row[0]: row[1] for row in await cur.fetchall()}
 
     @shielded
+    @serial
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
         sql = f"UPDATE gf_runs SET lease_expires_at = 0 WHERE worker_id = ? AND status IN {_ACTIVE}"
         params: list[Any] = [worker_id]

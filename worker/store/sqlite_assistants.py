@@ -12,7 +12,6 @@ machine's assistants are few.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
@@ -37,6 +36,7 @@ from worker.store.base import (
     shielded,
 )
 from worker.store.sqlite_rows import to_json, ts
+from worker.store.sqlite_serial import Serial, serial
 
 _COLUMNS = (
     "assistant_id, graph_id, created_at, updated_at, config, context, metadata, name, "
@@ -94,7 +94,7 @@ class SqliteAssistants:
     """The assistant methods of ``SqliteStore`` (which provides the connection and clock)."""
 
     _clock: Callable[[], datetime]
-    _assistants_lock: asyncio.Lock | None = None
+    _serial: Serial
 
     @property
     def _conn(self) -> aiosqlite.Connection:
@@ -102,17 +102,14 @@ class SqliteAssistants:
 
     @contextlib.asynccontextmanager
     async def _assistant_writes(self) -> AsyncIterator[None]:
-        """One assistant write at a time here; committed at the end, rolled back on error
-        (a transaction left open would keep the file locked for every process)."""
-        if self._assistants_lock is None:
-            self._assistants_lock = asyncio.Lock()
-        async with self._assistants_lock:
-            try:
-                yield
-            except BaseException:
-                await self._conn.rollback()
-                raise
-            await self._conn.commit()
+        """An assistant write (under the ``serial`` lock): committed at the end, rolled
+        back on error (a transaction left open would keep the file locked for every process)."""
+        try:
+            yield
+        except BaseException:
+            await self._conn.rollback()
+            raise
+        await self._conn.commit()
 
     async def _write_assistant(self, assistant: AssistantRecord, *, insert: bool) -> None:
         a = assistant
@@ -180,6 +177,7 @@ class SqliteAssistants:
             raise AssistantExistsError(assistant.assistant_id)
         return existing
 
+    @serial
     async def get_assistant(self, assistant_id: str) -> AssistantRecord | None:
         async with self._conn.execute(
             f"SELECT {_COLUMNS} FROM gf_assistants WHERE assistant_id = ?", (assistant_id,)
@@ -188,6 +186,7 @@ class SqliteAssistants:
         return _assistant(row) if row else None
 
     @shielded
+    @serial
     async def patch_assistant(
         self, assistant_id: str, patch: AssistantPatch
     ) -> AssistantRecord | None:
@@ -208,6 +207,7 @@ class SqliteAssistants:
         return patched
 
     @shielded
+    @serial
     async def delete_assistant(self, assistant_id: str) -> bool:
         async with self._assistant_writes():
             cur = await self._conn.execute(
@@ -239,6 +239,7 @@ class SqliteAssistants:
     async def count_assistants(self, query: AssistantQuery) -> int:
         return len(await self._filtered(query))
 
+    @serial
     async def list_assistant_versions(
         self,
         assistant_id: str,
@@ -259,6 +260,7 @@ class SqliteAssistants:
         return versions[offset : offset + limit]
 
     @shielded
+    @serial
     async def set_assistant_version(
         self, assistant_id: str, version: int
     ) -> AssistantRecord | None:

@@ -16,6 +16,7 @@ from worker import jsonutil
 from worker.store.base import shielded
 from worker.store.crons import CRON_SORT_KEYS, CronQuery, CronRecord, check_changes
 from worker.store.sqlite_rows import json_path_key, to_json, ts
+from worker.store.sqlite_serial import Serial, serial
 
 _COLUMNS = (
     "cron_id, assistant_id, thread_id, user_id, schedule, timezone, payload, metadata, "
@@ -90,11 +91,14 @@ def _where(query: CronQuery) -> tuple[str, list[Any]]:
 class SqliteCrons:
     """Cron storage over the store's records connection; see ``worker.store.crons``."""
 
+    _serial: Serial
+
     @property
     def _conn(self) -> aiosqlite.Connection:
         raise NotImplementedError
 
     @shielded
+    @serial
     async def create_cron(self, cron: CronRecord) -> None:
         await self._conn.execute(
             f"INSERT INTO gf_crons ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",
@@ -117,6 +121,7 @@ class SqliteCrons:
         )
         await self._conn.commit()
 
+    @serial
     async def get_cron(self, cron_id: str) -> CronRecord | None:
         async with self._conn.execute(
             f"SELECT {_COLUMNS} FROM gf_crons WHERE cron_id = ?", (cron_id,)
@@ -125,6 +130,7 @@ class SqliteCrons:
         return _cron(row) if row else None
 
     @shielded
+    @serial
     async def update_cron(self, cron_id: str, changes: Mapping[str, Any]) -> CronRecord | None:
         check_changes(changes)
         if changes:
@@ -137,11 +143,13 @@ class SqliteCrons:
         return await self.get_cron(cron_id)
 
     @shielded
+    @serial
     async def delete_cron(self, cron_id: str) -> bool:
         cur = await self._conn.execute("DELETE FROM gf_crons WHERE cron_id = ?", (cron_id,))
         await self._conn.commit()
         return cur.rowcount > 0
 
+    @serial
     async def search_crons(self, query: CronQuery) -> list[CronRecord]:
         if query.sort_by not in CRON_SORT_KEYS:
             raise ValueError(f"cannot sort crons by {query.sort_by!r}")
@@ -154,6 +162,7 @@ class SqliteCrons:
         async with self._conn.execute(sql, (*params, query.limit, query.offset)) as cur:
             return [_cron(row) for row in await cur.fetchall()]
 
+    @serial
     async def count_crons(self, query: CronQuery) -> int:
         where, params = _where(query)
         async with self._conn.execute(f"SELECT count(*) FROM gf_crons{where}", params) as cur:
@@ -161,6 +170,7 @@ class SqliteCrons:
         return int(row[0]) if row else 0
 
     @shielded
+    @serial
     async def claim_due_crons(
         self, worker_id: str, *, now: datetime, claim_s: float, limit: int
     ) -> list[CronRecord]:
@@ -183,6 +193,7 @@ class SqliteCrons:
         return sorted((_cron(row) for row in rows), key=lambda c: c.next_run_date)
 
     @shielded
+    @serial
     async def finish_cron_fire(
         self, cron_id: str, worker_id: str, *, due: datetime, next_run_date: datetime
     ) -> bool:
@@ -195,6 +206,7 @@ class SqliteCrons:
         return cur.rowcount > 0
 
     @shielded
+    @serial
     async def release_cron_claim(self, cron_id: str, worker_id: str) -> None:
         await self._conn.execute(
             "UPDATE gf_crons SET claimed_by = NULL, claim_expires_at = NULL "

@@ -16,6 +16,7 @@ import aiosqlite
 from worker import jsonutil
 from worker.store.base import shielded
 from worker.store.sqlite_rows import to_json
+from worker.store.sqlite_serial import Serial, serial
 from worker.store.webhooks import (
     AttemptRecord,
     AttemptResult,
@@ -95,18 +96,24 @@ async def insert_events(
 
 
 class SqliteWebhookStore(WebhookStore):
-    """Webhook records on the SQLite store's connection (``conn()``), times from ``clock``."""
+    """Webhook records on the SQLite store's connection (``conn()``, used under its
+    ``serial`` lock), times from ``clock``."""
 
     def __init__(
-        self, conn: Callable[[], aiosqlite.Connection], clock: Callable[[], datetime]
+        self,
+        conn: Callable[[], aiosqlite.Connection],
+        clock: Callable[[], datetime],
+        serial: Serial,
     ) -> None:
         self._conn = conn
         self._clock = clock
+        self._serial = serial
 
     def _now_s(self) -> float:
         return self._clock().timestamp()
 
     @shielded
+    @serial
     async def create_hook(self, hook: HookRecord) -> None:
         await self._conn().execute(
             f"INSERT INTO gf_webhooks ({_HOOK_COLUMNS}) VALUES ({', '.join('?' * 11)})",
@@ -126,6 +133,7 @@ class SqliteWebhookStore(WebhookStore):
         )
         await self._conn().commit()
 
+    @serial
     async def get_hook(self, hook_id: str) -> HookRecord | None:
         async with self._conn().execute(
             f"SELECT {_HOOK_COLUMNS} FROM gf_webhooks WHERE hook_id = ?", (hook_id,)
@@ -133,6 +141,7 @@ class SqliteWebhookStore(WebhookStore):
             row = await cur.fetchone()
         return _hook(row) if row else None
 
+    @serial
     async def list_hooks(self) -> list[HookRecord]:
         async with self._conn().execute(
             f"SELECT {_HOOK_COLUMNS} FROM gf_webhooks ORDER BY created_at, hook_id"
@@ -140,6 +149,7 @@ class SqliteWebhookStore(WebhookStore):
             return [_hook(row) for row in await cur.fetchall()]
 
     @shielded
+    @serial
     async def update_hook(self, hook_id: str, changes: Mapping[str, Any]) -> HookRecord | None:
         sets: list[str] = ["updated_at = ?"]
         params: list[Any] = [self._now_s()]
@@ -160,6 +170,7 @@ class SqliteWebhookStore(WebhookStore):
         return await self.get_hook(hook_id) if cur.rowcount else None
 
     @shielded
+    @serial
     async def delete_hook(self, hook_id: str) -> bool:
         conn = self._conn()
         cur = await conn.execute("DELETE FROM gf_webhooks WHERE hook_id = ?", (hook_id,))
@@ -171,11 +182,13 @@ class SqliteWebhookStore(WebhookStore):
         return cur.rowcount > 0
 
     @shielded
+    @serial
     async def add_events(self, events: Sequence[WebhookEvent]) -> None:
         await insert_events(self._conn(), events, self._now_s())
         await self._conn().commit()
 
     @shielded
+    @serial
     async def claim_deliveries(
         self, worker_id: str, *, limit: int, lease_s: float, exclude_targets: Sequence[str]
     ) -> list[Delivery]:
@@ -224,6 +237,7 @@ class SqliteWebhookStore(WebhookStore):
         ]
 
     @shielded
+    @serial
     async def finish_attempt(
         self, worker_id: str, result: AttemptResult, *, disable_after_s: float
     ) -> str | None:
@@ -313,6 +327,7 @@ class SqliteWebhookStore(WebhookStore):
         await _fail_pending(conn, hook_id, "hook disabled", now_s)
         return reason
 
+    @serial
     async def list_attempts(self, hook_id: str, *, limit: int) -> list[AttemptRecord]:
         async with self._conn().execute(
             "SELECT delivery_id, event_id, event_type, attempt, status, status_code, "
@@ -338,6 +353,7 @@ class SqliteWebhookStore(WebhookStore):
         ]
 
     @shielded
+    @serial
     async def prune(self, older_than_s: float) -> int:
         conn = self._conn()
         cur = await conn.execute(
@@ -351,6 +367,7 @@ class SqliteWebhookStore(WebhookStore):
         await conn.commit()
         return cur.rowcount
 
+    @serial
     async def outbox_stats(self) -> OutboxStats:
         async with self._conn().execute(
             "SELECT count(*), min(created_at) FROM gf_webhook_deliveries WHERE status = 'pending'"

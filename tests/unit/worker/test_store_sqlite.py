@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from worker.store import create_store
 from worker.store.assistants import new_assistant
 from worker.store.base import RunRecord, ThreadExistsError, ThreadQuery
 from worker.store.sqlite import SqliteStore, Synchronous, sqlite_path
+from worker.store.sqlite_serial import Serial, serial
 
 
 class Clock:
@@ -141,3 +144,82 @@ async def test_synchronous_defaults_to_normal(tmp_path: Path) -> None:
 async def test_pragma_refuses_what_is_not_a_name(store: SqliteStore) -> None:
     with pytest.raises(ValueError, match="not a pragma name"):
         await store.pragma("synchronous = OFF")
+
+
+async def test_methods_interleaving_with_other_commits_never_see_a_locked_file(
+    store: SqliteStore,
+) -> None:
+    # Reads, writes and a second connection's commits (as the checkpointer's) all at once:
+    # a write that began while another method's read statement was open on an older
+    # snapshot used to fail at once with "database is locked".
+    threads = [await store.create_thread(f"t{i}", {}) for i in range(4)]
+    other = await aiosqlite.connect(store.path, isolation_level=None)
+    await other.execute("CREATE TABLE IF NOT EXISTS other_writes (n INTEGER)")
+
+    async def commit_elsewhere() -> None:
+        for n in range(150):
+            await other.execute("INSERT INTO other_writes VALUES (?)", (n,))
+
+    async def read() -> None:
+        for _ in range(150):
+            await store.search_threads(ThreadQuery(limit=10))
+            await store.get_thread(threads[0].thread_id)
+
+    async def write(thread_id: str) -> None:
+        for n in range(150):
+            await store.update_thread(thread_id, status="busy", metadata={"n": n})
+
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(
+                commit_elsewhere(), read(), read(), *(write(t.thread_id) for t in threads)
+            ),
+            timeout=60,
+        )
+    finally:
+        await other.close()
+    for thread in threads:
+        record = await store.get_thread(thread.thread_id)
+        assert record is not None
+        assert record.metadata == {"n": 149}
+
+
+class _Records:
+    """A store-like owner of a connection and its Serial lock."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self._serial = Serial(lambda: self.conn)
+
+    @serial
+    async def insert_then_fail(self, release: asyncio.Event) -> None:
+        await self.conn.execute("INSERT INTO t VALUES (1)")
+        await release.wait()
+        raise RuntimeError("failed half way")
+
+    @serial
+    async def insert_and_commit(self, n: int) -> None:
+        await self.conn.execute("INSERT INTO t VALUES (?)", (n,))
+        await self.conn.commit()
+
+
+async def test_a_method_that_fails_half_way_leaves_nothing_for_the_next(tmp_path: Path) -> None:
+    conn = await aiosqlite.connect(str(tmp_path / "s.sqlite"), isolation_level="IMMEDIATE")
+    try:
+        await conn.execute("CREATE TABLE t (n INTEGER)")
+        records = _Records(conn)
+        release = asyncio.Event()
+        failing = asyncio.ensure_future(records.insert_then_fail(release))
+        await asyncio.sleep(0)
+        # The second method waits for the first instead of committing its half-done insert.
+        committing = asyncio.ensure_future(records.insert_and_commit(2))
+        await asyncio.sleep(0.05)
+        assert not committing.done()
+        release.set()
+        with pytest.raises(RuntimeError, match="half way"):
+            await failing
+        await asyncio.wait_for(committing, timeout=10)
+        assert await conn.execute_fetchall("SELECT n FROM t") == [(2,)]
+        assert not conn.in_transaction
+    finally:
+        await conn.close()
