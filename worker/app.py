@@ -2,9 +2,9 @@
 
 Every long-lived resource is a ``cleanup_ctx`` generator (set up in order, torn down in
 reverse): the HTTP client session, then the store (with LangGraph's store in it) with the
-graphs and the run manager, then the cron tick, then registration with the LB (whose
-heartbeat task is cancelled and awaited). ``drain()`` is the first half of a graceful stop;
-``AppRunner.cleanup()`` is the second.
+graphs and the run manager, then the cron tick and the thread TTL sweep, then registration
+with the LB (whose heartbeat task is cancelled and awaited). ``drain()`` is the first half
+of a graceful stop; ``AppRunner.cleanup()`` is the second.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from worker.api import (
 from worker.api import webhooks as webhook_api
 from worker.api.errors import error_middleware
 from worker.crons.scheduler import CronScheduler
-from worker.graphs import GraphRegistry, compile_graphs, load_graph_objects
+from worker.graphs import GraphLoadError, GraphRegistry, compile_graphs, load_graph_objects
 from worker.keys import (
     FEED,
     GRAPH_OBJECTS,
@@ -53,12 +53,14 @@ from worker.keys import (
     SETTINGS,
     STARTED_AT,
     STORE,
+    THREAD_TTL,
     WEBHOOK_RESOLVE,
     WEBHOOKS,
 )
 from worker.membership import LBRegistration
 from worker.metrics import WorkerMetrics
 from worker.runs.assistants import ensure_default_assistants
+from worker.runs.cancelling import Canceller
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
 from worker.runs.recovery import Recovery
@@ -67,6 +69,8 @@ from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store import Store, create_store
 from worker.store.memory import open_memory, read_memory_config
+from worker.store.thread_ttl import TTLConfig, TTLConfigError, read_ttl_config
+from worker.ttl.sweeper import ThreadTTLSweeper
 from worker.webhooks import Resolve, Webhooks, system_resolve
 
 log = structlog.get_logger("worker.app")
@@ -92,7 +96,10 @@ def _relay(settings: WorkerSettings) -> Relay:
 
 
 async def _open_store(
-    settings: WorkerSettings, objects: dict[str, Any], stack: contextlib.AsyncExitStack
+    settings: WorkerSettings,
+    objects: dict[str, Any],
+    ttl: TTLConfig,
+    stack: contextlib.AsyncExitStack,
 ) -> tuple[Store, BaseStore, GraphRegistry]:
     """The opened store, LangGraph's store in it, and the graphs compiled on both; what is
     opened is closed by ``stack``."""
@@ -101,6 +108,7 @@ async def _open_store(
         lease_s=settings.run_lease_s,
         pool_size=settings.store_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
+        default_ttl=ttl.default,
     )
     await store.open()
     stack.push_async_callback(store.close)
@@ -162,7 +170,9 @@ def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Rela
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with contextlib.AsyncExitStack() as stack:
-        store, memory, graphs = await _open_store(settings, app[GRAPH_OBJECTS], stack)
+        store, memory, graphs = await _open_store(
+            settings, app[GRAPH_OBJECTS], app[THREAD_TTL], stack
+        )
         app[MEMORY] = memory
         relay = _relay(settings)
         stack.push_async_callback(relay.close)
@@ -199,6 +209,39 @@ async def _crons(app: web.Application) -> AsyncIterator[None]:
         paused=lambda: app[MANAGER].draining,
     )
     task = asyncio.create_task(scheduler.run_forever(), name="cron-scheduler")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+# Used when neither WORKER_THREAD_TTL_SWEEP_S nor langgraph.json sets the interval (the
+# official server's is about five minutes too).
+DEFAULT_TTL_SWEEP_S = 300.0
+
+
+async def _thread_ttl(app: web.Application) -> AsyncIterator[None]:
+    """This worker's thread TTL sweep (see ``worker.ttl``): every worker runs one, and each
+    expired thread is deleted or pruned by exactly one of them."""
+    settings, config, manager = app[SETTINGS], app[THREAD_TTL], app[MANAGER]
+    canceller = Canceller(manager, app[RELAY], app[STORE], settings.worker_id)
+
+    async def stop_thread(thread_id: str) -> None:
+        await canceller.stop_thread(
+            thread_id, timeout_s=settings.run_lease_s, poll_s=settings.remote_poll_s
+        )
+
+    sweeper = ThreadTTLSweeper(
+        store=app[STORE],
+        stop_thread=stop_thread,
+        worker_id=settings.worker_id,
+        interval_s=settings.thread_ttl_sweep_s or config.sweep_interval_s or DEFAULT_TTL_SWEEP_S,
+        # Stopping a thread's runs waits up to a run lease: the claim outlasts that.
+        claim_s=settings.run_lease_s * 3,
+        limit=config.sweep_limit,
+        paused=lambda: manager.draining,
+    )
+    task = asyncio.create_task(sweeper.run_forever(), name="thread-ttl-sweeper")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -265,7 +308,11 @@ def create_app(
     app[FEED] = GraphFeed()
     app[STARTED_AT] = datetime.now(UTC)
     app[WEBHOOK_RESOLVE] = webhook_resolve
-    app.cleanup_ctx.extend([_http_session, _runtime, _crons, _registration])
+    try:
+        app[THREAD_TTL] = read_ttl_config(settings.graphs)
+    except TTLConfigError as exc:
+        raise GraphLoadError(str(exc)) from exc
+    app.cleanup_ctx.extend([_http_session, _runtime, _crons, _thread_ttl, _registration])
     for module in (
         ops,
         assistants,

@@ -18,6 +18,7 @@ from worker.runs.relay import Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store.base import Store
+from worker.store.thread_ttl import TTLConfig
 from worker.webhooks import Resolve, Webhooks
 
 SETTINGS = web.AppKey("settings", WorkerSettings)
@@ -35,3 +36,4 @@ RELAY = web.AppKey("relay", Relay)  # a no-op Relay without WORKER_REDIS_URL
 REGISTRATION = web.AppKey("registration", LBRegistration)  # only with WORKER_LB_ADMIN_URL
 MEMORY = web.AppKey("memory", BaseStore)  # LangGraph's store: /store and get_store()
 GRAPH_OBJECTS = web.AppKey("graph_objects", dict[str, Any])  # imported, not yet compiled
+THREAD_TTL = web.AppKey("thread_ttl", TTLConfig)  # langgraph.json checkpointer.ttl

@@ -9,6 +9,7 @@ from langgraph.types import StateSnapshot
 
 from worker import jsonutil
 from worker.store.base import ThreadRecord
+from worker.store.storage import ThreadStorage
 
 
 def checkpoint_view(config: RunnableConfig | None) -> dict[str, Any] | None:
@@ -85,4 +86,37 @@ def thread_view(record: ThreadRecord, snapshot: StateSnapshot | None) -> dict[st
         "config": {},
         "values": values,
         "interrupts": interrupts,
+    }
+
+
+def ttl_view(record: ThreadRecord) -> dict[str, Any] | None:
+    """A thread's TTL as ``GET /threads/{id}?include=ttl`` shows it (None: it has none);
+    ``expires_at`` is None while the expiry is disarmed (pruned, awaiting activity)."""
+    if record.ttl is None:
+        return None
+    expires = record.ttl_expires_at
+    return {
+        "strategy": record.ttl.strategy,
+        "ttl_minutes": record.ttl.minutes,
+        "expires_at": expires.isoformat() if expires is not None else None,
+    }
+
+
+def storage_view(thread_id: str, storage: ThreadStorage) -> dict[str, Any]:
+    """``GET /threads/{id}/storage`` (the official ``ThreadStorage``; see
+    ``worker.store.storage`` for what each section counts on each store)."""
+    by_channel = {
+        channel: {"versions": entry.versions, "bytes": entry.bytes}
+        for channel, entry in sorted(storage.by_channel.items())
+    }
+    return {
+        "thread_id": thread_id,
+        "total_bytes": storage.total_bytes,
+        "checkpoints": {"count": storage.checkpoint_count, "bytes": storage.checkpoint_bytes},
+        "channel_values": {
+            "count": sum(entry.versions for entry in storage.by_channel.values()),
+            "bytes": storage.channel_bytes,
+            "by_channel": by_channel,
+        },
+        "pending_writes": {"count": storage.write_count, "bytes": storage.write_bytes},
     }

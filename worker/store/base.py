@@ -28,6 +28,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from worker.store.crons import CronQuery, CronRecord
+from worker.store.storage import ThreadStorage
+from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import WebhookEvent, WebhookStore
 
 # A run's status as this worker tracks it. The LangGraph API reports cancelled and paused
@@ -158,11 +160,16 @@ class AssistantQuery:
 
 @dataclass(frozen=True, slots=True)
 class ThreadRecord:
+    """A thread as persisted; ``ttl`` and ``ttl_expires_at`` when it has a TTL (see
+    ``worker.store.thread_ttl``; the expiry is None while disarmed)."""
+
     thread_id: str
     created_at: datetime
     updated_at: datetime
     metadata: dict[str, Any]
     status: ThreadStatus
+    ttl: ThreadTTL | None = None
+    ttl_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,8 +291,11 @@ class Store(abc.ABC):
 
     # threads
     @abc.abstractmethod
-    async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
-        """Insert a thread; raises ``ThreadExistsError`` when the id is taken."""
+    async def create_thread(
+        self, thread_id: str, metadata: Mapping[str, Any], *, ttl: ThreadTTL | None = None
+    ) -> ThreadRecord:
+        """Insert a thread with ``ttl`` (the store's default TTL when None: langgraph.json's
+        ``checkpointer.ttl``); raises ``ThreadExistsError`` when the id is taken."""
 
     @abc.abstractmethod
     async def get_thread(self, thread_id: str) -> ThreadRecord | None: ...
@@ -297,15 +307,47 @@ class Store(abc.ABC):
         *,
         status: ThreadStatus | None = None,
         metadata: Mapping[str, Any] | None = None,
+        ttl: ThreadTTL | None = None,
     ) -> None:
-        """Set the status and/or merge ``metadata`` into the thread's; bumps ``updated_at``."""
+        """Set the status, merge ``metadata`` into the thread's, set its TTL; bumps
+        ``updated_at`` when any is given.
+
+        Every call is activity on the thread: it re-arms the TTL's expiry (a call with no
+        argument does only that), unless a sweeper holds the thread.
+        """
 
     @abc.abstractmethod
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]: ...
 
     @abc.abstractmethod
-    async def delete_thread(self, thread_id: str) -> bool:
-        """Delete the thread, its runs, crons and checkpoints; False when it did not exist."""
+    async def delete_thread(self, thread_id: str, *, ttl_holder: str | None = None) -> bool:
+        """Delete the thread, its runs, crons and checkpoints; False when it did not exist.
+
+        With ``ttl_holder``, only while that worker holds the thread's TTL claim (the
+        sweeper's delete): False, and nothing deleted, otherwise.
+        """
+
+    @abc.abstractmethod
+    async def thread_storage(self, thread_id: str) -> ThreadStorage:
+        """The bytes the thread's checkpoints occupy in the checkpointer's tables."""
+
+    # threads: TTL sweeping (see worker.store.thread_ttl for the claim protocol)
+    @abc.abstractmethod
+    async def claim_expired_threads(
+        self, worker_id: str, *, now: datetime, claim_s: float, limit: int
+    ) -> list[ThreadRecord]:
+        """Hold up to ``limit`` threads whose TTL expired by ``now`` for ``worker_id`` until
+        ``now + claim_s``, soonest expired first; exactly one caller gets each thread while
+        its claim lasts. ``keep_latest`` threads with a run in progress are left alone."""
+
+    @abc.abstractmethod
+    async def finish_thread_ttl(self, thread_id: str, worker_id: str) -> bool:
+        """Disarm the expiry of a thread ``worker_id`` holds (pruned) and drop the claim;
+        False when the claim is no longer its own (nothing written)."""
+
+    @abc.abstractmethod
+    async def release_thread_ttl_claim(self, thread_id: str, worker_id: str) -> None:
+        """Drop ``worker_id``'s claim; the thread stays expired, for the next sweep."""
 
     # threads: counting; runs by status (bulk cancel)
     @abc.abstractmethod

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -45,7 +45,12 @@ from worker.store.base import (
 )
 from worker.store.postgres_assistants import PostgresAssistants
 from worker.store.postgres_crons import PostgresCrons
+from worker.store.postgres_rows import thread_from_row, utc
+from worker.store.postgres_storage import postgres_thread_storage
+from worker.store.postgres_thread_ttl import PostgresThreadTTL
 from worker.store.postgres_webhooks import PostgresWebhookStore, insert_events
+from worker.store.storage import ThreadStorage
+from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import WebhookEvent, WebhookStore
 
 _RUN_COLUMNS = (
@@ -55,15 +60,13 @@ _RUN_COLUMNS = (
 _ACTIVE = "('pending', 'running')"
 _LEASE = "now() + make_interval(secs => %(lease_s)s)"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
+# A TTL's expiry from now, for an SQL expression of its minutes (NULL: no expiry).
+_EXPIRY = "now() + make_interval(secs => ({minutes})::float8 * 60)"
 _Conn = psycopg.AsyncConnection[DictRow]
 
 
 def _jsonb(value: Any) -> str:
     return jsonutil.dumps(value).decode()
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
 
 
 def _run(row: DictRow) -> RunRecord:
@@ -74,8 +77,8 @@ def _run(row: DictRow) -> RunRecord:
         assistant_id=row["assistant_id"],
         graph_id=row["graph_id"],
         status=row["status"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
+        created_at=utc(row["created_at"]),
+        updated_at=utc(row["updated_at"]),
         metadata=row["metadata"],
         multitask_strategy=row["multitask_strategy"],
         kwargs=row["kwargs"],
@@ -83,17 +86,7 @@ def _run(row: DictRow) -> RunRecord:
         result=row["result"],
         error=row["error"],
         attempt=row["attempt"],
-        lease_expires_at=_utc(lease) if lease is not None else None,
-    )
-
-
-def _thread(row: DictRow) -> ThreadRecord:
-    return ThreadRecord(
-        thread_id=row["thread_id"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
-        metadata=row["metadata"],
-        status=row["status"],
+        lease_expires_at=utc(lease) if lease is not None else None,
     )
 
 
@@ -110,11 +103,19 @@ def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
-class PostgresStore(PostgresAssistants, PostgresCrons, Store):
+class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store):
     """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
 
-    def __init__(self, url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease_s: float = 30.0,
+        pool_size: int = 10,
+        default_ttl: ThreadTTL | None = None,
+    ) -> None:
         self._url = url
+        self._default_ttl = default_ttl
         self._lease_s = lease_s
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[_Conn] | None = None
@@ -198,19 +199,30 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
     # threads
 
     @shielded
-    async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
+    async def create_thread(
+        self, thread_id: str, metadata: Mapping[str, Any], *, ttl: ThreadTTL | None = None
+    ) -> ThreadRecord:
+        ttl = ttl or self._default_ttl
         try:
             (row,) = await self._fetch(
-                "INSERT INTO gf_threads VALUES (%s, now(), now(), %s::jsonb, 'idle') RETURNING *",
-                (thread_id, _jsonb(dict(metadata))),
+                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status, "
+                "ttl_strategy, ttl_minutes, ttl_expires_at) VALUES (%(thread_id)s, now(), now(), "
+                "%(metadata)s::jsonb, 'idle', %(strategy)s, %(minutes)s, "
+                f"{_EXPIRY.format(minutes='%(minutes)s')}) RETURNING *",
+                {
+                    "thread_id": thread_id,
+                    "metadata": _jsonb(dict(metadata)),
+                    "strategy": ttl.strategy if ttl else None,
+                    "minutes": ttl.minutes if ttl else None,
+                },
             )
         except psycopg.errors.UniqueViolation as exc:
             raise ThreadExistsError(thread_id) from exc
-        return _thread(row)
+        return thread_from_row(row)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         rows = await self._fetch("SELECT * FROM gf_threads WHERE thread_id = %s", (thread_id,))
-        return _thread(rows[0]) if rows else None
+        return thread_from_row(rows[0]) if rows else None
 
     @shielded
     async def update_thread(
@@ -219,11 +231,27 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         *,
         status: ThreadStatus | None = None,
         metadata: Mapping[str, Any] | None = None,
+        ttl: ThreadTTL | None = None,
     ) -> None:
+        # Activity re-arms the expiry (right-hand sides read the row as it was, hence the
+        # new TTL's minutes first), unless a sweeper holds the thread.
+        minutes = "coalesce(%(minutes)s, ttl_minutes)"
         await self._fetch(
-            "UPDATE gf_threads SET status = coalesce(%s, status), "
-            "metadata = metadata || %s::jsonb, updated_at = now() WHERE thread_id = %s",
-            (status, _jsonb(dict(metadata or {})), thread_id),
+            "UPDATE gf_threads SET status = coalesce(%(status)s, status), "
+            "metadata = metadata || %(metadata)s::jsonb, "
+            "updated_at = CASE WHEN %(changed)s THEN now() ELSE updated_at END, "
+            "ttl_strategy = coalesce(%(strategy)s, ttl_strategy), "
+            f"ttl_minutes = {minutes}, ttl_expires_at = CASE WHEN ttl_claimed_by IS NOT NULL "
+            f"THEN ttl_expires_at ELSE {_EXPIRY.format(minutes=minutes)} END "
+            "WHERE thread_id = %(thread_id)s",
+            {
+                "status": status,
+                "metadata": _jsonb(dict(metadata or {})),
+                "strategy": ttl.strategy if ttl else None,
+                "minutes": ttl.minutes if ttl else None,
+                "changed": bool(metadata) or status is not None or ttl is not None,
+                "thread_id": thread_id,
+            },
         )
 
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
@@ -236,7 +264,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
             f"ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT %s OFFSET %s",
             [*params, query.limit, query.offset],
         )
-        return [_thread(row) for row in rows]
+        return [thread_from_row(row) for row in rows]
 
     async def count_threads(self, query: ThreadQuery) -> int:
         where, params = _thread_filters(query)
@@ -244,14 +272,23 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         return int(rows[0]["n"])
 
     @shielded
-    async def delete_thread(self, thread_id: str) -> bool:
+    async def delete_thread(self, thread_id: str, *, ttl_holder: str | None = None) -> bool:
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute("DELETE FROM gf_threads WHERE thread_id = %s", (thread_id,))
+            cur = await conn.execute(
+                "DELETE FROM gf_threads WHERE thread_id = %s "
+                "AND (%s::text IS NULL OR ttl_claimed_by = %s)",
+                (thread_id, ttl_holder, ttl_holder),
+            )
             existed = cur.rowcount > 0
+            if ttl_holder is not None and not existed:
+                return False  # the claim lapsed and another sweeper took the thread over
             await conn.execute("DELETE FROM gf_runs WHERE thread_id = %s", (thread_id,))
             await conn.execute("DELETE FROM gf_crons WHERE thread_id = %s", (thread_id,))
         await self.checkpointer.adelete_thread(thread_id)
         return existed
+
+    async def thread_storage(self, thread_id: str) -> ThreadStorage:
+        return await postgres_thread_storage(self.pool, thread_id)
 
     # runs
 

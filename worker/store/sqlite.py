@@ -40,6 +40,7 @@ from worker.store.base import (
 from worker.store.sqlite_assistants import SqliteAssistants
 from worker.store.sqlite_crons import SqliteCrons
 from worker.store.sqlite_rows import (
+    THREAD_COLUMNS,
     ShieldedSaver,
     file_lock,
     json_path_key,
@@ -50,7 +51,11 @@ from worker.store.sqlite_rows import (
     utcnow,
 )
 from worker.store.sqlite_serial import Serial, serial
+from worker.store.sqlite_storage import sqlite_thread_storage
+from worker.store.sqlite_thread_ttl import SqliteThreadTTL
 from worker.store.sqlite_webhooks import SqliteWebhookStore, insert_events
+from worker.store.storage import ThreadStorage
+from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import WebhookEvent, WebhookStore
 
 _RUN_COLUMNS = (
@@ -79,7 +84,7 @@ def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
-class SqliteStore(SqliteAssistants, SqliteCrons, Store):
+class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
     """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``).
 
     Claims are single ``UPDATE ... RETURNING`` statements: SQLite takes the file's write lock
@@ -94,8 +99,10 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         lease_s: float = 30.0,
         synchronous: Synchronous = "normal",
         clock: Callable[[], datetime] = utcnow,
+        default_ttl: ThreadTTL | None = None,
     ) -> None:
         self._path = sqlite_path(url)
+        self._default_ttl = default_ttl
         self._synchronous = synchronous
         self._lease_s = lease_s
         self._clock = clock
@@ -207,22 +214,35 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
 
     @shielded
     @serial
-    async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
+    async def create_thread(
+        self, thread_id: str, metadata: Mapping[str, Any], *, ttl: ThreadTTL | None = None
+    ) -> ThreadRecord:
         now = self._clock()
+        ttl = ttl or self._default_ttl
+        expires = ttl.expiry(now) if ttl is not None else None
         try:
             await self._conn.execute(
-                "INSERT INTO gf_threads VALUES (?, ?, ?, ?, 'idle')",
-                (thread_id, now.isoformat(), now.isoformat(), to_json(dict(metadata))),
+                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status, "
+                "ttl_strategy, ttl_minutes, ttl_expires_at) VALUES (?, ?, ?, ?, 'idle', ?, ?, ?)",
+                (
+                    thread_id,
+                    now.isoformat(),
+                    now.isoformat(),
+                    to_json(dict(metadata)),
+                    ttl.strategy if ttl else None,
+                    ttl.minutes if ttl else None,
+                    expires.timestamp() if expires else None,
+                ),
             )
             await self._conn.commit()
         except aiosqlite.IntegrityError as exc:
             raise ThreadExistsError(thread_id) from exc
-        return ThreadRecord(thread_id, now, now, dict(metadata), "idle")
+        return ThreadRecord(thread_id, now, now, dict(metadata), "idle", ttl, expires)
 
     @serial
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         async with self._conn.execute(
-            "SELECT * FROM gf_threads WHERE thread_id = ?", (thread_id,)
+            f"SELECT {THREAD_COLUMNS} FROM gf_threads WHERE thread_id = ?", (thread_id,)
         ) as cur:
             row = await cur.fetchone()
         return thread_from_row(row) if row else None
@@ -235,20 +255,36 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         *,
         status: ThreadStatus | None = None,
         metadata: Mapping[str, Any] | None = None,
+        ttl: ThreadTTL | None = None,
     ) -> None:
-        now = self._clock().isoformat()
+        now = self._clock()
+        sets: list[str] = []
+        params: list[Any] = []
         if metadata:
-            # json_patch merges the new keys into the stored object in one statement.
-            await self._conn.execute(
-                "UPDATE gf_threads SET metadata = json_patch(metadata, ?), updated_at = ? "
-                "WHERE thread_id = ?",
-                (to_json(dict(metadata)), now, thread_id),
-            )
+            # json_patch merges the new keys into the stored object.
+            sets.append("metadata = json_patch(metadata, ?)")
+            params.append(to_json(dict(metadata)))
         if status is not None:
-            await self._conn.execute(
-                "UPDATE gf_threads SET status = ?, updated_at = ? WHERE thread_id = ?",
-                (status, now, thread_id),
-            )
+            sets.append("status = ?")
+            params.append(status)
+        if ttl is not None:
+            sets += ["ttl_strategy = ?", "ttl_minutes = ?"]
+            params += [ttl.strategy, ttl.minutes]
+        if sets:
+            sets.append("updated_at = ?")
+            params.append(now.isoformat())
+        # Activity re-arms the expiry (right-hand sides read the row as it was, hence the
+        # new TTL's minutes passed in), unless a sweeper holds the thread.
+        sets.append(
+            "ttl_expires_at = CASE WHEN ttl_claimed_by IS NOT NULL THEN ttl_expires_at "
+            "WHEN coalesce(?, ttl_minutes) IS NULL THEN NULL "
+            "ELSE ? + coalesce(?, ttl_minutes) * 60 END"
+        )
+        minutes = ttl.minutes if ttl is not None else None
+        params += [minutes, now.timestamp(), minutes]
+        await self._conn.execute(
+            f"UPDATE gf_threads SET {', '.join(sets)} WHERE thread_id = ?", (*params, thread_id)
+        )
         await self._conn.commit()
 
     @serial
@@ -257,7 +293,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         if query.sort_by not in _SORT_COLUMNS:
             raise ValueError(f"cannot sort threads by {query.sort_by!r}")
         order = "ASC" if query.sort_order == "asc" else "DESC"
-        sql = f"SELECT * FROM gf_threads WHERE {where}"
+        sql = f"SELECT {THREAD_COLUMNS} FROM gf_threads WHERE {where}"
         sql += f" ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT ? OFFSET ?"
         async with self._conn.execute(sql, [*params, query.limit, query.offset]) as cur:
             return [thread_from_row(row) for row in await cur.fetchall()]
@@ -272,14 +308,25 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
 
     @shielded
     @serial
-    async def delete_thread(self, thread_id: str) -> bool:
-        cur = await self._conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (thread_id,))
+    async def delete_thread(self, thread_id: str, *, ttl_holder: str | None = None) -> bool:
+        cur = await self._conn.execute(
+            "DELETE FROM gf_threads WHERE thread_id = ? AND (? IS NULL OR ttl_claimed_by = ?)",
+            (thread_id, ttl_holder, ttl_holder),
+        )
         existed = cur.rowcount > 0
+        if ttl_holder is not None and not existed:
+            await self._conn.commit()
+            return False  # the claim lapsed and another sweeper took the thread over
         await self._conn.execute("DELETE FROM gf_runs WHERE thread_id = ?", (thread_id,))
         await self._conn.execute("DELETE FROM gf_crons WHERE thread_id = ?", (thread_id,))
         await self._conn.commit()
         await self.checkpointer.adelete_thread(thread_id)
         return existed
+
+    async def thread_storage(self, thread_id: str) -> ThreadStorage:
+        if self._saver is None:
+            raise RuntimeError("store is not open")
+        return await sqlite_thread_storage(self._saver, thread_id)
 
     # runs
 

@@ -14,6 +14,12 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from worker import jsonutil
 from worker.store.base import RunRecord, ThreadRecord, shielded
+from worker.store.thread_ttl import ThreadTTL
+
+# What ``thread_from_row`` reads, in order.
+THREAD_COLUMNS = (
+    "thread_id, created_at, updated_at, metadata, status, ttl_strategy, ttl_minutes, ttl_expires_at"
+)
 
 
 class ShieldedSaver(AsyncSqliteSaver):
@@ -86,12 +92,15 @@ def run_from_row(row: aiosqlite.Row) -> RunRecord:
 
 
 def thread_from_row(row: aiosqlite.Row) -> ThreadRecord:
+    """A thread from a row of ``THREAD_COLUMNS`` (TTL times are Unix seconds)."""
     return ThreadRecord(
         thread_id=row[0],
         created_at=ts(row[1]),
         updated_at=ts(row[2]),
         metadata=jsonutil.loads(row[3]),
         status=row[4],
+        ttl=ThreadTTL(row[5], row[6]) if row[5] is not None and row[6] is not None else None,
+        ttl_expires_at=datetime.fromtimestamp(row[7], UTC) if row[7] is not None else None,
     )
 
 
