@@ -29,6 +29,9 @@ def state_view(snapshot: StateSnapshot) -> dict[str, Any]:
         {
             "id": task.id,
             "name": task.name,
+            # Where the task comes from: ("__pregel_pull", node) or ("__pregel_push", index,
+            # ...) for a Send; the JS SDK maps a Send's tool call to its subgraph by it.
+            "path": jsonutil.to_jsonable(list(task.path)),
             "error": repr(task.error) if task.error else None,
             "interrupts": jsonutil.to_jsonable(list(task.interrupts)),
             "checkpoint": None,

@@ -61,6 +61,8 @@ async def test_interrupt_then_resume(client: LangGraphClient) -> None:
     [interrupt] = first["__interrupt__"]
     assert interrupt["value"]["proposal"] == "Proposal about tea"
     assert (await client.threads.get(thread["thread_id"]))["status"] == "interrupted"
+    [task] = (await client.threads.get_state(thread["thread_id"]))["tasks"]
+    assert (task["name"], task["path"]) == ("review", ["__pregel_pull", "review"])
     final = await client.runs.wait(
         thread["thread_id"], "approval", command={"resume": {"approved": True, "comment": "ok"}}
     )
