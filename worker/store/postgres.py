@@ -298,6 +298,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
+        if_active: bool = False,
     ) -> bool:
         worker, attempt = holder if holder is not None else (None, None)
         # An ended run holds no lease: nothing is left to claim. The webhook events go to
@@ -309,7 +310,8 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
                 "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
                 f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END "
                 "WHERE run_id = %(run_id)s AND (%(worker)s::text IS NULL "
-                "OR (worker_id = %(worker)s AND attempt = %(attempt)s))",
+                "OR (worker_id = %(worker)s AND attempt = %(attempt)s)) "
+                f"AND (NOT %(if_active)s::boolean OR status IN {_ACTIVE})",
                 {
                     "status": status,
                     "result": None if result is None else _jsonb(result),
@@ -319,6 +321,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
                     "run_id": run_id,
                     "worker": worker,
                     "attempt": attempt,
+                    "if_active": if_active,
                 },
             )
             written = cur.rowcount > 0
