@@ -91,7 +91,8 @@ async def test_cancel_by_status_and_by_id_through_a_reaches_runs_on_b(
         await sdk_b.runs.join(thread_id, run_id)
         assert (await sdk_b.runs.get(thread_id, run_id))["status"] == "interrupted"
     # Nothing else was touched: a new run on B completes.
-    done = await sdk_b.runs.wait(threads[1], "counting", input={"log": str(tmp_path / "x")})
+    fresh = {"log": str(tmp_path / "fresh.log"), "delay_s": 0}
+    done = await sdk_b.runs.wait(threads[1], "counting", input=fresh)
     assert isinstance(done, dict)
     assert done["steps"][-3:] == ["first", "second", "third"]
 
