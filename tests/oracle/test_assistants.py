@@ -254,19 +254,24 @@ async def test_deleting_an_assistant_interrupts_its_runs(targets: tuple[Target, 
         thread_id = (await client.threads.create())["thread_id"]
         other_thread = (await client.threads.create())["thread_id"]
         run_id = await _running(target, thread_id, 30, doomed)
-        other_id = await _running(target, other_thread, 1, spared)
+        # Pending or running: the oracle runs one run at a time.
+        other_id = (await client.runs.create(other_thread, spared, input={"delay_s": 1}))["run_id"]
         deleted, _ = await _call(target, "DELETE", f"/assistants/{doomed}")
         at_once = (await client.runs.get(thread_id, run_id))["status"]
         await client.runs.join(thread_id, run_id)
         ended = (await client.runs.get(thread_id, run_id))["status"]
         await client.runs.join(other_thread, other_id)
         other = (await client.runs.get(other_thread, other_id))["status"]
-        thread = (await client.threads.get(thread_id))["status"]
         gone, _ = await _call(target, "GET", f"/assistants/{doomed}")
-        seen.append((deleted, at_once, ended, other, thread, gone))
+        seen.append((deleted, at_once, ended, other, gone))
+        if target.name == "graphfleet":
+            # Deliberately not compared: the oracle's thread reads "busy" after the run ended,
+            # later "idle", though its state has a task left (next == ["wait"]), which by its
+            # own rule (and after a plain cancel) reads "interrupted". Its worker seems not
+            # to find the deleted assistant's graph when it sets the thread's status.
+            assert (await client.threads.get(thread_id))["status"] == "interrupted"
         await client.assistants.delete(spared)
-    assert seen[0] == seen[1]
-    assert seen[0][:4] == (204, "interrupted", "interrupted", "success")
+    assert seen[0] == seen[1] == (204, "interrupted", "interrupted", "success", 404)
 
 
 @pytest.mark.timeout(120)
