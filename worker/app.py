@@ -24,6 +24,7 @@ from common.urls import redact
 from worker.api import (
     assistants,
     crons,
+    fleet,
     history,
     ops,
     run_extras,
@@ -47,6 +48,7 @@ from worker.keys import (
     MANAGER,
     MEMORY,
     METRICS,
+    PEER_COMMANDS,
     REGISTRATION,
     RELAY,
     SERVICE,
@@ -63,6 +65,7 @@ from worker.runs.assistants import ensure_default_assistants
 from worker.runs.cancelling import Canceller
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
+from worker.runs.peers import PeerCommands
 from worker.runs.recovery import Recovery
 from worker.runs.relay import RedisRelay, Relay
 from worker.runs.service import RunService
@@ -152,6 +155,9 @@ def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Rela
         check_webhook=webhooks.check_url,
     )
     app[STORE], app[GRAPHS], app[RELAY] = store, graphs, relay
+    app[PEER_COMMANDS] = PeerCommands(
+        relay=relay, store=store, session=app[HTTP_SESSION], worker_id=settings.worker_id
+    )
     app[MANAGER], app[SERVICE], app[WEBHOOKS] = manager, service, webhooks
     return Recovery(
         store=store,
@@ -327,6 +333,7 @@ def create_app(
         simple,
         ws,
         webhook_api,
+        fleet,
     ):
         module.add_routes(app)
     return app

@@ -14,6 +14,7 @@ from worker.membership import LBRegistration
 from worker.metrics import WorkerMetrics
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
+from worker.runs.peers import PeerCommands
 from worker.runs.relay import Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
@@ -33,6 +34,7 @@ SERVICE = web.AppKey("service", RunService)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 WEBHOOK_RESOLVE = web.AppKey[Resolve]("webhook_resolve")  # DNS of webhook deliveries
 RELAY = web.AppKey("relay", Relay)  # a no-op Relay without WORKER_REDIS_URL
+PEER_COMMANDS = web.AppKey("peer_commands", PeerCommands)  # stops for others' runs
 REGISTRATION = web.AppKey("registration", LBRegistration)  # only with WORKER_LB_ADMIN_URL
 MEMORY = web.AppKey("memory", BaseStore)  # LangGraph's store: /store and get_store()
 GRAPH_OBJECTS = web.AppKey("graph_objects", dict[str, Any])  # imported, not yet compiled

@@ -26,13 +26,22 @@ class RunPersistence:
         self._worker_id = worker_id
         self._outbox = outbox or RunOutbox()
 
-    async def started(self, run: ActiveRun) -> None:
+    async def started(self, run: ActiveRun) -> bool:
+        """Record that ``run`` executes; False when its record refuses: the run was
+        cancelled on record meanwhile (by a worker whose command did not reach this one),
+        deleted, or taken over by another worker."""
         events = self._outbox.started(run)
         written = await self._store.set_run_status(
-            run.run_id, "running", events=events, holder=self._holder(run)
+            run.run_id, "running", events=events, holder=self._holder(run), if_active=True
         )
         if written:
             await self._store.update_thread(run.thread_id, status="busy")
+        return written
+
+    async def still_held(self, run: ActiveRun) -> bool:
+        """Whether ``run``'s record is still this worker's attempt (whatever its status)."""
+        record = await self._store.get_run(run.run_id)
+        return record is not None and (record.worker_id, record.attempt) == self._holder(run)
 
     async def stopped(self, run: ActiveRun) -> executor.Outcome:
         """The outcome of a run stopped by request; a rollback is undone in the store."""

@@ -373,13 +373,16 @@ class Store(abc.ABC):
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
+        if_active: bool = False,
     ) -> bool:
         """Record a status change; ``result``/``error`` are stored when given.
 
         ``events`` (webhooks the change causes) go to the outbox in the same transaction.
         With ``holder`` (``worker_id``, ``attempt``) the write is fenced: it happens only while
         that worker still holds that attempt of the run, so a holder whose run was taken over
-        writes nothing (and no events). Returns whether the record was written.
+        writes nothing (and no events). With ``if_active`` it happens only while the record
+        is still pending or running (a cancel never overwrites an outcome; a run cancelled on
+        record never reads running again). Returns whether the record was written.
         """
 
     @abc.abstractmethod

@@ -335,6 +335,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
+        if_active: bool = False,
     ) -> bool:
         worker, attempt = holder if holder is not None else (None, None)
         # An ended run holds no lease: nothing is left to claim. The webhook events go to
@@ -346,7 +347,8 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
                 "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
                 f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END "
                 "WHERE run_id = %(run_id)s AND (%(worker)s::text IS NULL "
-                "OR (worker_id = %(worker)s AND attempt = %(attempt)s))",
+                "OR (worker_id = %(worker)s AND attempt = %(attempt)s)) "
+                f"AND (NOT %(if_active)s::boolean OR status IN {_ACTIVE})",
                 {
                     "status": status,
                     "result": None if result is None else _jsonb(result),
@@ -356,6 +358,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
                     "run_id": run_id,
                     "worker": worker,
                     "attempt": attempt,
+                    "if_active": if_active,
                 },
             )
             written = cur.rowcount > 0

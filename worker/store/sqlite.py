@@ -366,6 +366,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
+        if_active: bool = False,
     ) -> bool:
         worker, attempt = holder if holder is not None else (None, None)
         # An ended run holds no lease: nothing is left to claim.
@@ -374,7 +375,8 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
             "UPDATE gf_runs SET status = ?, updated_at = ?, result = coalesce(?, result), "
             "error = coalesce(?, error), lease_expires_at = CASE WHEN ? THEN "
             "coalesce(lease_expires_at, ?) END WHERE run_id = ? "
-            "AND (? IS NULL OR (worker_id = ? AND attempt = ?))",
+            "AND (? IS NULL OR (worker_id = ? AND attempt = ?)) "
+            f"AND (NOT ? OR status IN {_ACTIVE})",
             (
                 status,
                 now.isoformat(),
@@ -386,6 +388,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
                 worker,
                 worker,
                 attempt,
+                if_active,
             ),
         )
         if cur.rowcount:
