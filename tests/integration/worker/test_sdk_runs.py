@@ -77,6 +77,14 @@ async def test_cancel_a_running_run(client: LangGraphClient) -> None:
     await eventually(
         lambda: _status(client, thread["thread_id"], run["run_id"], "running"), timeout_s=5
     )
+
+    async def first_step_under_way() -> bool:
+        # The input's checkpoint is written (its next step pending): without it, a cancel
+        # leaves the thread with nothing to resume, and it reads idle, as on the official
+        # server.
+        return bool((await client.threads.get_state(thread["thread_id"]))["next"])
+
+    await eventually(first_step_under_way, timeout_s=5)
     await client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
     cancelled = await client.runs.get(thread["thread_id"], run["run_id"])
     assert cancelled["status"] == "interrupted"
