@@ -169,8 +169,7 @@ def events(parts: list[dict[str, Any]]) -> list[str]:
 
 
 # A Thread: the oracle's has "error" (null, or the error of its last run) and a config of
-# {"configurable": {}} once a run touched it; a new one has "values": null and no
-# "interrupts" where graphfleet's has {} and {} (as the SDK's Thread type declares them).
+# {"configurable": {}} once a run touched it.
 THREAD_KEYS = ("thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "status")
 # A Run: the oracle echoes the whole run config in "kwargs" and "metadata".
 RUN_KEYS = ("run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status")

@@ -72,14 +72,7 @@ def empty_state(thread_id: str) -> dict[str, Any]:
 
 
 def thread_view(record: ThreadRecord, snapshot: StateSnapshot | None) -> dict[str, Any]:
-    interrupts: dict[str, list[Any]] = {}
-    values: Any = {}
-    if snapshot is not None:
-        values = jsonutil.to_jsonable(snapshot.values)
-        for task in snapshot.tasks:
-            if task.interrupts:
-                interrupts[task.id] = jsonutil.to_jsonable(list(task.interrupts))
-    return {
+    view: dict[str, Any] = {
         "thread_id": record.thread_id,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
@@ -87,9 +80,18 @@ def thread_view(record: ThreadRecord, snapshot: StateSnapshot | None) -> dict[st
         "metadata": record.metadata,
         "status": record.status,
         "config": {},
-        "values": values,
-        "interrupts": interrupts,
+        # A thread with no checkpoint yet has no values and no interrupts key, as on the
+        # official server.
+        "values": None,
     }
+    if snapshot is not None:
+        view["values"] = jsonutil.to_jsonable(snapshot.values)
+        view["interrupts"] = {
+            task.id: jsonutil.to_jsonable(list(task.interrupts))
+            for task in snapshot.tasks
+            if task.interrupts
+        }
+    return view
 
 
 def ttl_view(record: ThreadRecord) -> dict[str, Any] | None:
