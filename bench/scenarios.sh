@@ -294,7 +294,28 @@ run_sse_scenario() {
                 --watch-pid "${pid[$target]}" --round "$round" --results "$RESULTS" >&2
         done
     done
+    if [[ $PROFILE == 1 ]]; then
+        profile_sse_lb "${url[lb]}" "${pid[lb]}"
+    fi
     stop_all
+}
+
+# profile_sse_lb URL PID: one more load run through the LB under py-spy, not part of the figures;
+# the hottest functions while streams open and flow go to $BENCH_OUT_DIR/profile-sse.txt.
+profile_sse_lb() {
+    local target_url=$1 lb_pid=$2
+    local raw="$WORK_DIR/profile-sse.raw" summary="$OUT_DIR/profile-sse.txt" duration_s
+    duration_s=$("$PY" -c "print(int($SSE_STREAMS / $SSE_OPEN_PER_S + $SSE_HOLD_S))")
+    log "profiling graphfleet lb under the sse load (${duration_s} s, py-spy)"
+    py_spy record --duration "$duration_s" --rate 250 --format raw --output "$raw" \
+        --pid "$lb_pid" >"$WORK_DIR/py-spy.log" 2>&1 &
+    local spy=$!
+    "$PY" "$ROOT/bench/sse_client.py" --url "$target_url" --label lb-profiled \
+        --streams "$SSE_STREAMS" --open-per-s "$SSE_OPEN_PER_S" --hold-s "$SSE_HOLD_S" \
+        --results /dev/null >/dev/null
+    wait "$spy" || die "py-spy failed: $(tail -n 5 "$WORK_DIR/py-spy.log")"
+    "$PY" "$ROOT/bench/report.py" profile --raw "$raw" --top 25 | tee "$summary"
+    log "profile summary in $summary"
 }
 
 # --- scenario: routing of mixed runs -----------------------------------------------------------
