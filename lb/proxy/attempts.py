@@ -103,8 +103,13 @@ class Forwarder:
                 return 503, "-", attempt
             try:
                 status = await self._attempt(ex, instance, request)
-                if key is not None and 200 <= status < 300:
-                    self.affinity.pin(key, instance.id)
+                if 200 <= status < 300:
+                    if key is not None:
+                        self.affinity.pin(key, instance.id)
+                    if request.starts_background:
+                        # The run goes on after its answer: load until a health check says
+                        # how many the worker still holds.
+                        instance.load.background += 1
                 return status, instance.id, attempt
             except AttemptFailed as failure:
                 last, failed_on = failure, instance.id
