@@ -281,21 +281,25 @@ run_sse_scenario() {
     start_fleet_lb lb "${ports[2]}" "${ports[3]}" "http://$upstream" 1
     declare -A url=([direct]="http://$upstream/stream"
         [nginx]="http://127.0.0.1:${ports[1]}/stream" [lb]="http://127.0.0.1:${ports[2]}/stream")
-    declare -A pid=([direct]="" [nginx]=${TARGET_PID[nginx-sse]} [lb]=${TARGET_PID[lb]})
+    # The direct row under load is the client straight to the upstream: the floor that the
+    # client, the upstream and the machine set for both proxies (no proxy to watch).
+    declare -A watch=([direct]="" [nginx]="--watch-pid ${TARGET_PID[nginx-sse]}"
+        [lb]="--watch-pid ${TARGET_PID[lb]}")
     for ((round = 1; round <= REPEATS; round++)); do
         for target in direct nginx lb; do
             "$PY" "$ROOT/bench/sse_client.py" --url "${url[$target]}" --label "$target" \
                 --phase idle --streams "$SSE_IDLE_STREAMS" --open-per-s 20 --hold-s 1 \
                 --round "$round" --results "$RESULTS" >&2
         done
-        for target in lb nginx; do
+        for target in lb nginx direct; do
+            # shellcheck disable=SC2086 # ${watch[...]} is zero or two words
             "$PY" "$ROOT/bench/sse_client.py" --url "${url[$target]}" --label "$target" \
                 --streams "$SSE_STREAMS" --open-per-s "$SSE_OPEN_PER_S" --hold-s "$SSE_HOLD_S" \
-                --watch-pid "${pid[$target]}" --round "$round" --results "$RESULTS" >&2
+                ${watch[$target]} --round "$round" --results "$RESULTS" >&2
         done
     done
     if [[ $PROFILE == 1 ]]; then
-        profile_sse_lb "${url[lb]}" "${pid[lb]}"
+        profile_sse_lb "${url[lb]}" "${TARGET_PID[lb]}"
     fi
     stop_all
 }
