@@ -62,22 +62,26 @@ the upstream: the floor that the client, the upstream and the machine set for bo
 
 SSE_FINDINGS = """\
 Where the LB's time went (issue 12; py-spy with `BENCH_PROFILE=1`, the LB alone under this
-load): before, its p99s were 389 ms to first event and 240 ms of event delay against nginx's
-5.2 ms and 10.1 ms in the same run, while its CPU was low (19 % mean). The cause was not work
-but stalls: CPython's full garbage collections, which run whenever the long-lived objects grew
-by a quarter, walked some 345,000 tracked objects at 5,000 streams (about 55 per stream: the
-bound callbacks each llhttp parser holds, the exchange's coroutines, its task, two transports)
-and stopped the loop 4 times per run for up to 365 to 508 ms. The LB process now freezes what
-start-up made and lets a full collection run only after 1,000 younger ones
-(`lb/gc_policy.py`), and its per-connection objects are freed by reference counting when a
-connection ends (no reference cycles, held by `tests/integration/lb/test_no_cycles.py`), so
-none is left for the rare full pass. With it, no full collection ran while streams were open,
-and the young ones paused at most a few ms. What is left is the kernel's: about 40 % of the
-LB's samples are the one `transport.write` per event to the client and a third uvloop's own
-loop (reads, accepts, epoll); opening a stream (parse, route, connect to the upstream, relay
-the head) is under 20 %. No listen-queue overflow was seen (`nstat` ListenOverflows 0), so the
-accept backlog was left as it is. The same change took the `small` scenario's LB p99 from
-143 ms to 14 ms at an unchanged req/s and CPU per request."""
+load): before (2026-12-01, one run, the machine fully busy with others' work as it began), its
+p99s were 389 ms to first event and 240 ms of event delay against nginx's 5.2 ms and 10.1 ms in
+the same run, while its CPU was low (19 % mean). The cause was not work but stalls: CPython's
+full garbage collections, which run whenever the long-lived objects grew by a quarter, walked
+some 345,000 tracked objects at 5,000 streams (about 55 per stream: the bound callbacks each
+llhttp parser holds, the exchange's coroutines, its task, two transports) and stopped the loop 4
+times per run for up to 365 to 508 ms. The LB process now freezes what start-up made and lets a
+full collection run only after 1,000 younger ones (`lb/gc_policy.py`), and its per-connection
+objects are freed by reference counting when a connection ends (no reference cycles, held by
+`tests/integration/lb/test_no_cycles.py`), so none is left for the rare full pass. With it, no
+full collection ran while streams were open, and the young ones paused at most a few ms; on
+2026-12-01 (commit 311fb5b, 3 repeats, the machine 64 % busy with others' work before the run)
+the LB's p99s were 4.1 ms to first event and 4.8 ms of event delay against nginx's 4.7 ms and
+5.3 ms. What is left is the kernel's: about 40 % of the LB's samples are the one
+`transport.write` per event to the client and a third uvloop's own loop (reads, accepts, epoll);
+opening a stream (parse, route, connect to the upstream, relay the head) is under 20 %. No
+listen-queue overflow was seen (`nstat` ListenOverflows 0), so the accept backlog was left as it
+is. The same change took the `small` scenario's LB p99 from 143 ms to 14 ms (two runs side by
+side with nginx, lb/ before and after) at an unchanged req/s (0.31 and 0.30 times nginx's) and
+CPU per request (36.8 and 36.6 µs)."""
 
 ROUTING_INTRO = """\
 A mixed workload (`bench/loadgen.py mixed`): open-loop Poisson arrivals of runs of the bench
@@ -94,17 +98,21 @@ ROUTING_FINDINGS = """\
 What `least_loaded` counts (issue 12): the LB's own in-flight requests plus the runs a worker
 holds that none of them waits on. It used to add the worker's whole reported `current_load`
 from the last health check (every 2 s) to the LB's in-flight count: each run the LB was waiting
-on counted twice, and for up to a health interval after it had ended, so a worker that had
-been busy at its last check was shunned while it sat idle. Now each check sets an instance's
-background count to the report less the LB's own work requests in flight at that moment, and
-a background run the LB starts itself (`POST /runs`, `/runs/batch`, `/graphs/execute` answered
-2xx) counts at once, until the next check corrects it. In this workload every run costs a
-worker about the same CPU (five node steps and their checkpoints), whether its nodes follow
-one another at once (short) or sleep between them (long, background): what decides a short
-run's latency is how many runs started on its worker lately, which round robin spreads evenly
-and a count of runs in progress, dominated by the sleeping ones, does not. That is why
-`round_robin` is as good as any strategy here, and why the p99s of `least_loaded` and nginx
-`least_conn`, both counting runs in progress, move together from repeat to repeat."""
+on counted twice, and went on counting for up to a health interval after it had ended, so a
+worker that had been busy at its last check was shunned while it sat idle. Now each check sets
+an instance's background count to the report less the LB's own work requests in flight at that
+moment, and a background run the LB starts itself (`POST /runs`, `/runs/batch`,
+`/graphs/execute` answered 2xx) counts at once, until the next check corrects it. The
+autoscaler's utilization had the same double count and now uses the same figure. Two runs of
+this scenario on 2026-12-01, same machine, 3 repeats each, 75 % load: before (lb/ at d100320
+through `BENCH_LB_REV`), `least_loaded` 403 ms against nginx `least_conn`'s 272 ms, 1.48 times
+(repeats 403, 69 and 571 ms against 209, 272 and 521 ms); after (commit 311fb5b), 128 ms
+against 278 ms, 0.46 times, below nginx's in every repeat (82, 128 and 201 ms against 278,
+220 and 684 ms). At 50 % load `least_loaded` still trails nginx in both runs (99 and 115 ms
+against 67 and 66 ms). Most runs in progress are then asleep (long and background runs), and
+the likely cause is that picking the worker with the fewest runs in progress sends several
+short runs in a row to the same worker, where nginx's rotation among equals, or
+`round_robin`, spreads them."""
 
 
 def _median(values: list[float]) -> float:
