@@ -75,13 +75,17 @@ objects are freed by reference counting when a connection ends (no reference cyc
 full collection ran while streams were open, and the young ones paused at most a few ms; on
 2026-12-01 (commit 311fb5b, 3 repeats, the machine 64 % busy with others' work before the run)
 the LB's p99s were 4.1 ms to first event and 4.8 ms of event delay against nginx's 4.7 ms and
-5.3 ms. What is left is the kernel's: about 40 % of the LB's samples are the one
-`transport.write` per event to the client and a third uvloop's own loop (reads, accepts, epoll);
-opening a stream (parse, route, connect to the upstream, relay the head) is under 20 %. No
-listen-queue overflow was seen (`nstat` ListenOverflows 0), so the accept backlog was left as it
-is. The same change took the `small` scenario's LB p99 from 143 ms to 14 ms (two runs side by
-side with nginx, lb/ before and after) at an unchanged req/s (0.31 and 0.30 times nginx's) and
-CPU per request (36.8 and 36.6 µs)."""
+5.3 ms. Three rounds of 5,000 streams through one LB process left its resident memory where the
+first round put it (135 MiB): nothing piles up between the rare full collections. What is left
+is the kernel's: about 40 % of the LB's samples are the one `transport.write` per event to the
+client and a third uvloop's own loop (reads, accepts, epoll); opening a stream (parse, route,
+connect to the upstream, relay the head) is under 20 %. The loop is uvloop's; each event is one
+read from the worker and one write to the client, re-chunked by the LB (which frames what it
+forwards: two small copies), with no drain per event: a client that reads slowly pauses the
+reading of its worker connection instead. No listen-queue overflow was seen (`nstat`
+ListenOverflows 0), so the accept backlog was left as it is. The same change took the `small`
+scenario's LB p99 from 143 ms to 14 ms (two runs side by side with nginx, lb/ before and after)
+at an unchanged req/s (0.31 and 0.30 times nginx's) and CPU per request (36.8 and 36.6 µs)."""
 
 ROUTING_INTRO = """\
 A mixed workload (`bench/loadgen.py mixed`): open-loop Poisson arrivals of runs of the bench
