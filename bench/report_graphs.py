@@ -100,23 +100,27 @@ in its `/health` `current_load`, polled every 50 ms."""
 
 ROUTING_FINDINGS = """\
 What `least_loaded` counts (issue 12): the LB's own in-flight requests plus the runs a worker
-holds that none of them waits on. It used to add the worker's whole reported `current_load`
-from the last health check (every 2 s) to the LB's in-flight count: each run the LB was waiting
-on counted twice, and went on counting for up to a health interval after it had ended, so a
-worker that had been busy at its last check was shunned while it sat idle. Now each check sets
-an instance's background count to the report less the LB's own work requests in flight at that
+holds that none of them waits on. It used to add the worker's whole reported `current_load` from
+the last health check (every 2 s) to the LB's in-flight count: each run the LB was waiting on
+counted twice, and went on counting for up to a health interval after it had ended, so a worker
+that had been busy at its last check was shunned while it sat idle. Now each check sets an
+instance's background count to the report less the LB's own work requests in flight at that
 moment, and a background run the LB starts itself (`POST /runs`, `/runs/batch`,
 `/graphs/execute` answered 2xx) counts at once, until the next check corrects it. The
 autoscaler's utilization had the same double count and now uses the same figure. Two runs of
 this scenario on 2026-12-01, same machine, 3 repeats each, 75 % load: before (lb/ at d100320
 through `BENCH_LB_REV`), `least_loaded` 403 ms against nginx `least_conn`'s 272 ms, 1.48 times
-(repeats 403, 69 and 571 ms against 209, 272 and 521 ms); after (commit 311fb5b), 128 ms
-against 278 ms, 0.46 times, below nginx's in every repeat (82, 128 and 201 ms against 278,
-220 and 684 ms). At 50 % load `least_loaded` still trails nginx in both runs (99 and 115 ms
-against 67 and 66 ms). Most runs in progress are then asleep (long and background runs), and
-the likely cause is that picking the worker with the fewest runs in progress sends several
-short runs in a row to the same worker, where nginx's rotation among equals, or
-`round_robin`, spreads them."""
+(repeats 403, 69 and 571 ms against 209, 272 and 521 ms); after (commit 311fb5b), 128 ms against
+278 ms, 0.46 times, below nginx's in every repeat (82, 128 and 201 ms against 278, 220 and 684
+ms). At 50 % load `least_loaded` still trails nginx in both runs (99 and 115 ms against 67 and
+66 ms). Most runs in progress are then asleep (long and background runs), and the likely cause
+is that picking the worker with the fewest runs in progress sends several short runs in a row to
+the same worker, where nginx's rotation among equals, or `round_robin`, spreads them. An
+experiment the same day counting only the LB's in-flight requests (no background runs; 2
+repeats, not kept) gave 68 and 28 ms at 50 % against nginx's 60 and 74 ms, but 445 and 341 ms at
+75 % against 207 and 919 ms: counting background runs looked worse at 50 % and better at 75 %,
+but two repeats on a shared machine are too few to choose, and the design's signal, which counts
+them, stays."""
 
 
 def _median(values: list[float]) -> float:
