@@ -57,7 +57,35 @@ Time to first event counts from starting the connect; event delay is receive tim
 time; a gap in an event's sequence counts as lost, a step back as reordered. Memory is the
 proxy's resident set (nginx: master and worker), CPU its user + system time as a share of one
 core (mean over the measurement, and the peak half second). The low-load rows hold
-{idle} streams opened at 20 a second."""
+{idle} streams opened at 20 a second. The direct row under load is the same client straight to
+the upstream: the floor that the client, the upstream and the machine set for both proxies."""
+
+SSE_FINDINGS = """\
+Where the LB's time went (issue 12; py-spy with `BENCH_PROFILE=1`, the LB alone under this
+load): before (2026-12-01, one run, the machine fully busy with others' work as it began), its
+p99s were 389 ms to first event and 240 ms of event delay against nginx's 5.2 ms and 10.1 ms in
+the same run, while its CPU was low (19 % mean). The cause was not work but stalls: CPython's
+full garbage collections, which run whenever the long-lived objects grew by a quarter, walked
+some 345,000 tracked objects at 5,000 streams (about 55 per stream: the bound callbacks each
+llhttp parser holds, the exchange's coroutines, its task, two transports) and stopped the loop 4
+times per run for up to 365 to 508 ms. The LB process now freezes what start-up made and lets a
+full collection run only after 1,000 younger ones (`lb/gc_policy.py`), and its per-connection
+objects are freed by reference counting when a connection ends (no reference cycles, held by
+`tests/integration/lb/test_no_cycles.py`), so none is left for the rare full pass. With it, no
+full collection ran while streams were open, and the young ones paused at most a few ms; on
+2026-12-01 (commit 311fb5b, 3 repeats, the machine 64 % busy with others' work before the run)
+the LB's p99s were 4.1 ms to first event and 4.8 ms of event delay against nginx's 4.7 ms and
+5.3 ms. Three rounds of 5,000 streams through one LB process left its resident memory where the
+first round put it (135 MiB): nothing piles up between the rare full collections. What is left
+is the kernel's: about 40 % of the LB's samples are the one `transport.write` per event to the
+client and a third uvloop's own loop (reads, accepts, epoll); opening a stream (parse, route,
+connect to the upstream, relay the head) is under 20 %. The loop is uvloop's; each event is one
+read from the worker and one write to the client, re-chunked by the LB (which frames what it
+forwards: two small copies), with no drain per event: a client that reads slowly pauses the
+reading of its worker connection instead. No listen-queue overflow was seen (`nstat`
+ListenOverflows 0), so the accept backlog was left as it is. The same change took the `small`
+scenario's LB p99 from 143 ms to 14 ms (two runs side by side with nginx, lb/ before and after)
+at an unchanged req/s (0.31 and 0.30 times nginx's) and CPU per request (36.8 and 36.6 µs)."""
 
 ROUTING_INTRO = """\
 A mixed workload (`bench/loadgen.py mixed`): open-loop Poisson arrivals of runs of the bench
@@ -68,6 +96,31 @@ through the LB: {capacity}), through graphfleet's LB with each strategy and thro
 `least_conn`, in front of the same {workers} workers (SQLite store, room for 64 runs each so that
 nothing is refused). The busiest worker's peak is the most concurrent runs any worker reported
 in its `/health` `current_load`, polled every 50 ms."""
+
+
+ROUTING_FINDINGS = """\
+What `least_loaded` counts (issue 12): the LB's own in-flight requests plus the runs a worker
+holds that none of them waits on. It used to add the worker's whole reported `current_load` from
+the last health check (every 2 s) to the LB's in-flight count: each run the LB was waiting on
+counted twice, and went on counting for up to a health interval after it had ended, so a worker
+that had been busy at its last check was shunned while it sat idle. Now each check sets an
+instance's background count to the report less the LB's own work requests in flight at that
+moment, and a background run the LB starts itself (`POST /runs`, `/runs/batch`,
+`/graphs/execute` answered 2xx) counts at once, until the next check corrects it. The
+autoscaler's utilization had the same double count and now uses the same figure. Two runs of
+this scenario on 2026-12-01, same machine, 3 repeats each, 75 % load: before (lb/ at d100320
+through `BENCH_LB_REV`), `least_loaded` 403 ms against nginx `least_conn`'s 272 ms, 1.48 times
+(repeats 403, 69 and 571 ms against 209, 272 and 521 ms); after (commit 311fb5b), 128 ms against
+278 ms, 0.46 times, below nginx's in every repeat (82, 128 and 201 ms against 278, 220 and 684
+ms). At 50 % load `least_loaded` still trails nginx in both runs (99 and 115 ms against 67 and
+66 ms). Most runs in progress are then asleep (long and background runs), and the likely cause
+is that picking the worker with the fewest runs in progress sends several short runs in a row to
+the same worker, where nginx's rotation among equals, or `round_robin`, spreads them. An
+experiment the same day counting only the LB's in-flight requests (no background runs; 2
+repeats, not kept) gave 68 and 28 ms at 50 % against nginx's 60 and 74 ms, but 445 and 341 ms at
+75 % against 207 and 919 ms: counting background runs looked worse at 50 % and better at 75 %,
+but two repeats on a shared machine are too few to choose, and the design's signal, which counts
+them, stays."""
 
 
 def _median(values: list[float]) -> float:
@@ -255,10 +308,9 @@ def sse_section(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any
             fig[key] = sum(r[key] for r in rs)
         fig["without_events"] = sum(r["streams"] - r["streams_with_events"] for r in rs)
         figures[(phase, target)] = fig
-        rss = f"{fig['peak_rss_mib']:,.0f} MiB" if phase == "load" else "—"
-        cpu = (
-            f"{fig['cpu_pct_mean']:.0f} % / {fig['cpu_pct_peak']:.0f} %" if phase == "load" else "—"
-        )
+        proxied = phase == "load" and target != "direct"
+        rss = f"{fig['peak_rss_mib']:,.0f} MiB" if proxied else "—"
+        cpu = f"{fig['cpu_pct_mean']:.0f} % / {fig['cpu_pct_peak']:.0f} %" if proxied else "—"
         lines.append(
             f"| {SSE_TARGETS.get(target, target)}{' (low load)' if phase == 'idle' else ''} "
             f"| {rs[0]['streams']:,} | {fig['streams_with_events']:,.0f} "
@@ -268,7 +320,7 @@ def sse_section(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any
             f"| {fig['failed']:.0f} / {fig['ended_early']:.0f} "
             f"| {rss} | {cpu} | {fig['client_cpu_pct_peak']:.0f} % |"
         )
-    lines += ["", *sse_goals(figures)]
+    lines += ["", *sse_goals(figures), "", SSE_FINDINGS]
     plot = {
         "memory": [
             {"target": SSE_TARGETS.get(r["target"], r["target"]), "samples": r["samples"]}
@@ -374,6 +426,24 @@ def routing_section(records: list[dict[str, Any]]) -> tuple[list[str], dict[str,
             else f"{ratio:.2f}{TIMES} — {_verdict(ratio <= GOAL_ROUTING_VS_NGINX)}."
         ),
     ]
+    # A p99 of some hundreds of short runs hangs on a handful of them: each repeat's, to judge.
+    repeats = [
+        f"{ROUTING_TARGETS.get(t, t)}: "
+        + ", ".join(
+            _ms(r["p99_ms"])
+            for r in sorted(groups.get((GOAL_ROUTING_LOAD, t), []), key=lambda r: r["round"])
+        )
+        for t in ROUTING_TARGETS
+        if (GOAL_ROUTING_LOAD, t) in groups
+    ]
+    if repeats:
+        lines += [
+            "",
+            f"Short-run p99 of each repeat at {GOAL_ROUTING_LOAD:.0%} load — "
+            + "; ".join(repeats)
+            + ".",
+        ]
+    lines += ["", ROUTING_FINDINGS]
     plot = {
         "p99": [
             {"target": ROUTING_TARGETS.get(t, t), "load": load, "p99_ms": v}

@@ -17,6 +17,7 @@
 #   BENCH_LB_REV=                a git revision of lb/ to measure (default: the work tree's lb/)
 #   BENCH_PROFILE=0              1: after each scenario's rounds, one more lb run under py-spy;
 #                                the hottest functions go to $BENCH_OUT_DIR/profile-<scenario>.txt
+#                                (small, latency, sse)
 # The runs, sse and routing scenarios have settings of their own: see bench/scenarios.sh.
 set -euo pipefail
 
@@ -411,10 +412,13 @@ measure() {
         --delay-ms "$delay_ms" --wrk-output "$output" "${cpu_args[@]}"
 }
 
-# py-spy from PATH, else through uv (cached after the first run), never into the project's venv.
+# py-spy from PATH (or put in .venv by hand for measuring), else through uv (cached after the
+# first run); never a dependency of the project.
 py_spy() {
     if command -v py-spy >/dev/null; then
         py-spy "$@"
+    elif [[ -x $ROOT/.venv/bin/py-spy ]]; then
+        "$ROOT/.venv/bin/py-spy" "$@"
     else
         "$ROOT/.venv/bin/uv" tool run --quiet py-spy "$@"
     fi

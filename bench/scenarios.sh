@@ -281,20 +281,45 @@ run_sse_scenario() {
     start_fleet_lb lb "${ports[2]}" "${ports[3]}" "http://$upstream" 1
     declare -A url=([direct]="http://$upstream/stream"
         [nginx]="http://127.0.0.1:${ports[1]}/stream" [lb]="http://127.0.0.1:${ports[2]}/stream")
-    declare -A pid=([direct]="" [nginx]=${TARGET_PID[nginx-sse]} [lb]=${TARGET_PID[lb]})
+    # The direct row under load is the client straight to the upstream: the floor that the
+    # client, the upstream and the machine set for both proxies (no proxy to watch).
+    declare -A watch=([direct]="" [nginx]="--watch-pid ${TARGET_PID[nginx-sse]}"
+        [lb]="--watch-pid ${TARGET_PID[lb]}")
     for ((round = 1; round <= REPEATS; round++)); do
         for target in direct nginx lb; do
             "$PY" "$ROOT/bench/sse_client.py" --url "${url[$target]}" --label "$target" \
                 --phase idle --streams "$SSE_IDLE_STREAMS" --open-per-s 20 --hold-s 1 \
                 --round "$round" --results "$RESULTS" >&2
         done
-        for target in lb nginx; do
+        for target in lb nginx direct; do
+            # shellcheck disable=SC2086 # ${watch[...]} is zero or two words
             "$PY" "$ROOT/bench/sse_client.py" --url "${url[$target]}" --label "$target" \
                 --streams "$SSE_STREAMS" --open-per-s "$SSE_OPEN_PER_S" --hold-s "$SSE_HOLD_S" \
-                --watch-pid "${pid[$target]}" --round "$round" --results "$RESULTS" >&2
+                ${watch[$target]} --round "$round" --results "$RESULTS" >&2
         done
     done
+    if [[ $PROFILE == 1 ]]; then
+        profile_sse_lb "${url[lb]}" "${TARGET_PID[lb]}"
+    fi
     stop_all
+}
+
+# profile_sse_lb URL PID: one more load run through the LB under py-spy, not part of the figures;
+# the hottest functions while streams open and flow go to $BENCH_OUT_DIR/profile-sse.txt.
+profile_sse_lb() {
+    local target_url=$1 lb_pid=$2
+    local raw="$WORK_DIR/profile-sse.raw" summary="$OUT_DIR/profile-sse.txt" duration_s
+    duration_s=$("$PY" -c "print(int($SSE_STREAMS / $SSE_OPEN_PER_S + $SSE_HOLD_S))")
+    log "profiling graphfleet lb under the sse load (${duration_s} s, py-spy)"
+    py_spy record --duration "$duration_s" --rate 250 --format raw --output "$raw" \
+        --pid "$lb_pid" >"$WORK_DIR/py-spy.log" 2>&1 &
+    local spy=$!
+    "$PY" "$ROOT/bench/sse_client.py" --url "$target_url" --label lb-profiled \
+        --streams "$SSE_STREAMS" --open-per-s "$SSE_OPEN_PER_S" --hold-s "$SSE_HOLD_S" \
+        --results /dev/null >/dev/null
+    wait "$spy" || die "py-spy failed: $(tail -n 5 "$WORK_DIR/py-spy.log")"
+    "$PY" "$ROOT/bench/report.py" profile --raw "$raw" --top 25 | tee "$summary"
+    log "profile summary in $summary"
 }
 
 # --- scenario: routing of mixed runs -----------------------------------------------------------

@@ -3,7 +3,8 @@
 Both sides import these names, so a path added to the worker cannot be forgotten by the LB:
 
 - which requests *create work* (a run): only those count against a worker's capacity at the
-  LB, and only those may be sent to a worker that is draining;
+  LB, and only those may be sent to a worker that is draining; of those, which answer at once
+  and leave the run going (a *background* run), so the LB counts it as load after the answer;
 - which paths *name* a thread or an execution: the LB keeps them on the worker that holds them;
 - the ``at_capacity`` promise: a worker answering ``503 {"error": {"code": "at_capacity"}}``
   did nothing, so the LB may send the same request to another worker;
@@ -22,6 +23,8 @@ THREAD_HEADER: Final = "X-Thread-ID"
 # POST paths that start a run. The LangGraph API's are suffixes of /threads/{id}/... too.
 RUN_CREATING_SUFFIXES: Final = ("/runs", "/runs/wait", "/runs/stream", "/runs/batch")
 RUN_CREATING_PATHS: Final = frozenset({"/graphs/execute"})
+# Of those, the ones answered as soon as the run is created, not when it ends.
+BACKGROUND_RUN_SUFFIXES: Final = ("/runs", "/runs/batch")
 
 # Paths whose second segment names where the work lives: /threads/{id}/..., /executions/{id}.
 THREAD_PREFIX: Final = "/threads/"
@@ -43,6 +46,14 @@ class HealthBody(TypedDict, total=False):
 def creates_work(method: str, path: str) -> bool:
     """Whether a request starts a run (and so takes one of a worker's capacity slots)."""
     return method == "POST" and (path.endswith(RUN_CREATING_SUFFIXES) or path in RUN_CREATING_PATHS)
+
+
+def starts_background_run(method: str, path: str) -> bool:
+    """Whether a successful answer to this request leaves a run going on the worker (the
+    LangGraph API's ``POST /runs`` and ``/runs/batch``, ``POST /graphs/execute``)."""
+    return method == "POST" and (
+        path.endswith(BACKGROUND_RUN_SUFFIXES) or path in RUN_CREATING_PATHS
+    )
 
 
 def affinity_key(path: str) -> str | None:

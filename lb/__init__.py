@@ -1,7 +1,7 @@
 """The load balancer, in layers; a module imports only its own layer and those below it
 (``tests/unit/layout/test_imports.py`` checks this):
 
-- ``lb.settings``, ``lb.errors``: leaves.
+- ``lb.settings``, ``lb.errors``, ``lb.gc_policy``: leaves.
 - ``lb.http``: the HTTP/1.1 engine; nothing else of the LB.
 - ``lb.fleet``: the instances and their state.
 - ``lb.metrics``: the Prometheus metrics.

@@ -12,6 +12,7 @@ import structlog
 from common.logs import configure_logging
 from common.settings import load_settings
 from lb.app import ConfigError, LoadBalancer
+from lb.gc_policy import tune_for_long_lived_connections
 from lb.settings import LBSettings
 
 log = structlog.get_logger("lb")
@@ -28,6 +29,7 @@ async def serve(settings: LBSettings) -> None:
     except ConfigError as exc:
         log.error("lb_refused_to_start", reason=str(exc))
         raise SystemExit(2) from None
+    tune_for_long_lived_connections()
     try:
         await stop.wait()
     finally:

@@ -125,7 +125,9 @@ class Autoscaler:
             current=current,
             healthy=len(routable),
             inflight=sum(i.load.inflight for i in routable),
-            reported_load=sum(i.reported_load for i in routable),
+            # The runs the workers hold beyond the LB's own requests: their whole report would
+            # count every run the LB waits on twice.
+            reported_load=sum(i.load.background for i in routable),
             capacity=sum(i.max_capacity for i in routable),
             queued=len(self._router.queue),
         )
@@ -164,7 +166,7 @@ class Autoscaler:
             for i in self._registry.snapshot.instances
             if self.backend.owns(i) and i.id not in self._draining and not i.pending_removal
         ]
-        candidates.sort(key=lambda i: (i.routable, i.load.inflight + i.reported_load))
+        candidates.sort(key=lambda i: (i.routable, i.load.inflight + i.load.background))
         # Unhealthy ones first (routable False sorts first): they do no work anyway.
         return candidates[:count]
 

@@ -3,7 +3,8 @@
 The decision is pure (:func:`transition`), the loop only observes and applies. A worker that
 answers 503 is alive but draining: the check counts as passing, and the instance is routable
 again once the worker answers 200. The JSON's ``current_load`` and ``max_capacity`` feed the
-registry so least-loaded routing sees the worker's background runs.
+registry, and ``current_load`` less the LB's own requests then in flight (:func:`background_runs`)
+tells least-loaded routing what the worker holds beyond them.
 """
 
 from __future__ import annotations
@@ -66,6 +67,14 @@ def transition(
             changes["health"] = Health.UNHEALTHY
             changes["reported_load"] = 0
     return changes
+
+
+def background_runs(reported_load: int, own_work: int) -> int:
+    """The runs a worker holds that no request of this LB waits on: its reported load less the
+    LB's own work requests in flight to it (each of which is one of the reported runs, or is
+    about to be). Never below 0: a request the worker has not seen yet is not a negative run.
+    """
+    return max(0, reported_load - own_work)
 
 
 def parse_health(status: int, body: bytes) -> CheckResult:
@@ -157,6 +166,10 @@ class HealthChecker:
                 current, result, now, self._settings.health_rise, self._settings.health_fall
             ),
         )
+        if updated is not None and (result.current_load is not None or not updated.reported_load):
+            # Read against the in-flight count of this moment: no await since the answer came.
+            load = updated.load
+            load.background = background_runs(updated.reported_load, load.work)
         if updated is not None and updated.health is not current.health:
             log.warning(
                 "instance_health_changed",

@@ -48,6 +48,12 @@ class Load:
     # Of those, the requests that create work (``common.contract.creates_work``): only these
     # take the capacity slots; a join or a status poll never waits for one.
     work: int = 0
+    # Runs on the worker that no request of this LB is waiting on: background runs (answered
+    # at once, still running) and other LBs' runs. Each health check sets it to the worker's
+    # reported load less this LB's own work requests then in flight (so a run is never counted
+    # twice, and a stale report does not keep counting runs long finished); a background run
+    # this LB starts adds one at once, until the next report corrects it.
+    background: int = 0
     consecutive_errors: int = 0
 
 

@@ -32,6 +32,10 @@ class Peer(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.resume_writing()  # nobody may wait for a buffer that will never drain
+        # Both refer to the far end's peer, which refers back here: dropped, a closed pair is
+        # freed by reference counting (lb.gc_policy). No byte arrives after this.
+        self.tunnel = None
+        self.on_backpressure = None
 
     @property
     def writing_paused(self) -> bool:

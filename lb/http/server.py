@@ -183,6 +183,11 @@ class ClientConnection(ClientPeer):
         if self.current is not None and self.current.task is not None:
             self.current.task.cancel()
         self.pending.clear()
+        self._upgrading = None  # an upgraded exchange refers back to this connection
+        # The parser holds this connection's callbacks: a reference cycle. Without it the
+        # connection is freed by reference counting once its exchange ends, not left for a
+        # full garbage collection (see lb.gc_policy). Nothing parses after the connection is lost.
+        del self.parser
 
     # -- llhttp callbacks ----------------------------------------------------------------------
 
@@ -289,6 +294,9 @@ class ClientConnection(ClientPeer):
 
     def _done(self, exchange: Exchange) -> None:
         self.current = None
+        # A finished task keeps its exception, whose traceback holds the frames that refer to
+        # the exchange: forgetting the task leaves no cycle through it (see lb.gc_policy).
+        exchange.task = None
         self.server.exchange_done()
         self.on_backpressure = None
         self.last_active = self.loop.time()

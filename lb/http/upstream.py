@@ -100,6 +100,7 @@ class UpstreamConnection(Peer):
                 await waiter
             finally:
                 self._drainer = None
+                del waiter  # see wait_head
         if self.closed and not self.head_ready:
             raise self.error or UpstreamError("connection closed", reached=True)
 
@@ -115,6 +116,9 @@ class UpstreamConnection(Peer):
         finally:
             timer.cancel()
             self._head_waiter = None
+            # The waiter holds the error raised here, whose traceback holds this frame: a
+            # reference cycle unless the frame lets go of the waiter (lb.gc_policy).
+            del waiter, timer
 
     async def wait_done(self) -> None:
         if self.complete:
@@ -126,6 +130,7 @@ class UpstreamConnection(Peer):
             await waiter
         finally:
             self._done_waiter = None
+            del waiter  # see wait_head
 
     def take_body(self) -> bytes:
         body = b"".join(self.body)
@@ -191,6 +196,9 @@ class UpstreamConnection(Peer):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        # The parser holds this connection's callbacks (a reference cycle) and nothing parses
+        # after the connection is lost: dropped, so reference counting frees the connection.
+        del self.parser
         self.pool.discard(self)
         if not self.complete:
             if self.head_ready and not self.keep_alive and self._no_length():
@@ -201,6 +209,7 @@ class UpstreamConnection(Peer):
                 self._fail(UpstreamError("the worker closed the connection", reached=True))
         if self.on_close is not None:
             self.on_close()
+            self.on_close = None
 
     # -- llhttp callbacks ----------------------------------------------------------------------
 
@@ -339,6 +348,9 @@ class UpstreamPool:
 
     def release(self, conn: UpstreamConnection) -> None:
         conn.in_use = False
+        # A raised error's traceback holds frames that refer to the connection: forgotten, no
+        # reference cycle is left for the garbage collector (lb.gc_policy).
+        conn.error = None
         if conn.reusable and not self.retired:
             conn.idle_since = self.loop.time()
             conn.sink = None

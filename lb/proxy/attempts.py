@@ -39,13 +39,15 @@ _AT_CAPACITY_PEEK_BYTES: Final = 65536
 class AttemptFailed(Exception):
     """One attempt failed; ``retryable`` says whether another instance may be tried."""
 
-    def __init__(self, status: int, code: str, message: str, retryable: bool) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retryable: bool, *, stale: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retryable = retryable
-        self.stale = False  # failed on a kept-alive connection before any byte came back
+        self.stale = stale  # failed on a kept-alive connection before any byte came back
 
 
 class Forwarder:
@@ -103,11 +105,18 @@ class Forwarder:
                 return 503, "-", attempt
             try:
                 status = await self._attempt(ex, instance, request)
-                if key is not None and 200 <= status < 300:
-                    self.affinity.pin(key, instance.id)
+                if 200 <= status < 300:
+                    if key is not None:
+                        self.affinity.pin(key, instance.id)
+                    if request.starts_background:
+                        # The run goes on after its answer: load until a health check says
+                        # how many the worker still holds.
+                        instance.load.background += 1
                 return status, instance.id, attempt
             except AttemptFailed as failure:
-                last, failed_on = failure, instance.id
+                # Kept without its traceback, which holds this very frame: no reference cycle
+                # for the garbage collector to find (lb.gc_policy).
+                last, failed_on = failure.with_traceback(None), instance.id
                 if not (failure.retryable and request.replayable) or attempt >= self._attempts:
                     break
                 if tried is None:
@@ -221,17 +230,18 @@ class Forwarder:
                 504, "upstream_timeout", f"instance {instance.id} did not answer in time", False
             ) from exc
         except UpstreamError as exc:
-            # The worker may have received the request: retry only what may be repeated.
-            failure = AttemptFailed(
+            stale = not conn.received_any
+            if not stale:
+                self.outliers.failure(instance)
+            # The worker may have received the request: retry only what may be repeated. (Not
+            # kept in a local: this frame would hold the exception that holds this frame.)
+            raise AttemptFailed(
                 502,
                 "upstream_error",
                 f"instance {instance.id} failed: {exc}",
                 ex.method in IDEMPOTENT,
-            )
-            failure.stale = not conn.received_any
-            if not failure.stale:
-                self.outliers.failure(instance)
-            raise failure from exc
+                stale=stale,
+            ) from exc
 
 
 async def _is_at_capacity(conn: UpstreamConnection, response: ResponseHead) -> bool:

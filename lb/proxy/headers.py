@@ -23,7 +23,7 @@ import itertools
 import secrets
 from typing import Final
 
-from common.contract import THREAD_HEADER, affinity_key, creates_work
+from common.contract import THREAD_HEADER, affinity_key, creates_work, starts_background_run
 from lb.http.exchange import Exchange
 from lb.http.wire import CRLF, HOP_BY_HOP, Headers, connection_tokens, reason, without_named
 from lb.routing.affinity import key_from_location
@@ -86,15 +86,23 @@ class OutgoingRequest:
         "head",
         "replayable",
         "request_id",
+        "starts_background",
     )
 
     def __init__(
-        self, request_id: str, head: bytes, affinity_key: str | None, creates_work: bool
+        self,
+        request_id: str,
+        head: bytes,
+        affinity_key: str | None,
+        creates_work: bool,
+        starts_background: bool = False,
     ) -> None:
         self.request_id = request_id
         self.head = head
         self.affinity_key = affinity_key
         self.creates_work = creates_work
+        # A success leaves a run going on the worker after the answer (common.contract).
+        self.starts_background = starts_background
         self.body: bytes | None = None  # read ahead when small enough to send again
         self.replayable = True  # False once a streamed body has gone out
         # Set when the worker broke off a response already under way (the client got a status
@@ -164,7 +172,10 @@ def outgoing_request(
     head = b"%s %s HTTP/1.1\r\n%s\r\n\r\n" % (ex.method.encode(), ex.target, CRLF.join(kept))
     method, path = ex.method, ex.path
     key = "thread:" + thread.decode("latin-1") if thread else affinity_key(path)
-    return OutgoingRequest(request_id, head, key, creates_work(method, path))
+    work = creates_work(method, path)
+    return OutgoingRequest(
+        request_id, head, key, work, work and starts_background_run(method, path)
+    )
 
 
 def _forwarded_by_proxy(kept: list[bytes], believed: Headers, peer: bytes, host: bytes) -> None:

@@ -38,11 +38,11 @@ Room = Callable[[Instance], bool]
 
 
 def load_score(instance: Instance) -> float:
-    """Work per unit of capacity: the LB's own in-flight requests plus the worker's reported
-    background runs, over its capacity scaled by weight."""
-    return (instance.load.inflight + instance.reported_load) / (
-        instance.max_capacity * instance.weight
-    )
+    """Work per unit of capacity: the LB's own in-flight requests plus the runs the worker
+    holds that none of them waits on (:attr:`~lb.fleet.registry.Load.background`), over its
+    capacity scaled by weight."""
+    load = instance.load
+    return (load.inflight + load.background) / (instance.max_capacity * instance.weight)
 
 
 class Strategy(Protocol):

@@ -91,6 +91,50 @@ async def test_reported_background_load_steers_least_loaded(
     assert seen == {"c": 20}
 
 
+async def test_a_background_run_counts_as_load_until_a_health_check_says_it_ended(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    # One check at start, then none unless asked: the LB's own count is all it knows.
+    balancer = await start_lb(workers[:2], strategy="least_loaded", health_interval_s=60)
+    assert balancer.components is not None
+    parts = balancer.components
+    async with client.post(url(balancer, "/runs"), json={}) as response:
+        assert response.status == 200
+        holder = (await response.json())["worker"]
+    other = ({"a", "b"} - {holder}).pop()
+
+    # POST /runs answered at once, but its run goes on: new work goes to the other worker.
+    assert await _spread(client, url(balancer, "/echo"), 10) == {other: 10}
+
+    # The worker says it holds no run any more (current_load 0): both share work again.
+    for instance in parts.registry.snapshot.instances:
+        await parts.health.check(instance)
+    seen = await _spread(client, url(balancer, "/echo"), 40)
+    assert set(seen) == {"a", "b"}, seen
+
+
+async def test_a_reported_run_the_lb_itself_waits_on_is_not_counted_twice(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:2], strategy="least_loaded", health_interval_s=60)
+    assert balancer.components is not None
+    parts = balancer.components
+    holding = asyncio.create_task(client.post(url(balancer, "/runs/wait?s=0.5"), json={}))
+    await eventually(lambda: workers[0].active + workers[1].active == 1)
+    busy = next(w for w in workers[:2] if w.active)
+    busy.current_load = 1  # the run the LB is waiting on, as the worker reports it
+    instance = next(i for i in parts.registry.snapshot.instances if i.url == busy.url)
+    await parts.health.check(instance)
+    response = await holding
+    assert response.status == 200
+    response.release()
+    await eventually(lambda: instance.load.inflight == 0)
+
+    # The report is now stale (the run ended) and was never extra load: both share work.
+    seen = await _spread(client, url(balancer, "/echo"), 40)
+    assert set(seen) == {"a", "b"}, seen
+
+
 async def test_a_killed_worker_stops_getting_traffic_and_no_get_fails(
     start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
 ) -> None:

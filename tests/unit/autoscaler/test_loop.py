@@ -12,6 +12,7 @@ from lb.autoscaler.backends.base import BackendError
 from lb.autoscaler.loop import RECENT_DECISIONS, Autoscaler
 from lb.autoscaler.policy import Decision, PolicyConfig
 from lb.fleet.control import Membership
+from lb.fleet.health import background_runs
 from lb.fleet.registry import Health, Instance, Registry
 from lb.metrics import LBMetrics
 from lb.routing.affinity import AffinityTable
@@ -131,6 +132,22 @@ async def test_starts_the_minimum_then_follows_load() -> None:
     decision = await h.tick()
     assert (decision.action, decision.desired) == ("scale_up", 2)
     assert len(h.backend.started) == 2
+
+
+async def test_runs_the_lb_waits_on_are_not_counted_twice() -> None:
+    h = make(NO_WINDOWS)
+    await h.tick()
+    load = h.registry.snapshot.by_id["s-0"].load
+    load.inflight = load.work = 5  # five runs the LB is waiting on: 50 % of 10
+    # The worker reports the same five runs; the health check keeps none as background.
+    h.registry.update("s-0", reported_load=5)
+    load.background = background_runs(5, load.work)
+    decision = await h.tick()
+    assert (decision.action, decision.desired) == ("hold", 1)
+
+    load.background = 4  # four more that no request waits on: 90 %
+    decision = await h.tick()
+    assert (decision.action, decision.desired) == ("scale_up", 2)
 
 
 async def test_scale_down_drains_the_least_loaded_then_stops_it() -> None:

@@ -116,6 +116,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 LB_LAYERS = {
     "lb.settings": 0,
     "lb.errors": 0,
+    "lb.gc_policy": 0,  # the process's garbage collection, set by lb.__main__: no lb import
     "lb.http": 0,
     "lb.fleet": 1,
     "lb.admin_guard": 1,

@@ -136,23 +136,33 @@ def test_a_bad_trusted_proxies_list_is_an_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "target", "headers", "key", "creates_work"),
+    ("method", "target", "headers", "key", "creates_work", "background"),
     [
-        ("POST", b"/threads/t1/runs", [], "thread:t1", True),
-        ("GET", b"/threads/t1/runs/r1?x=1", [], "thread:t1", False),
-        ("POST", b"/graphs/execute", [], None, True),
-        ("GET", b"/executions/e9", [], "execution:e9", False),
-        ("POST", b"/runs/wait", [(b"x-thread-id", b"t7")], "thread:t7", True),
-        ("GET", b"/threads/t1", [(b"X-Thread-ID", b"t2")], "thread:t2", False),
-        ("GET", b"/threads/search", [], None, False),
+        ("POST", b"/threads/t1/runs", [], "thread:t1", True, True),
+        ("GET", b"/threads/t1/runs/r1?x=1", [], "thread:t1", False, False),
+        ("POST", b"/graphs/execute", [], None, True, True),
+        ("GET", b"/executions/e9", [], "execution:e9", False, False),
+        ("POST", b"/runs/wait", [(b"x-thread-id", b"t7")], "thread:t7", True, False),
+        ("POST", b"/runs/stream", [], None, True, False),
+        ("POST", b"/runs", [], None, True, True),
+        ("POST", b"/runs/batch?x=1", [], None, True, True),
+        ("GET", b"/runs", [], None, False, False),
+        ("GET", b"/threads/t1", [(b"X-Thread-ID", b"t2")], "thread:t2", False, False),
+        ("GET", b"/threads/search", [], None, False, False),
     ],
 )
 async def test_the_routing_facts_come_from_the_same_pass(
-    method: str, target: bytes, headers: Headers, key: str | None, creates_work: bool
+    method: str,
+    target: bytes,
+    headers: Headers,
+    key: str | None,
+    creates_work: bool,
+    background: bool,
 ) -> None:
     request = outgoing_request(exchange(headers, method=method, target=target), RequestIds())
     assert request.affinity_key == key
     assert request.creates_work is creates_work
+    assert request.starts_background is background
 
 
 async def test_request_ids_are_unique_and_uuid_sized() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lb.fleet.health import CheckResult, parse_health, transition
+from lb.fleet.health import CheckResult, background_runs, parse_health, transition
 from lb.fleet.registry import Health, Instance
 from tests.unit.lb.helpers import instance
 
@@ -229,3 +229,20 @@ def test_transitions_applied_in_sequence_follow_the_thresholds() -> None:
 )
 def test_parse_health(status: int, body: bytes, expected: CheckResult) -> None:
     assert parse_health(status, body) == expected
+
+
+@pytest.mark.parametrize(
+    ("reported_load", "own_work", "expected"),
+    [
+        pytest.param(0, 0, 0, id="idle"),
+        pytest.param(3, 0, 3, id="all-background"),
+        pytest.param(3, 3, 0, id="all-the-lbs-own"),
+        pytest.param(5, 2, 3, id="some-of-each"),
+        # Requests on their way that the worker has not counted yet: no negative runs.
+        pytest.param(1, 4, 0, id="requests-not-arrived-yet"),
+    ],
+)
+def test_background_runs_are_the_report_less_the_lbs_own_work(
+    reported_load: int, own_work: int, expected: int
+) -> None:
+    assert background_runs(reported_load, own_work) == expected

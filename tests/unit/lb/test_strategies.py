@@ -15,6 +15,12 @@ from tests.unit.lb.helpers import instance
 ALL_STRATEGIES = sorted(STRATEGIES)
 
 
+def background(made: Instance, runs: int) -> Instance:
+    """``made`` with ``runs`` background runs known to be on its worker."""
+    made.load.background = runs
+    return made
+
+
 def fleet(*weights: int, max_capacity: int = 10) -> list[Instance]:
     return [
         instance(name, weight=weight, max_capacity=max_capacity)
@@ -116,9 +122,25 @@ def test_power_of_two_compares_load_relative_to_weight() -> None:
             id="fewest-inflight",
         ),
         pytest.param(
-            [instance("a", reported_load=5), instance("b", inflight=2), instance("c", inflight=3)],
+            [background(instance("a"), 5), instance("b", inflight=2), instance("c", inflight=3)],
             "b",
-            id="reported-load-counts",
+            id="background-runs-count",
+        ),
+        pytest.param(
+            [
+                background(instance("a", inflight=1), 1),
+                instance("b", inflight=1),
+                instance("c", inflight=3),
+            ],
+            "b",
+            id="background-adds-to-inflight",
+        ),
+        pytest.param(
+            # What the worker reported last is not load by itself: a report that counted the
+            # LB's own requests, since finished, must not keep steering work away.
+            [instance("a", reported_load=5), instance("b", inflight=2), instance("c", inflight=3)],
+            "a",
+            id="a-stale-report-is-not-load",
         ),
         pytest.param(
             [
