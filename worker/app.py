@@ -51,6 +51,7 @@ from worker.keys import (
     RELAY,
     SERVICE,
     SETTINGS,
+    SQL_TRACE,
     STARTED_AT,
     STORE,
     WEBHOOK_RESOLVE,
@@ -66,6 +67,7 @@ from worker.runs.relay import RedisRelay, Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store import Store, create_store
+from worker.store.base import SqlTrace
 from worker.store.memory import open_memory, read_memory_config
 from worker.webhooks import Resolve, Webhooks, system_resolve
 
@@ -92,7 +94,10 @@ def _relay(settings: WorkerSettings) -> Relay:
 
 
 async def _open_store(
-    settings: WorkerSettings, objects: dict[str, Any], stack: contextlib.AsyncExitStack
+    settings: WorkerSettings,
+    objects: dict[str, Any],
+    stack: contextlib.AsyncExitStack,
+    trace: SqlTrace | None,
 ) -> tuple[Store, BaseStore, GraphRegistry]:
     """The opened store, LangGraph's store in it, and the graphs compiled on both; what is
     opened is closed by ``stack``."""
@@ -101,6 +106,7 @@ async def _open_store(
         lease_s=settings.run_lease_s,
         pool_size=settings.store_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
+        trace=trace,
     )
     await store.open()
     stack.push_async_callback(store.close)
@@ -162,7 +168,9 @@ def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Rela
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with contextlib.AsyncExitStack() as stack:
-        store, memory, graphs = await _open_store(settings, app[GRAPH_OBJECTS], stack)
+        store, memory, graphs = await _open_store(
+            settings, app[GRAPH_OBJECTS], stack, app[SQL_TRACE]
+        )
         app[MEMORY] = memory
         relay = _relay(settings)
         stack.push_async_callback(relay.close)
@@ -249,9 +257,11 @@ def create_app(
     graph_objects: dict[str, Any] | None = None,
     *,
     webhook_resolve: Resolve = system_resolve,
+    sql_trace: SqlTrace | None = None,
 ) -> web.Application:
     """The worker app; ``graph_objects`` defaults to the graphs of ``settings.graphs``;
-    ``webhook_resolve`` answers the DNS questions of webhook deliveries (tests inject one).
+    ``webhook_resolve`` answers the DNS questions of webhook deliveries (tests inject one);
+    ``sql_trace`` hears every SQL statement of the store (diagnostics, tests).
 
     Graphs are imported here, before anything is opened, so a bad langgraph.json fails
     with ``GraphLoadError`` at once.
@@ -265,6 +275,7 @@ def create_app(
     app[FEED] = GraphFeed()
     app[STARTED_AT] = datetime.now(UTC)
     app[WEBHOOK_RESOLVE] = webhook_resolve
+    app[SQL_TRACE] = sql_trace
     app.cleanup_ctx.extend([_http_session, _runtime, _crons, _registration])
     for module in (
         ops,

@@ -100,7 +100,8 @@ class RunDriver:
         run.state = "running"
         run.started = True
         self._gauges()
-        await self._persistence.started(run)
+        if not run.start_recorded:
+            await self._persistence.started(run)
         self._announcer.status(run, "running")
         self._observers.run_started(run)
         log.info(

@@ -6,7 +6,7 @@ The bottom layer: may import ``worker.jsonutil`` and ``common``, never ``worker.
 
 from __future__ import annotations
 
-from worker.store.base import Store
+from worker.store.base import SqlTrace, Store
 from worker.store.postgres import PostgresStore
 from worker.store.sqlite import SqliteStore, Synchronous
 
@@ -19,12 +19,14 @@ def create_store(
     lease_s: float = 30.0,
     pool_size: int = 10,
     sqlite_synchronous: Synchronous = "normal",
+    trace: SqlTrace | None = None,
 ) -> Store:
-    """The store for ``url``: ``sqlite:///path`` or ``postgresql://...``."""
+    """The store for ``url``: ``sqlite:///path`` or ``postgresql://...``; ``trace`` hears
+    every SQL statement it runs (diagnostics, tests)."""
     if url.startswith("sqlite://"):
-        return SqliteStore(url, lease_s=lease_s, synchronous=sqlite_synchronous)
+        return SqliteStore(url, lease_s=lease_s, synchronous=sqlite_synchronous, trace=trace)
     if url.startswith(POSTGRES_SCHEMES):
-        return PostgresStore(url, lease_s=lease_s, pool_size=pool_size)
+        return PostgresStore(url, lease_s=lease_s, pool_size=pool_size, trace=trace)
     raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///path or postgresql://...")
 
 

@@ -37,6 +37,8 @@ RunState = Literal[
 ]
 ACTIVE_RUN_STATES: tuple[RunState, ...] = ("pending", "running")
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+# Called with the text of each SQL statement a store runs (diagnostics, tests).
+SqlTrace = Callable[[str], None]
 SortOrder = Literal["asc", "desc"]
 
 
@@ -304,8 +306,13 @@ class Store(abc.ABC):
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]: ...
 
     @abc.abstractmethod
-    async def delete_thread(self, thread_id: str) -> bool:
-        """Delete the thread, its runs, crons and checkpoints; False when it did not exist."""
+    async def delete_thread(self, thread_id: str, *, events: Sequence[WebhookEvent] = ()) -> bool:
+        """Delete the thread, its runs, crons and checkpoints in one transaction; False when it
+        did not exist.
+
+        ``events`` go to the outbox in the same transaction when the thread existed (a
+        stateless run's end: its temporary thread goes with the run's record).
+        """
 
     # threads: counting; runs by status (bulk cancel)
     @abc.abstractmethod
@@ -322,6 +329,24 @@ class Store(abc.ABC):
         """Insert ``run``, or overwrite the record with the same ``run_id`` (a restart)."""
 
     @abc.abstractmethod
+    async def begin_run(
+        self,
+        run: RunRecord,
+        *,
+        thread_metadata: Mapping[str, Any],
+        create_thread: bool = False,
+        events: Sequence[WebhookEvent] = (),
+    ) -> None:
+        """A new run on record with its thread busy, in one transaction.
+
+        Inserts ``run`` (or overwrites the record of its id: a restart) with its status as
+        given -- ``running`` for a run that starts at once, with ``events`` (its start) for
+        the outbox -- sets the thread's status to busy and merges ``thread_metadata`` into its
+        metadata. With ``create_thread`` a thread that does not exist is created with that
+        metadata (a stateless run's temporary thread; ``if_not_exists=create``).
+        """
+
+    @abc.abstractmethod
     async def set_run_status(
         self,
         run_id: str,
@@ -331,13 +356,15 @@ class Store(abc.ABC):
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
+        thread_status: ThreadStatus | None = None,
     ) -> bool:
         """Record a status change; ``result``/``error`` are stored when given.
 
-        ``events`` (webhooks the change causes) go to the outbox in the same transaction.
+        ``events`` (webhooks the change causes) go to the outbox in the same transaction, and
+        so does ``thread_status``, the run's thread's new status (a run that ended).
         With ``holder`` (``worker_id``, ``attempt``) the write is fenced: it happens only while
         that worker still holds that attempt of the run, so a holder whose run was taken over
-        writes nothing (and no events). Returns whether the record was written.
+        writes nothing (no events, no thread status). Returns whether the record was written.
         """
 
     @abc.abstractmethod

@@ -1,7 +1,13 @@
-"""Postgres store: the records of a whole fleet, beside LangGraph's ``AsyncPostgresSaver``.
+"""Postgres store: the records of a whole fleet, beside LangGraph's checkpoints.
 
-One psycopg async pool serves both (autocommit, as the saver requires; dict rows). Every
-worker of a fleet points at the same database, so any of them can answer for any run.
+One psycopg async pool serves both (autocommit, as the saver requires; dict rows); the
+checkpointer is LangGraph's ``AsyncPostgresSaver`` taking a pool connection per call
+(``postgres_saver``). Every worker of a fleet points at the same database, so any of them
+can answer for any run.
+
+Each write of a run's life -- begun (with its thread), its status changed (with its thread's
+status and its webhook events), its thread deleted (with the checkpoints) -- is one
+statement of data-modifying ``WITH`` clauses: one round trip, one transaction.
 
 At ``open()``: the worker's own tables are migrated (``migrations.POSTGRES``, under an
 advisory lock, so workers starting together apply each version once), then the
@@ -24,7 +30,6 @@ from typing import Any
 
 import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -35,6 +40,7 @@ from worker.store.base import (
     Claim,
     RunRecord,
     RunState,
+    SqlTrace,
     Store,
     ThreadExistsError,
     ThreadQuery,
@@ -45,7 +51,8 @@ from worker.store.base import (
 )
 from worker.store.postgres_assistants import PostgresAssistants
 from worker.store.postgres_crons import PostgresCrons
-from worker.store.postgres_webhooks import PostgresWebhookStore, insert_events
+from worker.store.postgres_saver import PooledPostgresSaver, traced_cursor
+from worker.store.postgres_webhooks import PostgresWebhookStore, event_ctes, insert_events
 from worker.store.webhooks import WebhookEvent, WebhookStore
 
 _RUN_COLUMNS = (
@@ -113,12 +120,22 @@ def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
 class PostgresStore(PostgresAssistants, PostgresCrons, Store):
     """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
 
-    def __init__(self, url: str, *, lease_s: float = 30.0, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease_s: float = 30.0,
+        pool_size: int = 10,
+        trace: SqlTrace | None = None,
+    ) -> None:
+        """``trace``, when given, is called with every SQL statement sent through a cursor
+        (``BEGIN``/``COMMIT`` of explicit transactions are not): for diagnostics and tests."""
         self._url = url
         self._lease_s = lease_s
         self._pool_size = pool_size
+        self._trace = trace
         self._pool: AsyncConnectionPool[_Conn] | None = None
-        self._saver: AsyncPostgresSaver | None = None
+        self._saver: PooledPostgresSaver | None = None
         self._webhooks = PostgresWebhookStore(lambda: self.pool.connection())
 
     @property
@@ -138,14 +155,17 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         return self._pool
 
     async def open(self) -> None:
+        # What AsyncPostgresSaver needs: autocommit, dict rows, no server-side prepares
+        # (they break behind pgbouncer in transaction mode).
+        options: dict[str, Any] = {
+            "autocommit": True,
+            "row_factory": dict_row,
+            "prepare_threshold": None,
+        }
+        if self._trace is not None:
+            options["cursor_factory"] = traced_cursor(self._trace)
         pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
-            self._url,
-            min_size=1,
-            max_size=self._pool_size,
-            open=False,
-            # What AsyncPostgresSaver needs: autocommit, dict rows, no server-side prepares
-            # (they break behind pgbouncer in transaction mode).
-            kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+            self._url, min_size=1, max_size=self._pool_size, open=False, kwargs=options
         )
         await pool.open(wait=True, timeout=30.0)
         self._pool = pool
@@ -154,7 +174,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
                 await self._migrate(conn)
                 await _advisory_lock(conn)
                 try:
-                    saver = AsyncPostgresSaver(pool)
+                    saver = PooledPostgresSaver(pool)
                     await saver.setup()
                 finally:
                     await conn.execute(
@@ -244,19 +264,55 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         return int(rows[0]["n"])
 
     @shielded
-    async def delete_thread(self, thread_id: str) -> bool:
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute("DELETE FROM gf_threads WHERE thread_id = %s", (thread_id,))
-            existed = cur.rowcount > 0
-            await conn.execute("DELETE FROM gf_runs WHERE thread_id = %s", (thread_id,))
-            await conn.execute("DELETE FROM gf_crons WHERE thread_id = %s", (thread_id,))
-        await self.checkpointer.adelete_thread(thread_id)
+    async def delete_thread(self, thread_id: str, *, events: Sequence[WebhookEvent] = ()) -> bool:
+        # One statement: the thread, its runs and crons, and LangGraph's checkpoints.
+        tables = ("gf_runs", "gf_crons", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
+        deletes = ", ".join(
+            f"d_{table} AS (DELETE FROM {table} WHERE thread_id = %(thread)s)" for table in tables
+        )
+        sql = "WITH t AS (DELETE FROM gf_threads WHERE thread_id = %(thread)s RETURNING 1), "
+        sql += deletes
+        existed, made = await self._change(sql, {"thread": thread_id}, events, gate="t")
+        self._webhooks.deliveries_written += made
         return existed
+
+    async def _change(
+        self,
+        sql: str,
+        params: Mapping[str, Any],
+        events: Sequence[WebhookEvent],
+        *,
+        gate: str,
+    ) -> tuple[bool, int]:
+        """Run ``sql`` (``WITH`` clauses, one named ``gate``) and write ``events`` when ``gate``
+        returned a row, in one transaction; whether it did, and how many deliveries the events
+        made. One statement (one round trip) unless an event has targets of its own."""
+        ctes = event_ctes(events, gate)
+        if ctes is not None:
+            more, event_params = ctes
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    f"{sql}, {more} SELECT (SELECT count(*) FROM {gate}) AS changed, "
+                    "(SELECT n FROM deliveries) AS made",
+                    {**params, **event_params},
+                )
+                row = await cur.fetchone()
+            assert row is not None
+            return row["changed"] > 0, int(row["made"])
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                f"{sql} SELECT (SELECT count(*) FROM {gate}) AS changed", params
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            if not row["changed"]:
+                return False, 0
+            return True, await insert_events(conn, events)
 
     # runs
 
-    @shielded
-    async def create_run(self, run: RunRecord) -> None:
+    def _run_insert(self, run: RunRecord) -> tuple[str, dict[str, Any]]:
+        """The ``INSERT`` of ``run`` (overwriting the record of its id), with its parameters."""
         values = {
             "run_id": run.run_id,
             "thread_id": run.thread_id,
@@ -281,12 +337,44 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
             for c in columns[:-1]
         ]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-        await self._fetch(
+        sql = (
             f"INSERT INTO gf_runs ({_RUN_COLUMNS}) VALUES ({', '.join(placeholders)}, "
             f"CASE WHEN %(active)s THEN {_LEASE} END) "
-            f"ON CONFLICT (run_id) DO UPDATE SET {updates}",
-            values,
+            f"ON CONFLICT (run_id) DO UPDATE SET {updates}"
         )
+        return sql, values
+
+    @shielded
+    async def create_run(self, run: RunRecord) -> None:
+        await self._fetch(*self._run_insert(run))
+
+    @shielded
+    async def begin_run(
+        self,
+        run: RunRecord,
+        *,
+        thread_metadata: Mapping[str, Any],
+        create_thread: bool = False,
+        events: Sequence[WebhookEvent] = (),
+    ) -> None:
+        insert, params = self._run_insert(run)
+        params |= {"thread_id": run.thread_id, "thread_metadata": _jsonb(dict(thread_metadata))}
+        if create_thread:
+            thread = (
+                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status) "
+                "VALUES (%(thread_id)s, now(), now(), %(thread_metadata)s::jsonb, 'busy') "
+                "ON CONFLICT (thread_id) DO UPDATE SET status = 'busy', "
+                "metadata = gf_threads.metadata || excluded.metadata, updated_at = now()"
+            )
+        else:
+            thread = (
+                "UPDATE gf_threads SET status = 'busy', updated_at = now(), "
+                "metadata = metadata || %(thread_metadata)s::jsonb WHERE thread_id = %(thread_id)s"
+            )
+        # One statement: the thread and the run (and the events, gated on the run's row).
+        sql = f"WITH t AS ({thread}), r AS ({insert} RETURNING 1)"
+        _, made = await self._change(sql, params, events, gate="r")
+        self._webhooks.deliveries_written += made
 
     @shielded
     async def set_run_status(
@@ -298,32 +386,35 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
+        thread_status: ThreadStatus | None = None,
     ) -> bool:
         worker, attempt = holder if holder is not None else (None, None)
-        # An ended run holds no lease: nothing is left to claim. The webhook events go to
-        # the outbox in the same transaction: the outbox has them iff the change happened.
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
-                "result = coalesce(%(result)s::jsonb, result), "
-                "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
-                f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END "
-                "WHERE run_id = %(run_id)s AND (%(worker)s::text IS NULL "
-                "OR (worker_id = %(worker)s AND attempt = %(attempt)s))",
-                {
-                    "status": status,
-                    "result": None if result is None else _jsonb(result),
-                    "error": None if error is None else _jsonb(dict(error)),
-                    "active": status in ACTIVE_RUN_STATES,
-                    "lease_s": self._lease_s,
-                    "run_id": run_id,
-                    "worker": worker,
-                    "attempt": attempt,
-                },
-            )
-            written = cur.rowcount > 0
-            if written:
-                await insert_events(conn, events)
+        # An ended run holds no lease: nothing is left to claim. The thread's status and the
+        # webhook events change with the run's record, in the same statement: the outbox
+        # has them iff the change happened.
+        sql = (
+            "WITH r AS (UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
+            "result = coalesce(%(result)s::jsonb, result), "
+            "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
+            f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END "
+            "WHERE run_id = %(run_id)s AND (%(worker)s::text IS NULL "
+            "OR (worker_id = %(worker)s AND attempt = %(attempt)s)) RETURNING thread_id), "
+            "t AS (UPDATE gf_threads SET status = %(thread_status)s, updated_at = now() "
+            "WHERE %(thread_status)s::text IS NOT NULL AND thread_id IN (SELECT thread_id FROM r))"
+        )
+        params = {
+            "status": status,
+            "result": None if result is None else _jsonb(result),
+            "error": None if error is None else _jsonb(dict(error)),
+            "active": status in ACTIVE_RUN_STATES,
+            "lease_s": self._lease_s,
+            "run_id": run_id,
+            "worker": worker,
+            "attempt": attempt,
+            "thread_status": thread_status,
+        }
+        written, made = await self._change(sql, params, events, gate="r")
+        self._webhooks.deliveries_written += made
         return written
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -411,7 +502,8 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
             abandoned = [_run(row) for row in await cur.fetchall()]
             if abandoned_events is not None:
                 for record in abandoned:
-                    await insert_events(conn, abandoned_events(record))
+                    made = await insert_events(conn, abandoned_events(record))
+                    self._webhooks.deliveries_written += made
             if abandoned:
                 await conn.execute(
                     "UPDATE gf_threads t SET status = 'error', updated_at = now() "
