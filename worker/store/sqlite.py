@@ -265,6 +265,16 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir, self._path = None, ":memory:"
 
+    async def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of a read. Inside a store method (the records connection's ``Serial``
+        held) on the records connection, which sees the method's own transaction; otherwise
+        on a reader connection, beside everything else and in one hop."""
+        if self._serial.holding():
+            return list(await self._conn.execute_fetchall(sql, params))
+        if self._readers is None:
+            raise RuntimeError("store is not open")
+        return await self._readers.run(lambda conn: conn.execute(sql, params).fetchall())
+
     # threads
 
     @shielded
@@ -281,13 +291,9 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             raise ThreadExistsError(thread_id) from exc
         return ThreadRecord(thread_id, now, now, dict(metadata), "idle")
 
-    @serial
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
-        async with self._conn.execute(
-            "SELECT * FROM gf_threads WHERE thread_id = ?", (thread_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return thread_from_row(row) if row else None
+        rows = await self._select("SELECT * FROM gf_threads WHERE thread_id = ?", (thread_id,))
+        return thread_from_row(rows[0]) if rows else None
 
     @shielded
     @serial
@@ -382,13 +388,9 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         self._webhooks.deliveries_written += made
         return written
 
-    @serial
     async def get_run(self, run_id: str) -> RunRecord | None:
-        async with self._conn.execute(
-            f"SELECT {RUN_COLUMNS} FROM gf_runs WHERE run_id = ?", (run_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return run_from_row(row) if row else None
+        rows = await self._select(f"SELECT {RUN_COLUMNS} FROM gf_runs WHERE run_id = ?", (run_id,))
+        return run_from_row(rows[0]) if rows else None
 
     @serial
     async def list_runs(
@@ -422,15 +424,14 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         ) as cur:
             return [run_from_row(row) for row in await cur.fetchall()]
 
-    @serial
     async def active_runs_elsewhere(self, thread_id: str, worker_id: str) -> list[RunRecord]:
         marks = ", ".join("?" for _ in ACTIVE_RUN_STATES)
-        async with self._conn.execute(
+        rows = await self._select(
             f"SELECT {RUN_COLUMNS} FROM gf_runs WHERE thread_id = ? AND worker_id != ? "
             f"AND status IN ({marks})",
             (thread_id, worker_id, *ACTIVE_RUN_STATES),
-        ) as cur:
-            return [run_from_row(row) for row in await cur.fetchall()]
+        )
+        return [run_from_row(row) for row in rows]
 
     # leases
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -58,36 +59,89 @@ def connect(
 
 
 class ThreadConnection:
-    """A sqlite3 connection used only from one thread of its own (see the module)."""
+    """A sqlite3 connection used only from one thread of its own (see the module).
 
-    def __init__(self, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
-        self._executor = executor
-        self._conn: sqlite3.Connection | None = conn
+    Calls queue up for the thread, which runs them one at a time and hands each result back
+    to the caller's event loop: one wake-up of the loop per call.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     @classmethod
     async def open(cls, connector: Callable[[], sqlite3.Connection], name: str) -> ThreadConnection:
         """Open the connection ``connector`` makes, on a new thread called ``name``."""
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        made = cls(name)
+        made._thread.start()
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(executor, connector)
+            made._conn = await made._call(lambda _: connector())
         except BaseException:
-            executor.shutdown(wait=False)
+            made._calls.put(None)
             raise
-        return cls(executor, conn)
+        return made
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            call.run(self._conn)
+
+    def _call(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._calls.put(_Call(fn, loop, future))
+        return future
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(connection)`` on the connection's thread; see the module for cancellation."""
-        conn = self._conn
-        if conn is None:
+        if self._closed:
             raise RuntimeError("connection is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+        return await self._call(fn)
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            # Queued behind whatever still runs on the thread: that finishes first.
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-        self._executor.shutdown(wait=False)
+        """Close once every call queued before has run; the thread ends."""
+        if self._closed:
+            return
+        self._closed = True
+        closed = self._call(lambda conn: conn.close())
+        self._calls.put(None)
+        await closed
+
+
+class _Call:
+    """One queued call: runs on the connection's thread, answers on the caller's loop."""
+
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(
+        self, fn: Callable[[Any], Any], loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]
+    ) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.future = future
+
+    def run(self, conn: sqlite3.Connection | None) -> None:
+        try:
+            result = self.fn(conn)
+        except BaseException as exc:
+            self._answer(_fail, exc)
+        else:
+            self._answer(_succeed, result)
+
+    def _answer(self, settle: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            self.loop.call_soon_threadsafe(settle, self.future, value)
+
+
+def _succeed(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():  # a cancelled caller stopped waiting
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 class ReaderPool:
