@@ -29,7 +29,28 @@ $(ORACLE_STAMP): $(UV) $(ORACLE_REQUIREMENTS)
 	$(UV) pip install --quiet --python $(ORACLE_VENV)/bin/python -r $(ORACLE_REQUIREMENTS)
 	@touch $(ORACLE_STAMP)
 
-oracle: $(ORACLE_STAMP)
+# LangGraph's JavaScript SDK for the differential tests of what a chat UI calls
+# (tests/oracle/test_js_sdk.py), pinned by tests/oracle/js/package-lock.json. Without npm the
+# install is skipped and those tests skip, saying why; under REQUIRE_SERVICES=1 (CI) a missing
+# npm or a failed install fails here.
+ORACLE_JS := tests/oracle/js
+ORACLE_JS_STAMP := $(ORACLE_JS)/node_modules/.installed
+
+$(ORACLE_JS_STAMP): $(ORACLE_JS)/package.json $(ORACLE_JS)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		if [ "$${REQUIRE_SERVICES:-}" = 1 ]; then \
+			echo "npm not found and REQUIRE_SERVICES=1: cannot install $(ORACLE_JS)" >&2; exit 1; \
+		fi; \
+		echo "npm not found: the JavaScript SDK tests will skip (install Node.js 20+ and npm)"; \
+	elif npm ci --prefix $(ORACLE_JS) --prefer-offline --no-audit --no-fund --loglevel=error; then \
+		touch $@; \
+	elif [ "$${REQUIRE_SERVICES:-}" = 1 ]; then \
+		echo "npm ci failed in $(ORACLE_JS) and REQUIRE_SERVICES=1" >&2; exit 1; \
+	else \
+		echo "npm ci failed (offline?): the JavaScript SDK tests will skip"; \
+	fi
+
+oracle: $(ORACLE_STAMP) $(ORACLE_JS_STAMP)
 
 # `graphfleet up` on the shipped example graphs: the LB on :8080 (admin, status page and
 # metrics on :8081) running the fleet itself: the local autoscaler keeps 2 to $(WORKERS_MAX)
@@ -39,7 +60,7 @@ run: $(STAMP)
 	$(VENV)/bin/graphfleet up --config worker/examples/langgraph.json \
 		--workers $${LB_AUTOSCALE_MIN:-2}:$${LB_AUTOSCALE_MAX:-$(WORKERS_MAX)}
 
-test: $(STAMP) $(ORACLE_STAMP)
+test: $(STAMP) $(ORACLE_STAMP) $(ORACLE_JS_STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
@@ -60,4 +81,4 @@ bench: $(STAMP)
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) $(ORACLE_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ORACLE_VENV) $(ORACLE_JS)/node_modules .pytest_cache .mypy_cache .ruff_cache

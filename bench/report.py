@@ -39,7 +39,7 @@ TIMES = "\N{MULTIPLICATION SIGN}"
 GOAL_RATIO_VS_NGINX = 0.5
 GOAL_CPU_US_PER_REQUEST = 60.0
 
-HEADER = """\
+HEADER = f"""\
 # Benchmarks
 
 What `make bench` (script: `bench/run.sh`) measures, all on loopback on one machine: graph runs
@@ -61,6 +61,28 @@ all connections, so it may trail the proxies, which spread them over two). wrk r
 in turn after one short warm-up each. CPU µs/request is the proxy's own user + system time (for
 nginx master and worker together) read from `/proc/<pid>/stat` around each run, divided by the
 requests wrk completed.
+
+## The proxy before and after the restructuring and hardening (issues 9 and 10)
+
+`BENCH_SCENARIOS=small`, run twice back to back on 2026-12-01 on a quiet machine (0 % and 8 %
+background CPU), the LB of commit 5b3d803 (before both) with `BENCH_LB_REV=5b3d803`, then the LB
+of c2285cf (after both); medians of 3:
+
+| LB measured | LB req/s | nginx req/s | LB vs nginx | LB CPU µs/request |
+| --- | ---: | ---: | ---: | ---: |
+| 5b3d803, before | 32,123 | 78,486 | 0.41{TIMES} | 30.8 |
+| c2285cf, after | 29,950 | 77,504 | 0.39{TIMES} | 33.1 |
+
+The proxy costs 2.3 µs (7 %) more CPU per request. Counted with callgrind (user-space
+instructions, the same on a busy machine; the difference of 500 and 2,500 sequential keep-alive
+requests; `bash bench/instructions.sh 5b3d803 c2285cf`), a request costs 193,500 instructions
+before and 223,700 after (+16 %). cProfile over 5,000 requests shows where: 214 Python calls per
+request before, 243 after; most of the added calls are the hardening's checks: the request's
+header count, single `Host`, `Transfer-Encoding` and head checks on every request (issue 10),
+the worker's response head bounded in bytes and fields, and the `Content-Length` the LB now
+writes itself; the rest is the routing layer's split into strategy, affinity and capacity steps
+(issue 9). The system time of the two socket writes per request is unchanged and still dominates
+(59 % of the LB's samples under py-spy).
 
 This file is written by `bench/report.py`; edit the header there.
 """

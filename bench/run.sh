@@ -292,7 +292,14 @@ snapshot_lb() {
     local head
     head=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     if [[ -n $LB_REV ]]; then
-        git -C "$ROOT" archive "$LB_REV" lb worker common | tar -x -C "$LB_SRC" ||
+        # Older revisions may lack some of these folders (common/ came with the restructuring).
+        local present=() dir
+        for dir in lb worker common; do
+            if git -C "$ROOT" cat-file -e "$LB_REV:$dir" 2>/dev/null; then
+                present+=("$dir")
+            fi
+        done
+        git -C "$ROOT" archive "$LB_REV" "${present[@]}" | tar -x -C "$LB_SRC" ||
             die "cannot read lb/ at revision $LB_REV"
         LB_REVISION="$(git -C "$ROOT" rev-parse --short "$LB_REV")"
     elif [[ -d $ROOT/lb ]]; then

@@ -2,9 +2,9 @@
 
 Every long-lived resource is a ``cleanup_ctx`` generator (set up in order, torn down in
 reverse): the HTTP client session, then the store (with LangGraph's store in it) with the
-graphs and the run manager, then the cron tick, then registration with the LB (whose
-heartbeat task is cancelled and awaited). ``drain()`` is the first half of a graceful stop;
-``AppRunner.cleanup()`` is the second.
+graphs and the run manager, then the cron tick and the thread TTL sweep, then registration
+with the LB (whose heartbeat task is cancelled and awaited). ``drain()`` is the first half
+of a graceful stop; ``AppRunner.cleanup()`` is the second.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from common.urls import redact
 from worker.api import (
     assistants,
     crons,
+    fleet,
     history,
     ops,
     run_extras,
@@ -38,7 +39,7 @@ from worker.api import (
 from worker.api import webhooks as webhook_api
 from worker.api.errors import error_middleware
 from worker.crons.scheduler import CronScheduler
-from worker.graphs import GraphRegistry, compile_graphs, load_graph_objects
+from worker.graphs import GraphLoadError, GraphRegistry, compile_graphs, load_graph_objects
 from worker.keys import (
     FEED,
     GRAPH_OBJECTS,
@@ -47,6 +48,7 @@ from worker.keys import (
     MANAGER,
     MEMORY,
     METRICS,
+    PEER_COMMANDS,
     REGISTRATION,
     RELAY,
     SERVICE,
@@ -54,14 +56,17 @@ from worker.keys import (
     SQL_TRACE,
     STARTED_AT,
     STORE,
+    THREAD_TTL,
     WEBHOOK_RESOLVE,
     WEBHOOKS,
 )
 from worker.membership import LBRegistration
 from worker.metrics import WorkerMetrics
 from worker.runs.assistants import ensure_default_assistants
+from worker.runs.cancelling import Canceller
 from worker.runs.events import GraphFeed
 from worker.runs.manager import RunManager
+from worker.runs.peers import PeerCommands
 from worker.runs.recovery import Recovery
 from worker.runs.relay import RedisRelay, Relay
 from worker.runs.service import RunService
@@ -69,6 +74,8 @@ from worker.settings import WorkerSettings
 from worker.store import Store, create_store
 from worker.store.base import SqlTrace
 from worker.store.memory import open_memory, read_memory_config
+from worker.store.thread_ttl import TTLConfig, TTLConfigError, read_ttl_config
+from worker.ttl.sweeper import ThreadTTLSweeper
 from worker.webhooks import Resolve, Webhooks, system_resolve
 
 log = structlog.get_logger("worker.app")
@@ -96,6 +103,7 @@ def _relay(settings: WorkerSettings) -> Relay:
 async def _open_store(
     settings: WorkerSettings,
     objects: dict[str, Any],
+    ttl: TTLConfig,
     stack: contextlib.AsyncExitStack,
     trace: SqlTrace | None,
 ) -> tuple[Store, BaseStore, GraphRegistry]:
@@ -106,6 +114,7 @@ async def _open_store(
         lease_s=settings.run_lease_s,
         pool_size=settings.store_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
+        default_ttl=ttl.default,
         trace=trace,
     )
     await store.open()
@@ -150,6 +159,9 @@ def _runs(app: web.Application, store: Store, graphs: GraphRegistry, relay: Rela
         check_webhook=webhooks.check_url,
     )
     app[STORE], app[GRAPHS], app[RELAY] = store, graphs, relay
+    app[PEER_COMMANDS] = PeerCommands(
+        relay=relay, store=store, session=app[HTTP_SESSION], worker_id=settings.worker_id
+    )
     app[MANAGER], app[SERVICE], app[WEBHOOKS] = manager, service, webhooks
     return Recovery(
         store=store,
@@ -169,7 +181,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with contextlib.AsyncExitStack() as stack:
         store, memory, graphs = await _open_store(
-            settings, app[GRAPH_OBJECTS], stack, app[SQL_TRACE]
+            settings, app[GRAPH_OBJECTS], app[THREAD_TTL], stack, app[SQL_TRACE]
         )
         app[MEMORY] = memory
         relay = _relay(settings)
@@ -207,6 +219,39 @@ async def _crons(app: web.Application) -> AsyncIterator[None]:
         paused=lambda: app[MANAGER].draining,
     )
     task = asyncio.create_task(scheduler.run_forever(), name="cron-scheduler")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+# Used when neither WORKER_THREAD_TTL_SWEEP_S nor langgraph.json sets the interval (the
+# official server's is about five minutes too).
+DEFAULT_TTL_SWEEP_S = 300.0
+
+
+async def _thread_ttl(app: web.Application) -> AsyncIterator[None]:
+    """This worker's thread TTL sweep (see ``worker.ttl``): every worker runs one, and each
+    expired thread is deleted or pruned by exactly one of them."""
+    settings, config, manager = app[SETTINGS], app[THREAD_TTL], app[MANAGER]
+    canceller = Canceller(manager, app[RELAY], app[STORE], settings.worker_id)
+
+    async def stop_thread(thread_id: str) -> None:
+        await canceller.stop_thread(
+            thread_id, timeout_s=settings.run_lease_s, poll_s=settings.remote_poll_s
+        )
+
+    sweeper = ThreadTTLSweeper(
+        store=app[STORE],
+        stop_thread=stop_thread,
+        worker_id=settings.worker_id,
+        interval_s=settings.thread_ttl_sweep_s or config.sweep_interval_s or DEFAULT_TTL_SWEEP_S,
+        # Stopping a thread's runs waits up to a run lease: the claim outlasts that.
+        claim_s=settings.run_lease_s * 3,
+        limit=config.sweep_limit,
+        paused=lambda: manager.draining,
+    )
+    task = asyncio.create_task(sweeper.run_forever(), name="thread-ttl-sweeper")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -276,7 +321,11 @@ def create_app(
     app[STARTED_AT] = datetime.now(UTC)
     app[WEBHOOK_RESOLVE] = webhook_resolve
     app[SQL_TRACE] = sql_trace
-    app.cleanup_ctx.extend([_http_session, _runtime, _crons, _registration])
+    try:
+        app[THREAD_TTL] = read_ttl_config(settings.graphs)
+    except TTLConfigError as exc:
+        raise GraphLoadError(str(exc)) from exc
+    app.cleanup_ctx.extend([_http_session, _runtime, _crons, _thread_ttl, _registration])
     for module in (
         ops,
         assistants,
@@ -291,6 +340,7 @@ def create_app(
         simple,
         ws,
         webhook_api,
+        fleet,
     ):
         module.add_routes(app)
     return app

@@ -187,6 +187,14 @@ class WorkerSettings(BaseSettings):
         "dies meanwhile delays that firing this long (another worker then fires it once).",
     )
 
+    thread_ttl_sweep_s: float | None = Field(
+        None,
+        gt=0,
+        description="How often this worker looks for threads whose TTL ran out (each is "
+        "deleted or pruned once in the fleet); unset: langgraph.json "
+        "checkpointer.ttl.sweep_interval_minutes, else 300.",
+    )
+
     @field_validator("webhook_urls", "webhook_allow_networks", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:

@@ -12,6 +12,7 @@ A backend error is logged, counted and retried with backoff; it never stops the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import time
 from typing import Any
@@ -29,6 +30,12 @@ from lb.settings import LBSettings
 
 log = structlog.get_logger("lb.autoscaler")
 
+# The decisions kept for ``describe()`` (and the status page): the last ones that said
+# something new (a steady hold is one entry), each stamped with the wall-clock time. The loop
+# keeps them: a reader sampling the last decision would miss a scale-up followed at once by a
+# hold.
+RECENT_DECISIONS = 20
+
 
 class Autoscaler:
     def __init__(
@@ -43,6 +50,7 @@ class Autoscaler:
         interval_s: float,
         drain_timeout_s: float,
         clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
     ) -> None:
         self.backend = backend
         self.config = config
@@ -52,9 +60,12 @@ class Autoscaler:
         self._interval_s = interval_s
         self._drain_timeout_s = drain_timeout_s
         self._clock = clock
+        self._wall_clock = wall_clock
         self.state = PolicyState()
         self.last: Decision | None = None
         self.last_error: str | None = None
+        self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_DECISIONS)
+        self._seq = 0
         self._draining: dict[str, asyncio.Task[None]] = {}
         self._decisions = Counter(
             PREFIX + "autoscaler_decisions",
@@ -124,6 +135,7 @@ class Autoscaler:
         decision = decide(self.observe(current), self.state, self.config)
         self.state = decision.state
         self.last = decision
+        self._remember(decision)
         self._decisions.labels(decision.action).inc()
         self._desired.set(decision.desired)
         self._current.set(current)
@@ -192,26 +204,49 @@ class Autoscaler:
 
     # -- the admin API's view ------------------------------------------------------------------
 
+    def _remember(self, decision: Decision) -> None:
+        seen = self._recent[-1] if self._recent else None
+        new = (decision.action, decision.current, decision.desired, decision.reason)
+        if (
+            seen is not None
+            and (
+                seen["action"],
+                seen["current"],
+                seen["desired"],
+                seen["reason"],
+            )
+            == new
+        ):
+            return
+        self._seq += 1
+        self._recent.append(
+            {"seq": self._seq, "at": round(self._wall_clock(), 3), **_decision_view(decision)}
+        )
+
     def describe(self) -> dict[str, Any]:
         last = self.last
         return {
             "backend": self.backend.name,
             "config": dataclasses.asdict(self.config),
             "draining": sorted(self._draining),
-            "last_decision": None
-            if last is None
-            else {
-                "current": last.current,
-                "desired": last.desired,
-                "action": last.action,
-                "utilization": round(last.utilization, 4),
-                "reason": last.reason,
-            },
+            "last_decision": None if last is None else _decision_view(last),
+            # Oldest first, each numbered (``seq``) so a reader can tell which it has seen.
+            "recent_decisions": list(self._recent),
             "last_error": self.last_error,
         }
 
     def reconfigure(self, **changes: Any) -> None:
         self.config = dataclasses.replace(self.config, **changes)
+
+
+def _decision_view(decision: Decision) -> dict[str, Any]:
+    return {
+        "current": decision.current,
+        "desired": decision.desired,
+        "action": decision.action,
+        "utilization": round(decision.utilization, 4),
+        "reason": decision.reason,
+    }
 
 
 def policy_config(settings: LBSettings) -> PolicyConfig:

@@ -66,7 +66,7 @@ def instance_view(instance: Instance, sampler: Sampler, now: float) -> dict[str,
     }
 
 
-def autoscaler_view(described: dict[str, Any] | None, sampler: Sampler) -> dict[str, Any] | None:
+def autoscaler_view(described: dict[str, Any] | None) -> dict[str, Any] | None:
     if described is None:
         return None
     config = described.get("config", {})
@@ -81,17 +81,8 @@ def autoscaler_view(described: dict[str, Any] | None, sampler: Sampler) -> dict[
         "desired": last.get("desired"),
         "draining": described.get("draining", []),
         "last_error": described.get("last_error"),
-        "decisions": [
-            {
-                "at": round(d.at, 3),
-                "action": d.action,
-                "current": d.current,
-                "desired": d.desired,
-                "utilization": d.utilization,
-                "reason": d.reason,
-            }
-            for d in reversed(list(sampler.decisions))
-        ],
+        # Newest first; each stamped by the autoscaler when it decided.
+        "decisions": list(reversed(described.get("recent_decisions", []))),
     }
 
 
@@ -115,7 +106,7 @@ def status_document(
         "strategies": list(strategies),
         "window_s": sampler.window_s,
         "instances": views,
-        "autoscaler": autoscaler_view(autoscaler, sampler),
+        "autoscaler": autoscaler_view(autoscaler),
         "runs": {
             "window_s": RUNS_WINDOW_S,
             "running": sum(r["running"] for r in reported),

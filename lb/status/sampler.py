@@ -4,8 +4,9 @@ counters, and keeps what the page draws.
 
 It runs as its own task in the admin app's lifecycle, so the proxy's per-request path does
 no work for the page: the counters it reads are the Prometheus ones the proxy keeps anyway.
-Memory is bounded: the rings hold ``history_s / interval_s`` samples, the decisions ring
-:data:`MAX_DECISIONS`, and worker reports only for instances in the registry.
+Memory is bounded: the rings hold ``history_s / interval_s`` samples, and worker reports
+only for instances in the registry. The autoscaler keeps its own recent decisions (a sample
+of its last one would miss a scale-up followed at once by a hold).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from lb.status.scrape import MAX_METRICS_BYTES, WorkerRuns, ended_between, parse
 
 log = structlog.get_logger("lb.status")
 
-MAX_DECISIONS = 20
 Clock = Callable[[], float]
 
 
@@ -49,16 +49,6 @@ class Cumulative:
 
     at: float
     by_instance: dict[str, Counters]
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    at: float  # wall-clock seconds
-    action: str
-    current: int
-    desired: int
-    utilization: float
-    reason: str
 
 
 def read_counters(
@@ -125,7 +115,6 @@ class Sampler:
         self.runs_since: float | None = None  # wall time of the first read of the watch
         self.points: Ring[FleetPoint] = Ring(capacity)
         self._cumulative: Ring[Cumulative] = Ring(capacity)
-        self.decisions: Ring[DecisionRecord] = Ring(MAX_DECISIONS)
         self.bounds: tuple[float, ...] = ()
         self.runs: dict[str, WorkerRuns] = {}
 
@@ -162,7 +151,7 @@ class Sampler:
             self.runs = {
                 m.id: reports.get(m.id, self.runs.get(m.id, WorkerRuns())) for m in members
             }
-        desired = self._record_decision()
+        desired = self._desired()
         if previous is None:
             return None
         point = FleetPoint(
@@ -202,31 +191,11 @@ class Sampler:
                     totals[outcome] = totals.get(outcome, 0) + count
         return totals
 
-    def _record_decision(self) -> int | None:
+    def _desired(self) -> int | None:
+        """The autoscaler's last desired instance count, for the chart."""
         autoscaler = self._autoscaler()
-        if autoscaler is None:
-            return None
-        last = autoscaler.describe().get("last_decision")
-        if not last:
-            return None
-        record = DecisionRecord(
-            at=self._wall_clock(),
-            action=last["action"],
-            current=last["current"],
-            desired=last["desired"],
-            utilization=last["utilization"],
-            reason=last["reason"],
-        )
-        seen = self.decisions.latest
-        # A decision is kept when it says something new; a steady hold is one entry.
-        if seen is None or (seen.action, seen.current, seen.desired, seen.reason) != (
-            record.action,
-            record.current,
-            record.desired,
-            record.reason,
-        ):
-            self.decisions.append(record)
-        return record.desired
+        last = autoscaler.describe().get("last_decision") if autoscaler is not None else None
+        return int(last["desired"]) if last else None
 
     async def _scrape(self, members: Sequence[InstanceView]) -> dict[str, WorkerRuns]:
         if self._session is None or not members:

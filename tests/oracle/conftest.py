@@ -6,14 +6,18 @@ See ``tests/oracle/harness.py`` for what they give and how a test compares the t
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 from langgraph_sdk import get_client
 
 from tests.integration.worker.conftest import WorkerFactory, make_worker  # noqa: F401
 from tests.oracle.harness import GRAPHS_CONFIG, Target, oracle_installed, run_oracle
+from tests.support import drop_schema
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +61,46 @@ async def targets(
 def target(request: pytest.FixtureRequest, targets: tuple[Target, Target]) -> Target:
     """Each server in turn, for tests that expect the same values from both."""
     return targets[0] if request.param == "graphfleet" else targets[1]
+
+
+def _schema_url(dsn: str, schema: str) -> str:
+    sep = "&" if "?" in dsn else "?"
+    return f"{dsn}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (the worker's SQLite file), or a Postgres URL on a fresh schema of this test's."""
+    if request.param == "sqlite":
+        yield None
+        return
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    schema = f"gf_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
+    try:
+        yield _schema_url(dsn, schema)
+    finally:
+        drop_schema(dsn, schema)
+
+
+@pytest.fixture
+async def pair(
+    oracle_url: str,
+    store_url: str | None,
+    make_worker: WorkerFactory,  # noqa: F811
+) -> AsyncIterator[tuple[Target, Target]]:
+    """``(graphfleet, oracle)``, graphfleet on the store ``store_url`` names: tests using it
+    run twice, on SQLite and on Postgres, each beside the same oracle."""
+    overrides: dict[str, Any] = {"graphs": GRAPHS_CONFIG}
+    if store_url is not None:
+        overrides["store"] = store_url
+    worker = await make_worker(**overrides)
+    targets = tuple(
+        Target(name, url, get_client(url=url, api_key=None), aiohttp.ClientSession(base_url=url))
+        for name, url in (("graphfleet", worker.url), ("oracle", oracle_url))
+    )
+    yield targets  # type: ignore[misc]
+    for target in targets:
+        await target.client.aclose()
+        await target.http.close()

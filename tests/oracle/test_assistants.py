@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.oracle.harness import Target, normalised, shape
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -226,3 +227,65 @@ async def test_runs_on_a_custom_assistant(targets: tuple[Target, Target]) -> Non
         "hello di!",
     )
     assert same
+
+
+async def _running(target: Target, thread_id: str | None, delay_s: float, assistant_id: str) -> str:
+    """A run of ``slow`` that sleeps ``delay_s`` on ``thread_id``, once it reads running."""
+    client = target.client
+    run = await client.runs.create(thread_id, assistant_id, input={"delay_s": delay_s})
+
+    async def running() -> bool:
+        now = await client.runs.get(run["thread_id"], run["run_id"])
+        return bool(now["status"] == "running")
+
+    await eventually(running, timeout_s=30)
+    return str(run["run_id"])
+
+
+@pytest.mark.timeout(120)
+async def test_deleting_an_assistant_interrupts_its_runs(targets: tuple[Target, Target]) -> None:
+    """The same sequence on both: 204, the run reads interrupted at once and after it ended,
+    the other assistant's run goes on, and the assistant is gone."""
+    seen = []
+    for target in targets:
+        client = target.client
+        doomed = (await client.assistants.create("slow"))["assistant_id"]
+        spared = (await client.assistants.create("slow"))["assistant_id"]
+        thread_id = (await client.threads.create())["thread_id"]
+        other_thread = (await client.threads.create())["thread_id"]
+        run_id = await _running(target, thread_id, 30, doomed)
+        # Pending or running: the oracle runs one run at a time.
+        other_id = (await client.runs.create(other_thread, spared, input={"delay_s": 1}))["run_id"]
+        deleted, _ = await _call(target, "DELETE", f"/assistants/{doomed}")
+        at_once = (await client.runs.get(thread_id, run_id))["status"]
+        await client.runs.join(thread_id, run_id)
+        ended = (await client.runs.get(thread_id, run_id))["status"]
+        await client.runs.join(other_thread, other_id)
+        other = (await client.runs.get(other_thread, other_id))["status"]
+        gone, _ = await _call(target, "GET", f"/assistants/{doomed}")
+        seen.append((deleted, at_once, ended, other, gone))
+        if target.name == "graphfleet":
+            # Deliberately not compared: the oracle's thread reads "busy" after the run ended,
+            # later "idle", though its state has a task left (next == ["wait"]), which by its
+            # own rule (and after a plain cancel) reads "interrupted". Its worker seems not
+            # to find the deleted assistant's graph when it sets the thread's status.
+            assert (await client.threads.get(thread_id))["status"] == "interrupted"
+        await client.assistants.delete(spared)
+    assert seen[0] == seen[1] == (204, "interrupted", "interrupted", "success", 404)
+
+
+@pytest.mark.timeout(120)
+async def test_deleting_an_assistant_with_its_threads_stops_their_runs(
+    targets: tuple[Target, Target],
+) -> None:
+    seen = []
+    for target in targets:
+        client = target.client
+        doomed = (await client.assistants.create("slow"))["assistant_id"]
+        thread_id = (await client.threads.create())["thread_id"]
+        run_id = await _running(target, thread_id, 30, doomed)
+        deleted, _ = await _call(target, "DELETE", f"/assistants/{doomed}?delete_threads=true")
+        thread, _ = await _call(target, "GET", f"/threads/{thread_id}")
+        run, _ = await _call(target, "GET", f"/threads/{thread_id}/runs/{run_id}")
+        seen.append((deleted, thread, run))
+    assert seen[0] == seen[1] == (204, 404, 404)

@@ -1,9 +1,9 @@
 """graphfleet against the official LangGraph Server: threads (patch, copy, search, count,
 prune, delete), history and state at a checkpoint, and runs in bulk, on both stores.
 
-Every test runs twice: graphfleet on SQLite and on Postgres (a schema of the test's own),
-each beside the same oracle. The oracle lives for the whole session, so each test tags its
-threads with metadata of its own and filters by it.
+Every test runs twice (the ``pair`` fixture of ``conftest.py``): graphfleet on SQLite and on
+Postgres (a schema of the test's own), each beside the same oracle. The oracle lives for the
+whole session, so each test tags its threads with metadata of its own and filters by it.
 """
 
 from __future__ import annotations
@@ -11,61 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
-import psycopg
 import pytest
-from langgraph_sdk import get_client
 
-from tests.integration.worker.conftest import WorkerFactory
-from tests.oracle.harness import GRAPHS_CONFIG, Target, normalised, shape
-from tests.support import drop_schema, eventually
+from tests.oracle.harness import Target, normalised, shape
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
 ZERO = "00000000-0000-0000-0000-000000000000"
-
-
-def _schema_url(dsn: str, schema: str) -> str:
-    sep = "&" if "?" in dsn else "?"
-    return f"{dsn}{sep}options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None (the worker's SQLite file), or a Postgres URL on a fresh schema of this test's."""
-    if request.param == "sqlite":
-        yield None
-        return
-    dsn: str = request.getfixturevalue("postgres_dsn")
-    schema = f"gf_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
-    try:
-        yield _schema_url(dsn, schema)
-    finally:
-        drop_schema(dsn, schema)
-
-
-@pytest.fixture
-async def pair(
-    oracle_url: str, store_url: str | None, make_worker: WorkerFactory
-) -> AsyncIterator[tuple[Target, Target]]:
-    """``(graphfleet, oracle)``; graphfleet on the store ``store_url`` names."""
-    overrides: dict[str, Any] = {"graphs": GRAPHS_CONFIG}
-    if store_url is not None:
-        overrides["store"] = store_url
-    worker = await make_worker(**overrides)
-    targets = tuple(
-        Target(name, url, get_client(url=url, api_key=None), aiohttp.ClientSession(base_url=url))
-        for name, url in (("graphfleet", worker.url), ("oracle", oracle_url))
-    )
-    yield targets  # type: ignore[misc]
-    for target in targets:
-        await target.client.aclose()
-        await target.http.close()
 
 
 async def request(target: Target, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -38,11 +38,13 @@ from worker.api.assistant_views import (
 )
 from worker.api.errors import json_response, require_uuid
 from worker.api.schemas import parse_body
+from worker.api.thread_context import canceller
 from worker.errors import BadRequest, Conflict, NotFound
 from worker.graphs import GraphEntry, GraphRegistry
-from worker.keys import GRAPHS, STORE
+from worker.keys import GRAPHS, SETTINGS, STORE
 from worker.store.assistants import ConfigContextConflict, new_assistant, sync_config_context
 from worker.store.base import (
+    ACTIVE_RUN_STATES,
     AssistantExistsError,
     AssistantPatch,
     AssistantQuery,
@@ -131,29 +133,44 @@ async def patch_assistant(request: web.Request) -> web.Response:
 
 
 async def delete_assistant(request: web.Request) -> web.Response:
-    """Delete an assistant and its versions (``?delete_threads=true``: its threads too)."""
+    """Delete an assistant, its versions and its crons, as the official server does: its
+    runs in progress are interrupted first, on whichever worker executes them (each reads
+    ``interrupted`` before the 204). ``?delete_threads=true``: its threads go first, their
+    runs stopped as a thread's delete stops them."""
     assistant_id = request.match_info["assistant_id"]
     store = request.app[STORE]
     if await store.get_assistant(assistant_id) is None:
         raise NotFound(f"Assistant with ID {assistant_id} not found", code="assistant_not_found")
     if request.query.get("delete_threads", "").lower() == "true":
         await _delete_threads_of(request, assistant_id)
-    # Its crons go with it, as on the official server (they could only fail from now on).
+    # Its crons go with it, as on the official server (they could only fail from now on);
+    # first, so that none fires a run after the others were interrupted.
     await _delete_crons_of(request, assistant_id)
+    await _interrupt_runs_of(request, assistant_id)
     await store.delete_assistant(assistant_id)
     return web.Response(status=204)
 
 
 async def _delete_threads_of(request: web.Request, assistant_id: str) -> None:
     """Delete the threads whose ``metadata.assistant_id`` is the assistant (its runs' threads)."""
-    store = request.app[STORE]
+    store, settings = request.app[STORE], request.app[SETTINGS]
     thread_ids: list[str] = []
     while page := await store.search_threads(
         ThreadQuery(metadata={"assistant_id": assistant_id}, limit=100, offset=len(thread_ids))
     ):
         thread_ids += [t.thread_id for t in page]
     for thread_id in thread_ids:
+        await canceller(request).stop_thread(
+            thread_id, timeout_s=settings.run_lease_s, poll_s=settings.remote_poll_s
+        )
         await store.delete_thread(thread_id)
+
+
+async def _interrupt_runs_of(request: web.Request, assistant_id: str) -> None:
+    """Interrupt the assistant's pending and running runs across the fleet."""
+    active = await request.app[STORE].find_active_runs(ACTIVE_RUN_STATES)
+    runs = [record for record in active if record.assistant_id == assistant_id]
+    await canceller(request).cancel_many(runs, "interrupt")
 
 
 async def _delete_crons_of(request: web.Request, assistant_id: str) -> None:

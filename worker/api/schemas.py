@@ -11,10 +11,20 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+)
 
 from worker.errors import BadRequest, Unprocessable
 from worker.runs.model import STREAM_MODES, MultitaskStrategy
+from worker.store.thread_ttl import ThreadTTL, TTLStrategy
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -104,16 +114,45 @@ class RunCreateBody(Body):
         return None
 
 
-class ThreadCreateBody(Body):
-    REFUSED = ("ttl",)
+def present(value: Any) -> Any:
+    """A field that may be left out but not sent as null (as the official schema has it)."""
+    if value is None:
+        raise ValueError("may be left out, but not null")
+    return value
 
+
+# A JSON number: not a string, not a boolean (pydantic would convert both).
+Number = Annotated[float, Strict()]
+
+
+class ThreadTTLBody(Body):
+    """``ttl`` of a thread create or patch: the minutes the thread may stay inactive
+    (``ttl``; ``default_ttl``, as the official server also reads it) and what happens then
+    (``strategy``). Without minutes it sets nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    strategy: TTLStrategy = "delete"
+    ttl: Number | None = None
+    default_ttl: Number | None = None
+
+    _not_null = field_validator("strategy", "ttl", "default_ttl", mode="before")(present)
+
+    def thread_ttl(self) -> ThreadTTL | None:
+        minutes = self.ttl if self.ttl is not None else self.default_ttl
+        return ThreadTTL.of(self.strategy, minutes) if minutes is not None else None
+
+
+class ThreadCreateBody(Body):
     thread_id: str | None = None
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     graph_id: str | None = None
     # Each superstep: {"updates": [{"values", "as_node", "command"?}]} (see thread_schemas).
     supersteps: list[dict[str, Any]] | None = None
-    ttl: Any = None
+    ttl: ThreadTTLBody | None = None
+
+    _not_null = field_validator("ttl", mode="before")(present)
 
 
 ThreadField = Literal[

@@ -9,10 +9,11 @@ dot-separated string in ``GET``'s query; a label is a non-empty string without p
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from aiohttp import web
-from langgraph.store.base import InvalidNamespaceError
+from langgraph.store.base import InvalidNamespaceError, Item
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.api.errors import json_response
@@ -67,6 +68,20 @@ def check_namespace(namespace: tuple[str, ...]) -> tuple[str, ...]:
     return namespace
 
 
+def item_view(item: Item) -> dict[str, Any]:
+    """An item as the official server sends it, its timestamps with their UTC offset.
+
+    LangGraph's SQLite store reads SQLite's ``CURRENT_TIMESTAMP`` (UTC, written without an
+    offset) as naive datetimes; sent as they are, JavaScript's ``Date`` would take them for
+    local time.
+    """
+    view = item.dict()
+    for key, at in (("created_at", item.created_at), ("updated_at", item.updated_at)):
+        if at.tzinfo is None:
+            view[key] = at.replace(tzinfo=UTC).isoformat()
+    return view
+
+
 def _rejected(exc: InvalidNamespaceError) -> BadRequest:
     # What LangGraph's store itself refuses (an empty namespace, the reserved root label)
     # the official server answers with 400.
@@ -97,7 +112,7 @@ async def get_item(request: web.Request) -> web.Response:
         )
     except InvalidNamespaceError as exc:
         raise _rejected(exc) from None
-    return json_response(None if item is None else item.dict())
+    return json_response(None if item is None else item_view(item))
 
 
 async def delete_item(request: web.Request) -> web.Response:
@@ -124,7 +139,7 @@ async def search_items(request: web.Request) -> web.Response:
         )
     except InvalidNamespaceError as exc:
         raise _rejected(exc) from None
-    return json_response({"items": [item.dict() for item in items]})
+    return json_response({"items": [item_view(item) for item in items]})
 
 
 async def list_namespaces(request: web.Request) -> web.Response:

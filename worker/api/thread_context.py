@@ -18,7 +18,7 @@ from worker.api.thread_schemas import Superstep
 from worker.api.views import thread_view
 from worker.errors import BadRequest, Unprocessable
 from worker.graphs import GraphEntry
-from worker.keys import GRAPHS, MANAGER, RELAY, SETTINGS, STORE
+from worker.keys import GRAPHS, MANAGER, PEER_COMMANDS, SETTINGS, STORE
 from worker.runs.cancelling import Canceller
 from worker.runs.executor import thread_config
 from worker.store.base import ThreadQuery, ThreadRecord
@@ -45,7 +45,7 @@ async def thread_json(request: web.Request, thread: ThreadRecord) -> dict[str, A
 
 def canceller(request: web.Request) -> Canceller:
     app = request.app
-    return Canceller(app[MANAGER], app[RELAY], app[STORE], app[SETTINGS].worker_id)
+    return Canceller(app[MANAGER], app[PEER_COMMANDS], app[STORE], app[SETTINGS].worker_id)
 
 
 def contains(document: Any, wanted: Any) -> bool:

@@ -1,4 +1,4 @@
-"""Thread operations beyond create/get/search: patch, copy, count and prune.
+"""Thread operations beyond create/get/search: patch, copy, count, prune and storage.
 
 Copy and prune work on the thread's checkpoints through the checkpointer
 (``store.checkpoint_ops``), so they behave the same on both stores.
@@ -14,6 +14,7 @@ from worker.api.errors import json_response
 from worker.api.schemas import parse_body
 from worker.api.thread_context import canceller, thread_json, threads_with_values
 from worker.api.thread_schemas import ThreadCountBody, ThreadPatchBody, ThreadPruneBody
+from worker.api.views import storage_view
 from worker.errors import Conflict
 from worker.keys import SERVICE, SETTINGS, STORE
 from worker.store.base import ThreadQuery
@@ -21,12 +22,14 @@ from worker.store.checkpoint_ops import copy_checkpoints, keep_latest
 
 
 async def patch_thread(request: web.Request) -> web.Response:
-    """Merge ``metadata`` into the thread's; the thread as it is now."""
+    """Merge ``metadata`` into the thread's, set its ``ttl`` (armed from now); the thread as
+    it is now."""
     thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
     body = await parse_body(request, ThreadPatchBody)
     store = request.app[STORE]
-    if body.metadata:
-        await store.update_thread(thread.thread_id, metadata=body.metadata)
+    ttl = body.ttl.thread_ttl() if body.ttl is not None else None
+    if body.metadata or ttl is not None:
+        await store.update_thread(thread.thread_id, metadata=body.metadata, ttl=ttl)
     thread = await request.app[SERVICE].thread(thread.thread_id)
     return json_response(await thread_json(request, thread))
 
@@ -91,7 +94,15 @@ async def prune_threads(request: web.Request) -> web.Response:
     return json_response({"pruned_count": pruned})
 
 
+async def thread_storage(request: web.Request) -> web.Response:
+    """The bytes the thread's checkpoints occupy, as stored (``worker.store.storage``)."""
+    thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
+    storage = await request.app[STORE].thread_storage(thread.thread_id)
+    return json_response(storage_view(thread.thread_id, storage))
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/threads/{thread_id}/storage", thread_storage)
     app.router.add_post("/threads/count", count_threads)
     app.router.add_post("/threads/prune", prune_threads)
     app.router.add_patch("/threads/{thread_id}", patch_thread)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from worker.api.schemas import Body, CheckpointBody, CommandBody
+from worker.api.schemas import Body, CheckpointBody, CommandBody, ThreadTTLBody, present
 
 ThreadStatusFilter = Literal["idle", "busy", "interrupted", "error"]
 
@@ -25,10 +25,10 @@ class Superstep(Body):
 
 
 class ThreadPatchBody(Body):
-    REFUSED = ("ttl",)
-
     metadata: dict[str, Any] | None = None
-    ttl: dict[str, Any] | None = None
+    ttl: ThreadTTLBody | None = None
+
+    _not_null = field_validator("ttl", mode="before")(present)
 
 
 class ThreadCountBody(Body):

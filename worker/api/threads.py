@@ -24,7 +24,7 @@ from worker.api.thread_context import (
     thread_json,
     threads_with_values,
 )
-from worker.api.views import checkpoint_view, empty_state, state_view
+from worker.api.views import checkpoint_view, empty_state, state_view, ttl_view
 from worker.errors import Conflict, Unprocessable
 from worker.keys import MANAGER, SERVICE, SETTINGS, STORE
 from worker.runs.executor import thread_config
@@ -43,8 +43,9 @@ async def create_thread(request: web.Request) -> web.Response:
     steps = supersteps(body.supersteps or [], entry)  # checked before anything is written
     thread_id = body.thread_id or str(uuid.uuid4())
     store = request.app[STORE]
+    ttl = body.ttl.thread_ttl() if body.ttl is not None else None
     try:
-        thread = await store.create_thread(thread_id, metadata)
+        thread = await store.create_thread(thread_id, metadata, ttl=ttl)
     except ThreadExistsError:
         if body.if_exists != "do_nothing":
             raise Conflict(f"thread {thread_id} already exists", code="thread_exists") from None
@@ -60,8 +61,13 @@ async def create_thread(request: web.Request) -> web.Response:
 
 
 async def get_thread(request: web.Request) -> web.Response:
+    """The thread; with ``?include=ttl`` (comma-separated fields), its TTL when it has one."""
     thread = await request.app[SERVICE].thread(request.match_info["thread_id"])
-    return json_response(await thread_json(request, thread))
+    view = await thread_json(request, thread)
+    included = {f.strip() for f in request.query.get("include", "").split(",")}
+    if "ttl" in included and thread.ttl is not None:
+        view["ttl"] = ttl_view(thread)
+    return json_response(view)
 
 
 async def delete_thread(request: web.Request) -> web.Response:
@@ -134,6 +140,7 @@ async def update_state(request: web.Request) -> web.Response:
         )
     except (InvalidUpdateError, ValueError, KeyError) as exc:
         raise Unprocessable(f"cannot update state: {exc}", code="invalid_update") from None
+    await request.app[STORE].update_thread(thread.thread_id)  # activity: re-arms a TTL
     return json_response({"checkpoint": checkpoint_view(config)})
 
 

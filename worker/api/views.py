@@ -9,6 +9,7 @@ from langgraph.types import StateSnapshot
 
 from worker import jsonutil
 from worker.store.base import ThreadRecord
+from worker.store.storage import ThreadStorage
 
 
 def checkpoint_view(config: RunnableConfig | None) -> dict[str, Any] | None:
@@ -28,6 +29,9 @@ def state_view(snapshot: StateSnapshot) -> dict[str, Any]:
         {
             "id": task.id,
             "name": task.name,
+            # Where the task comes from: ("__pregel_pull", node) or ("__pregel_push", index,
+            # ...) for a Send; the JS SDK maps a Send's tool call to its subgraph by it.
+            "path": jsonutil.to_jsonable(list(task.path)),
             "error": repr(task.error) if task.error else None,
             "interrupts": jsonutil.to_jsonable(list(task.interrupts)),
             "checkpoint": None,
@@ -68,14 +72,7 @@ def empty_state(thread_id: str) -> dict[str, Any]:
 
 
 def thread_view(record: ThreadRecord, snapshot: StateSnapshot | None) -> dict[str, Any]:
-    interrupts: dict[str, list[Any]] = {}
-    values: Any = {}
-    if snapshot is not None:
-        values = jsonutil.to_jsonable(snapshot.values)
-        for task in snapshot.tasks:
-            if task.interrupts:
-                interrupts[task.id] = jsonutil.to_jsonable(list(task.interrupts))
-    return {
+    view: dict[str, Any] = {
         "thread_id": record.thread_id,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
@@ -83,6 +80,48 @@ def thread_view(record: ThreadRecord, snapshot: StateSnapshot | None) -> dict[st
         "metadata": record.metadata,
         "status": record.status,
         "config": {},
-        "values": values,
-        "interrupts": interrupts,
+        # A thread with no checkpoint yet has no values and no interrupts key, as on the
+        # official server.
+        "values": None,
+    }
+    if snapshot is not None:
+        view["values"] = jsonutil.to_jsonable(snapshot.values)
+        view["interrupts"] = {
+            task.id: jsonutil.to_jsonable(list(task.interrupts))
+            for task in snapshot.tasks
+            if task.interrupts
+        }
+    return view
+
+
+def ttl_view(record: ThreadRecord) -> dict[str, Any] | None:
+    """A thread's TTL as ``GET /threads/{id}?include=ttl`` shows it (None: it has none);
+    ``expires_at`` is None while the expiry is disarmed (pruned, awaiting activity)."""
+    if record.ttl is None:
+        return None
+    expires = record.ttl_expires_at
+    return {
+        "strategy": record.ttl.strategy,
+        "ttl_minutes": record.ttl.minutes,
+        "expires_at": expires.isoformat() if expires is not None else None,
+    }
+
+
+def storage_view(thread_id: str, storage: ThreadStorage) -> dict[str, Any]:
+    """``GET /threads/{id}/storage`` (the official ``ThreadStorage``; see
+    ``worker.store.storage`` for what each section counts on each store)."""
+    by_channel = {
+        channel: {"versions": entry.versions, "bytes": entry.bytes}
+        for channel, entry in sorted(storage.by_channel.items())
+    }
+    return {
+        "thread_id": thread_id,
+        "total_bytes": storage.total_bytes,
+        "checkpoints": {"count": storage.checkpoint_count, "bytes": storage.checkpoint_bytes},
+        "channel_values": {
+            "count": sum(entry.versions for entry in storage.by_channel.values()),
+            "bytes": storage.channel_bytes,
+            "by_channel": by_channel,
+        },
+        "pending_writes": {"count": storage.write_count, "bytes": storage.write_bytes},
     }

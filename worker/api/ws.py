@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 
 from worker import jsonutil
 from worker.errors import ApiError, Unprocessable
-from worker.keys import FEED, RELAY, SERVICE, SETTINGS
+from worker.keys import FEED, PEER_COMMANDS, SERVICE, SETTINGS
 from worker.runs.commands import MISSING, find_execution, resume_execution, stop_execution
 from worker.runs.model import simple_status
 
@@ -72,7 +72,7 @@ async def _handle(request: web.Request, graph_id: str, message: dict[str, Any]) 
             "execution_id": run.run_id,
             "status": simple_status(run.state),
         }
-    run_id = await stop_execution(service, record, command, request.app[RELAY])
+    run_id = await stop_execution(service, record, command, request.app[PEER_COMMANDS])
     return {"type": "ack", "command": command, "execution_id": run_id, "status": "stopping"}
 
 

@@ -1,9 +1,17 @@
 """Cancelling runs wherever they execute: one run, a thread's runs, or runs by status.
 
-A run executing here is stopped directly; one executing on another worker is sent the
-command through the relay. Either way its record reads ``interrupted`` (stored as
-``cancelled``) before the caller answers, as the official server's does, so a GET right
-after the cancel agrees with it; the run's driver writes its final outcome when it stops.
+A run executing here is stopped directly. One executing on another worker is sent the
+command (``peers``: through Redis, else straight to that worker's recorded address), which
+stops it at once. When its holder does not hear the command (unreachable, or it just
+ended), the cancel is written to the run's record, the one message every holder reads: at
+its next lease renewal (every third of ``WORKER_RUN_LEASE_S``) the holder stops a run whose
+record reads cancelled, and a run that reads cancelled is never claimed again, so a holder
+that is gone never has it resumed.
+
+Either way the run's record reads ``interrupted`` (stored as ``cancelled``) before the
+caller answers, as the official server's does, so a GET right after the cancel agrees with
+it; the run's driver writes its final outcome when it stops. A run that ended meanwhile
+keeps its own outcome: the mark is written only over a pending or running status.
 """
 
 from __future__ import annotations
@@ -12,16 +20,20 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import structlog
+
 from worker.errors import Conflict
 from worker.runs.active import ActiveRun, RunNotActiveError
 from worker.runs.manager import RunManager
 from worker.runs.model import CancelAction
-from worker.runs.relay import Relay
+from worker.runs.peers import CommandSender
 from worker.store.base import ACTIVE_RUN_STATES, RunRecord, Store
+
+log = structlog.get_logger("worker.runs")
 
 
 class RunHeldElsewhereError(Conflict):
-    """The run executes on another worker and no relay can carry a command there."""
+    """The run executes on another worker, which did not hear a command only it can apply."""
 
     code = "run_held_elsewhere"
 
@@ -38,7 +50,7 @@ class Canceller:
     """Stops runs of the fleet; see the module docstring."""
 
     manager: RunManager
-    relay: Relay
+    commands: CommandSender
     store: Store
     worker_id: str
 
@@ -47,10 +59,11 @@ class Canceller:
     ) -> ActiveRun | None:
         """Stop ``record``'s run; the local ``ActiveRun`` (await its ``done``) or None.
 
-        ``mark``: write the cancelled status at once (else only the run's end writes it).
+        ``mark``: write the cancelled status at once (else only the run's end writes it;
+        a cancel its holder did not hear is always written, being the only message).
 
         Raises ``RunNotActiveError`` for a run that has ended, ``RunHeldElsewhereError``
-        when another worker executes it and no relay reaches that worker.
+        for a pause (which the record cannot carry) that the run's holder did not hear.
         """
         run = self.manager.get(record.run_id)
         if run is not None and not run.done.is_set():
@@ -60,22 +73,30 @@ class Canceller:
             return run
         if record.status not in ACTIVE_RUN_STATES:
             raise RunNotActiveError(f"run {record.run_id} has already ended")
-        if not await self.relay.send_command(record.worker_id, record.run_id, action):
+        holder = record.worker_id
+        if await self.commands.send_command(holder, record.run_id, action):
+            if mark:
+                await self._mark(record, action)
+            return None
+        if action == "pause":
             raise held_elsewhere(record)
-        if mark:
-            await self._mark(record, action)
+        # Not heard: the record carries the cancel (see the module docstring). A rollback
+        # carried so ends as an interrupt: the holder reads only "cancelled" there.
+        if await self._mark(record, action):
+            log.info("run_cancel_written", run_id=record.run_id, holder=holder, action=action)
         return None
 
-    async def _mark(self, record: RunRecord, action: CancelAction) -> None:
-        if action != "pause":
-            await self.store.set_run_status(record.run_id, "cancelled")
+    async def _mark(self, record: RunRecord, action: CancelAction) -> bool:
+        if action == "pause":
+            return False
+        return await self.store.set_run_status(record.run_id, "cancelled", if_active=True)
 
     async def cancel_many(
         self, records: Sequence[RunRecord], action: CancelAction, *, mark: bool = True
     ) -> int:
         """Cancel each active one of ``records``; how many were asked to stop.
 
-        Runs that ended meanwhile, or that no relay can reach, are skipped.
+        Runs that ended meanwhile are skipped.
         """
         stopped = 0
         for record in records:
@@ -93,7 +114,8 @@ class Canceller:
         for run in local:
             self.manager.stop(run.run_id, "interrupt")
         remote = await self.store.active_runs_elsewhere(thread_id, self.worker_id)
-        # Not marked: their status leaving pending/running is how their end is seen here.
+        # Not marked (unless their holder did not hear it): their status leaving
+        # pending/running is how their end is seen here.
         await self.cancel_many(remote, "interrupt", mark=False)
         try:
             async with asyncio.timeout(timeout_s):

@@ -11,7 +11,7 @@ from typing import Any
 from worker.errors import Conflict, NotFound, Unprocessable
 from worker.runs.active import ActiveRun
 from worker.runs.model import CancelAction, RunSpec, simple_status
-from worker.runs.relay import Relay
+from worker.runs.peers import CommandSender
 from worker.runs.service import RunService
 from worker.store.base import ACTIVE_RUN_STATES, RunRecord
 
@@ -30,12 +30,12 @@ async def find_execution(
 
 
 async def stop_execution(
-    service: RunService, record: RunRecord, action: str, relay: Relay | None = None
+    service: RunService, record: RunRecord, action: str, commands: CommandSender | None = None
 ) -> str:
     """Cancel (``cancel``) or pause (``pause``) an execution; returns its run id.
 
-    An execution running on another worker is stopped there, through ``relay``; without
-    one that hears it, 409 ``run_held_elsewhere``.
+    An execution running on another worker is stopped there, through ``commands``; when
+    that worker does not hear it, 409 ``run_held_elsewhere``.
     """
     stop: CancelAction = "pause" if action == "pause" else "interrupt"
     run = service.manager.get(record.run_id)
@@ -45,7 +45,9 @@ async def stop_execution(
                 f"execution {record.run_id} is {simple_status(record.status)}, not running",
                 code="run_not_active",
             )
-        if relay is None or not await relay.send_command(record.worker_id, record.run_id, stop):
+        if commands is None or not await commands.send_command(
+            record.worker_id, record.run_id, stop
+        ):
             raise Conflict(
                 f"execution {record.run_id} runs on worker {record.worker_id}",
                 code="run_held_elsewhere",

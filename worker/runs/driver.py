@@ -29,6 +29,10 @@ log = structlog.get_logger("worker.runs")
 INTERNAL_ERROR = {"__error__": {"error": "InternalError", "message": "worker error"}}
 
 
+class StartRefused(Exception):
+    """The run's record refused it the running status; ``stop_action`` says how it ends."""
+
+
 class RunDriver:
     """Runs admitted runs to their end; one per worker, shared by every run's task."""
 
@@ -64,7 +68,7 @@ class RunDriver:
                 await self._turn(run)
                 started = loop.time()
                 outcome = await self._execute(run)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, StartRefused):
                 if run.stop_action is None:
                     raise
                 if run.stop_action in ("release", "lost"):
@@ -100,8 +104,10 @@ class RunDriver:
         run.state = "running"
         run.started = True
         self._gauges()
-        if not run.start_recorded:
-            await self._persistence.started(run)
+        # A run written running when it was created has no start left to write (a cancel
+        # written to its record meanwhile reaches it at the next lease renewal).
+        if not run.start_recorded and not await self._persistence.started(run):
+            await self._refused(run)
         self._announcer.status(run, "running")
         self._observers.run_started(run)
         log.info(
@@ -117,6 +123,17 @@ class RunDriver:
         if outcome.state == "paused" and run.stop_action != "pause":
             outcome = executor.Outcome("cancelled", outcome.output)
         return outcome
+
+    async def _refused(self, run: ActiveRun) -> None:
+        """The record refused ``run`` its start: it does not execute here. Cancelled on
+        record while it waited for its turn, it ends as a run stopped before it began; taken
+        over (or deleted with its thread), it ends here without a word, like a lost lease."""
+        run.state, run.started = "pending", False
+        self._gauges()
+        if run.stop_action is None:
+            run.stop_action = "interrupt" if await self._persistence.still_held(run) else "lost"
+        log.info("run_start_refused", stop_action=run.stop_action)
+        raise StartRefused(run.run_id)
 
     def _end(self, run: ActiveRun, duration_s: float) -> None:
         # Order matters: release the thread (next run's turn) and the capacity slot, then

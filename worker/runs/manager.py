@@ -179,6 +179,18 @@ class RunManager:
             return False
         return True
 
+    def stop_cancelled_on_record(self, run_id: str) -> bool:
+        """Interrupt a run whose record another worker marked cancelled (its command did not
+        reach this one), unless the run is already stopping or ending here; True if it was
+        stopped now."""
+        run = self._table.get(run_id)
+        if run is None or run.done.is_set() or run.stop_action is not None:
+            return False
+        if run.outcome is not None:
+            return False  # it ended here and is writing that: its record is its own
+        self.stop(run_id, "interrupt")
+        return True
+
     def lose(self, run_id: str) -> None:
         """Stop a run whose lease another worker now holds, writing nothing about it."""
         stopping.lose(self._table.get(run_id))

@@ -5,9 +5,11 @@ anyone: a run is ``running`` on record before its ``started`` event, and its out
 record before waiters wake. Every write of a run's status is fenced by the attempt this worker
 holds: once another worker has claimed the run, this one's writes change nothing.
 
-Each step is one transaction: a run's start is its status (a run that starts at once was
-written ``running`` when created, ``service``); its end is its status with its thread's
-status, or for a stateless run, the deletion of its thread with everything in it.
+Each step is one transaction: a run's start is its status with its thread's (a run that
+starts at once was written ``running`` when created, ``service``, and writes nothing when it
+starts); its end is its status with its thread's status, or for a stateless run, the
+deletion of its thread with everything in it. A write of the thread's status restarts the
+thread's TTL, as the official server's TTL clock restarts with each run.
 """
 
 from __future__ import annotations
@@ -30,12 +32,25 @@ class RunPersistence:
         self._worker_id = worker_id
         self._outbox = outbox or RunOutbox()
 
-    async def started(self, run: ActiveRun) -> None:
-        """A queued or resumed run starts (its thread is busy since the run was created)."""
+    async def started(self, run: ActiveRun) -> bool:
+        """Record that a queued or resumed ``run`` executes, with its thread busy (as it is
+        since the run was created: written again, the thread's TTL restarts with the run);
+        False when its record refuses: the run was cancelled on record meanwhile (by a worker
+        whose command did not reach this one), deleted, or taken over by another worker."""
         events = self._outbox.started(run)
-        await self._store.set_run_status(
-            run.run_id, "running", events=events, holder=self._holder(run)
+        return await self._store.set_run_status(
+            run.run_id,
+            "running",
+            events=events,
+            holder=self._holder(run),
+            if_active=True,
+            thread_status="busy",
         )
+
+    async def still_held(self, run: ActiveRun) -> bool:
+        """Whether ``run``'s record is still this worker's attempt (whatever its status)."""
+        record = await self._store.get_run(run.run_id)
+        return record is not None and (record.worker_id, record.attempt) == self._holder(run)
 
     async def stopped(self, run: ActiveRun) -> executor.Outcome:
         """The outcome of a run stopped by request; a rollback is undone in the store."""

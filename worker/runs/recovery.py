@@ -3,10 +3,12 @@
 Every worker runs both loops. The heartbeat renews the leases of the runs this worker
 executes every third of ``WORKER_RUN_LEASE_S``; a run whose lease another worker took in the
 meantime (this worker stalled past its lease) is stopped here without a word written, since
-its new holder now reports on it. The sweeper, every ``WORKER_SWEEP_INTERVAL_S`` while the
-worker takes work, claims runs whose lease expired (their worker died, or released them at
-shutdown) up to its free capacity and resumes them from their last checkpoint; runs past
-``WORKER_RUN_MAX_ATTEMPTS`` are failed by the store instead.
+its new holder now reports on it; a run whose record another worker marked cancelled (that
+worker's command did not reach this one: ``worker.runs.cancelling``) is interrupted here.
+The sweeper, every ``WORKER_SWEEP_INTERVAL_S`` while the worker takes work, claims runs whose
+lease expired (their worker died, or released them at shutdown) up to its free capacity and
+resumes them from their last checkpoint; runs past ``WORKER_RUN_MAX_ATTEMPTS`` are failed by
+the store instead.
 
 A dead worker is not waited out: before each claim the sweeper probes the recorded URL of
 every other lease holder, and a holder whose address *refuses the connection* (nothing listens
@@ -127,15 +129,17 @@ class Recovery:
         for run_id in ids:
             if run_id in renewed:
                 continue
-            # Not renewed: ended meanwhile (fine), or taken over. Only the record can tell.
+            # Not renewed: ended meanwhile (fine), cancelled on record by another worker, or
+            # taken over. Only the record can tell.
             record = await self._store.get_run(run_id)
-            if (
-                record is not None
-                and record.status in ACTIVE_RUN_STATES
-                and record.worker_id != self._worker_id
-            ):
-                log.warning("run_lease_lost", run_id=run_id)
-                self._manager.lose(run_id)
+            if record is None:
+                continue
+            if record.worker_id != self._worker_id:
+                if record.status in ACTIVE_RUN_STATES:
+                    log.warning("run_lease_lost", run_id=run_id)
+                    self._manager.lose(run_id)
+            elif record.status == "cancelled" and self._manager.stop_cancelled_on_record(run_id):
+                log.info("run_cancelled_on_record", run_id=run_id)
 
     async def sweep_forever(self) -> None:
         while True:

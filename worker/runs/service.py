@@ -11,7 +11,10 @@
 
 Step 5 is one transaction (``Store.begin_run``): the run's record, its thread made busy (or
 created) and, for a run that starts at once, its start -- the record is written ``running``
-with the start's webhook events, and the run has nothing more to write when it starts.
+with the start's webhook events, and the run has nothing more to write when it starts. A
+thread created there gets the default TTL (langgraph.json's ``checkpointer.ttl``, as
+``POST /threads`` gives it), except a stateless run's thread deleted when the run ends; the
+TTL of an existing thread restarts.
 """
 
 from __future__ import annotations
@@ -192,6 +195,7 @@ class RunService:
                 stored,
                 thread_metadata={"graph_id": entry.graph_id, "assistant_id": record.assistant_id},
                 create_thread=thread.create,
+                temporary_thread=thread.ephemeral,
                 events=events,
             )
         except BaseException:

@@ -28,6 +28,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from worker.store.crons import CronQuery, CronRecord
+from worker.store.storage import ThreadStorage
+from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import WebhookEvent, WebhookStore
 
 # A run's status as this worker tracks it. The LangGraph API reports cancelled and paused
@@ -160,11 +162,16 @@ class AssistantQuery:
 
 @dataclass(frozen=True, slots=True)
 class ThreadRecord:
+    """A thread as persisted; ``ttl`` and ``ttl_expires_at`` when it has a TTL (see
+    ``worker.store.thread_ttl``; the expiry is None while disarmed)."""
+
     thread_id: str
     created_at: datetime
     updated_at: datetime
     metadata: dict[str, Any]
     status: ThreadStatus
+    ttl: ThreadTTL | None = None
+    ttl_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,8 +293,11 @@ class Store(abc.ABC):
 
     # threads
     @abc.abstractmethod
-    async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
-        """Insert a thread; raises ``ThreadExistsError`` when the id is taken."""
+    async def create_thread(
+        self, thread_id: str, metadata: Mapping[str, Any], *, ttl: ThreadTTL | None = None
+    ) -> ThreadRecord:
+        """Insert a thread with ``ttl`` (the store's default TTL when None: langgraph.json's
+        ``checkpointer.ttl``); raises ``ThreadExistsError`` when the id is taken."""
 
     @abc.abstractmethod
     async def get_thread(self, thread_id: str) -> ThreadRecord | None: ...
@@ -299,20 +309,56 @@ class Store(abc.ABC):
         *,
         status: ThreadStatus | None = None,
         metadata: Mapping[str, Any] | None = None,
+        ttl: ThreadTTL | None = None,
     ) -> None:
-        """Set the status and/or merge ``metadata`` into the thread's; bumps ``updated_at``."""
+        """Set the status, merge ``metadata`` into the thread's, set its TTL; bumps
+        ``updated_at`` when any is given.
+
+        Every call is activity on the thread: it re-arms the TTL's expiry (a call with no
+        argument does only that), unless a sweeper holds the thread.
+        """
 
     @abc.abstractmethod
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]: ...
 
     @abc.abstractmethod
-    async def delete_thread(self, thread_id: str, *, events: Sequence[WebhookEvent] = ()) -> bool:
+    async def delete_thread(
+        self,
+        thread_id: str,
+        *,
+        events: Sequence[WebhookEvent] = (),
+        ttl_holder: str | None = None,
+    ) -> bool:
         """Delete the thread, its runs, crons and checkpoints in one transaction; False when it
         did not exist.
 
         ``events`` go to the outbox in the same transaction when the thread existed (a
-        stateless run's end: its temporary thread goes with the run's record).
+        stateless run's end: its temporary thread goes with the run's record). With
+        ``ttl_holder``, only while that worker holds the thread's TTL claim (the sweeper's
+        delete): False, and nothing deleted, otherwise.
         """
+
+    @abc.abstractmethod
+    async def thread_storage(self, thread_id: str) -> ThreadStorage:
+        """The bytes the thread's checkpoints occupy in the checkpointer's tables."""
+
+    # threads: TTL sweeping (see worker.store.thread_ttl for the claim protocol)
+    @abc.abstractmethod
+    async def claim_expired_threads(
+        self, worker_id: str, *, now: datetime, claim_s: float, limit: int
+    ) -> list[ThreadRecord]:
+        """Hold up to ``limit`` threads whose TTL expired by ``now`` for ``worker_id`` until
+        ``now + claim_s``, soonest expired first; exactly one caller gets each thread while
+        its claim lasts. ``keep_latest`` threads with a run in progress are left alone."""
+
+    @abc.abstractmethod
+    async def finish_thread_ttl(self, thread_id: str, worker_id: str) -> bool:
+        """Disarm the expiry of a thread ``worker_id`` holds (pruned) and drop the claim;
+        False when the claim is no longer its own (nothing written)."""
+
+    @abc.abstractmethod
+    async def release_thread_ttl_claim(self, thread_id: str, worker_id: str) -> None:
+        """Drop ``worker_id``'s claim; the thread stays expired, for the next sweep."""
 
     # threads: counting; runs by status (bulk cancel)
     @abc.abstractmethod
@@ -335,6 +381,7 @@ class Store(abc.ABC):
         *,
         thread_metadata: Mapping[str, Any],
         create_thread: bool = False,
+        temporary_thread: bool = False,
         events: Sequence[WebhookEvent] = (),
     ) -> None:
         """A new run on record with its thread busy, in one transaction.
@@ -342,8 +389,11 @@ class Store(abc.ABC):
         Inserts ``run`` (or overwrites the record of its id: a restart) with its status as
         given -- ``running`` for a run that starts at once, with ``events`` (its start) for
         the outbox -- sets the thread's status to busy and merges ``thread_metadata`` into its
-        metadata. With ``create_thread`` a thread that does not exist is created with that
-        metadata (a stateless run's temporary thread; ``if_not_exists=create``).
+        metadata; this is activity on the thread, re-arming its TTL as ``update_thread``
+        does. With ``create_thread`` a thread that does not exist is created with that
+        metadata (a stateless run's thread; ``if_not_exists=create``) and the store's default
+        TTL, as ``create_thread`` gives it -- unless ``temporary_thread``: the thread of a
+        stateless run that deletes it when it ends needs none.
         """
 
     @abc.abstractmethod
@@ -357,6 +407,7 @@ class Store(abc.ABC):
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
         thread_status: ThreadStatus | None = None,
+        if_active: bool = False,
     ) -> bool:
         """Record a status change; ``result``/``error`` are stored when given.
 
@@ -364,7 +415,11 @@ class Store(abc.ABC):
         so does ``thread_status``, the run's thread's new status (a run that ended).
         With ``holder`` (``worker_id``, ``attempt``) the write is fenced: it happens only while
         that worker still holds that attempt of the run, so a holder whose run was taken over
-        writes nothing (no events, no thread status). Returns whether the record was written.
+        writes nothing (no events, no thread status). With ``if_active`` it happens only while
+        the record is still pending or running (a cancel never overwrites an outcome; a run
+        cancelled on record never reads running again). A ``thread_status`` written is
+        activity on the thread: it re-arms the thread's TTL, as ``update_thread`` does.
+        Returns whether the record was written.
         """
 
     @abc.abstractmethod

@@ -222,6 +222,20 @@ SQLITE: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        9,
+        "thread TTLs",
+        (
+            # See worker.store.thread_ttl. Times in Unix seconds (REAL), like run leases.
+            "ALTER TABLE gf_threads ADD COLUMN ttl_strategy TEXT",
+            "ALTER TABLE gf_threads ADD COLUMN ttl_minutes REAL",
+            "ALTER TABLE gf_threads ADD COLUMN ttl_expires_at REAL",
+            "ALTER TABLE gf_threads ADD COLUMN ttl_claimed_by TEXT",
+            "ALTER TABLE gf_threads ADD COLUMN ttl_claim_expires_at REAL",
+            "CREATE INDEX gf_threads_ttl ON gf_threads (ttl_expires_at) "
+            "WHERE ttl_expires_at IS NOT NULL",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -421,6 +435,20 @@ POSTGRES: tuple[Migration, ...] = (
                 url TEXT NOT NULL,
                 updated_at TIMESTAMPTZ NOT NULL
             )""",
+        ),
+    ),
+    Migration(
+        8,
+        "thread TTLs",
+        (
+            # See worker.store.thread_ttl.
+            "ALTER TABLE gf_threads ADD COLUMN ttl_strategy TEXT",
+            "ALTER TABLE gf_threads ADD COLUMN ttl_minutes DOUBLE PRECISION",
+            "ALTER TABLE gf_threads ADD COLUMN ttl_expires_at TIMESTAMPTZ",
+            "ALTER TABLE gf_threads ADD COLUMN ttl_claimed_by TEXT",
+            "ALTER TABLE gf_threads ADD COLUMN ttl_claim_expires_at TIMESTAMPTZ",
+            "CREATE INDEX gf_threads_ttl ON gf_threads (ttl_expires_at) "
+            "WHERE ttl_expires_at IS NOT NULL",
         ),
     ),
 )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -51,8 +51,13 @@ from worker.store.base import (
 )
 from worker.store.postgres_assistants import PostgresAssistants
 from worker.store.postgres_crons import PostgresCrons
+from worker.store.postgres_rows import thread_from_row, utc
 from worker.store.postgres_saver import PooledPostgresSaver, traced_cursor
+from worker.store.postgres_storage import postgres_thread_storage
+from worker.store.postgres_thread_ttl import PostgresThreadTTL
 from worker.store.postgres_webhooks import PostgresWebhookStore, event_ctes, insert_events
+from worker.store.storage import ThreadStorage
+from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import WebhookEvent, WebhookStore
 
 _RUN_COLUMNS = (
@@ -62,15 +67,20 @@ _RUN_COLUMNS = (
 _ACTIVE = "('pending', 'running')"
 _LEASE = "now() + make_interval(secs => %(lease_s)s)"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
+# A TTL's expiry from now, for an SQL expression of its minutes (NULL: no expiry).
+_EXPIRY = "now() + make_interval(secs => ({minutes})::float8 * 60)"
+# A thread's expiry re-armed by activity, unless a sweeper holds the thread (``{table}``: how
+# the statement names the thread's row).
+_REARM_OF = (
+    "ttl_expires_at = CASE WHEN {table}ttl_claimed_by IS NOT NULL THEN {table}ttl_expires_at "
+    "ELSE " + _EXPIRY.format(minutes="{table}ttl_minutes") + " END"
+)
+_REARM = _REARM_OF.format(table="")
 _Conn = psycopg.AsyncConnection[DictRow]
 
 
 def _jsonb(value: Any) -> str:
     return jsonutil.dumps(value).decode()
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
 
 
 def _run(row: DictRow) -> RunRecord:
@@ -81,8 +91,8 @@ def _run(row: DictRow) -> RunRecord:
         assistant_id=row["assistant_id"],
         graph_id=row["graph_id"],
         status=row["status"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
+        created_at=utc(row["created_at"]),
+        updated_at=utc(row["updated_at"]),
         metadata=row["metadata"],
         multitask_strategy=row["multitask_strategy"],
         kwargs=row["kwargs"],
@@ -90,17 +100,7 @@ def _run(row: DictRow) -> RunRecord:
         result=row["result"],
         error=row["error"],
         attempt=row["attempt"],
-        lease_expires_at=_utc(lease) if lease is not None else None,
-    )
-
-
-def _thread(row: DictRow) -> ThreadRecord:
-    return ThreadRecord(
-        thread_id=row["thread_id"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
-        metadata=row["metadata"],
-        status=row["status"],
+        lease_expires_at=utc(lease) if lease is not None else None,
     )
 
 
@@ -117,7 +117,7 @@ def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
-class PostgresStore(PostgresAssistants, PostgresCrons, Store):
+class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store):
     """The fleet's store (``WORKER_STORE=postgresql://...``). See the module docstring."""
 
     def __init__(
@@ -126,11 +126,14 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         *,
         lease_s: float = 30.0,
         pool_size: int = 10,
+        default_ttl: ThreadTTL | None = None,
         trace: SqlTrace | None = None,
     ) -> None:
-        """``trace``, when given, is called with every SQL statement sent through a cursor
-        (``BEGIN``/``COMMIT`` of explicit transactions are not): for diagnostics and tests."""
+        """``default_ttl``: the TTL of threads created without one. ``trace``, when given, is
+        called with every SQL statement sent through a cursor (``BEGIN``/``COMMIT`` of
+        explicit transactions are not): for diagnostics and tests."""
         self._url = url
+        self._default_ttl = default_ttl
         self._lease_s = lease_s
         self._pool_size = pool_size
         self._trace = trace
@@ -218,19 +221,30 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
     # threads
 
     @shielded
-    async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
+    async def create_thread(
+        self, thread_id: str, metadata: Mapping[str, Any], *, ttl: ThreadTTL | None = None
+    ) -> ThreadRecord:
+        ttl = ttl or self._default_ttl
         try:
             (row,) = await self._fetch(
-                "INSERT INTO gf_threads VALUES (%s, now(), now(), %s::jsonb, 'idle') RETURNING *",
-                (thread_id, _jsonb(dict(metadata))),
+                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status, "
+                "ttl_strategy, ttl_minutes, ttl_expires_at) VALUES (%(thread_id)s, now(), now(), "
+                "%(metadata)s::jsonb, 'idle', %(strategy)s, %(minutes)s, "
+                f"{_EXPIRY.format(minutes='%(minutes)s')}) RETURNING *",
+                {
+                    "thread_id": thread_id,
+                    "metadata": _jsonb(dict(metadata)),
+                    "strategy": ttl.strategy if ttl else None,
+                    "minutes": ttl.minutes if ttl else None,
+                },
             )
         except psycopg.errors.UniqueViolation as exc:
             raise ThreadExistsError(thread_id) from exc
-        return _thread(row)
+        return thread_from_row(row)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         rows = await self._fetch("SELECT * FROM gf_threads WHERE thread_id = %s", (thread_id,))
-        return _thread(rows[0]) if rows else None
+        return thread_from_row(rows[0]) if rows else None
 
     @shielded
     async def update_thread(
@@ -239,11 +253,27 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         *,
         status: ThreadStatus | None = None,
         metadata: Mapping[str, Any] | None = None,
+        ttl: ThreadTTL | None = None,
     ) -> None:
+        # Activity re-arms the expiry (right-hand sides read the row as it was, hence the
+        # new TTL's minutes first), unless a sweeper holds the thread.
+        minutes = "coalesce(%(minutes)s, ttl_minutes)"
         await self._fetch(
-            "UPDATE gf_threads SET status = coalesce(%s, status), "
-            "metadata = metadata || %s::jsonb, updated_at = now() WHERE thread_id = %s",
-            (status, _jsonb(dict(metadata or {})), thread_id),
+            "UPDATE gf_threads SET status = coalesce(%(status)s, status), "
+            "metadata = metadata || %(metadata)s::jsonb, "
+            "updated_at = CASE WHEN %(changed)s THEN now() ELSE updated_at END, "
+            "ttl_strategy = coalesce(%(strategy)s, ttl_strategy), "
+            f"ttl_minutes = {minutes}, ttl_expires_at = CASE WHEN ttl_claimed_by IS NOT NULL "
+            f"THEN ttl_expires_at ELSE {_EXPIRY.format(minutes=minutes)} END "
+            "WHERE thread_id = %(thread_id)s",
+            {
+                "status": status,
+                "metadata": _jsonb(dict(metadata or {})),
+                "strategy": ttl.strategy if ttl else None,
+                "minutes": ttl.minutes if ttl else None,
+                "changed": bool(metadata) or status is not None or ttl is not None,
+                "thread_id": thread_id,
+            },
         )
 
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]:
@@ -256,7 +286,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
             f"ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT %s OFFSET %s",
             [*params, query.limit, query.offset],
         )
-        return [_thread(row) for row in rows]
+        return [thread_from_row(row) for row in rows]
 
     async def count_threads(self, query: ThreadQuery) -> int:
         where, params = _thread_filters(query)
@@ -264,17 +294,34 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         return int(rows[0]["n"])
 
     @shielded
-    async def delete_thread(self, thread_id: str, *, events: Sequence[WebhookEvent] = ()) -> bool:
-        # One statement: the thread, its runs and crons, and LangGraph's checkpoints.
+    async def delete_thread(
+        self,
+        thread_id: str,
+        *,
+        events: Sequence[WebhookEvent] = (),
+        ttl_holder: str | None = None,
+    ) -> bool:
+        # One statement: the thread, its runs and crons, and LangGraph's checkpoints. With
+        # a TTL holder, the rest goes only with the thread: a claim that lapsed (another
+        # sweeper took the thread over) deletes nothing.
         tables = ("gf_runs", "gf_crons", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
         deletes = ", ".join(
-            f"d_{table} AS (DELETE FROM {table} WHERE thread_id = %(thread)s)" for table in tables
+            f"d_{table} AS (DELETE FROM {table} WHERE thread_id = %(thread)s "
+            "AND (%(holder)s::text IS NULL OR EXISTS (SELECT 1 FROM t)))"
+            for table in tables
         )
-        sql = "WITH t AS (DELETE FROM gf_threads WHERE thread_id = %(thread)s RETURNING 1), "
+        sql = (
+            "WITH t AS (DELETE FROM gf_threads WHERE thread_id = %(thread)s "
+            "AND (%(holder)s::text IS NULL OR ttl_claimed_by = %(holder)s) RETURNING 1), "
+        )
         sql += deletes
-        existed, made = await self._change(sql, {"thread": thread_id}, events, gate="t")
+        params = {"thread": thread_id, "holder": ttl_holder}
+        existed, made = await self._change(sql, params, events, gate="t")
         self._webhooks.deliveries_written += made
         return existed
+
+    async def thread_storage(self, thread_id: str) -> ThreadStorage:
+        return await postgres_thread_storage(self.pool, thread_id)
 
     async def _change(
         self,
@@ -355,21 +402,34 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         *,
         thread_metadata: Mapping[str, Any],
         create_thread: bool = False,
+        temporary_thread: bool = False,
         events: Sequence[WebhookEvent] = (),
     ) -> None:
         insert, params = self._run_insert(run)
-        params |= {"thread_id": run.thread_id, "thread_metadata": _jsonb(dict(thread_metadata))}
+        ttl = None if temporary_thread else self._default_ttl
+        params |= {
+            "thread_id": run.thread_id,
+            "thread_metadata": _jsonb(dict(thread_metadata)),
+            "ttl_strategy": ttl.strategy if ttl else None,
+            "ttl_minutes": ttl.minutes if ttl else None,
+        }
+        # A thread created here gets the default TTL, armed from now; an existing one has its
+        # TTL re-armed (activity). In DO UPDATE, gf_threads is the existing row.
         if create_thread:
             thread = (
-                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status) "
-                "VALUES (%(thread_id)s, now(), now(), %(thread_metadata)s::jsonb, 'busy') "
+                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status, "
+                "ttl_strategy, ttl_minutes, ttl_expires_at) VALUES (%(thread_id)s, now(), now(), "
+                "%(thread_metadata)s::jsonb, 'busy', %(ttl_strategy)s, %(ttl_minutes)s, "
+                f"{_EXPIRY.format(minutes='%(ttl_minutes)s')}) "
                 "ON CONFLICT (thread_id) DO UPDATE SET status = 'busy', "
-                "metadata = gf_threads.metadata || excluded.metadata, updated_at = now()"
+                "metadata = gf_threads.metadata || excluded.metadata, updated_at = now(), "
+                f"{_REARM_OF.format(table='gf_threads.')}"
             )
         else:
             thread = (
                 "UPDATE gf_threads SET status = 'busy', updated_at = now(), "
-                "metadata = metadata || %(thread_metadata)s::jsonb WHERE thread_id = %(thread_id)s"
+                f"metadata = metadata || %(thread_metadata)s::jsonb, {_REARM} "
+                "WHERE thread_id = %(thread_id)s"
             )
         # One statement: the thread and the run (and the events, gated on the run's row).
         sql = f"WITH t AS ({thread}), r AS ({insert} RETURNING 1)"
@@ -387,20 +447,24 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
         thread_status: ThreadStatus | None = None,
+        if_active: bool = False,
     ) -> bool:
         worker, attempt = holder if holder is not None else (None, None)
         # An ended run holds no lease: nothing is left to claim. The thread's status and the
         # webhook events change with the run's record, in the same statement: the outbox
-        # has them iff the change happened.
+        # has them iff the change happened. The thread's status is activity: it re-arms the
+        # thread's TTL (unless a sweeper holds it).
         sql = (
             "WITH r AS (UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
             "result = coalesce(%(result)s::jsonb, result), "
             "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
             f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END "
             "WHERE run_id = %(run_id)s AND (%(worker)s::text IS NULL "
-            "OR (worker_id = %(worker)s AND attempt = %(attempt)s)) RETURNING thread_id), "
-            "t AS (UPDATE gf_threads SET status = %(thread_status)s, updated_at = now() "
-            "WHERE %(thread_status)s::text IS NOT NULL AND thread_id IN (SELECT thread_id FROM r))"
+            "OR (worker_id = %(worker)s AND attempt = %(attempt)s)) "
+            f"AND (NOT %(if_active)s::boolean OR status IN {_ACTIVE}) RETURNING thread_id), "
+            "t AS (UPDATE gf_threads SET status = %(thread_status)s, updated_at = now(), "
+            f"{_REARM} WHERE %(thread_status)s::text IS NOT NULL "
+            "AND thread_id IN (SELECT thread_id FROM r))"
         )
         params = {
             "status": status,
@@ -412,6 +476,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, Store):
             "worker": worker,
             "attempt": attempt,
             "thread_status": thread_status,
+            "if_active": if_active,
         }
         written, made = await self._change(sql, params, events, gate="r")
         self._webhooks.deliveries_written += made

@@ -61,6 +61,7 @@ from worker.store.sqlite_conn import (
 )
 from worker.store.sqlite_crons import SqliteCrons
 from worker.store.sqlite_rows import (
+    THREAD_COLUMNS,
     file_lock,
     json_path_key,
     run_from_row,
@@ -80,7 +81,11 @@ from worker.store.sqlite_runs import (
 )
 from worker.store.sqlite_saver import PooledSqliteSaver
 from worker.store.sqlite_serial import Serial, serial
+from worker.store.sqlite_storage import sqlite_thread_storage
+from worker.store.sqlite_thread_ttl import SqliteThreadTTL
 from worker.store.sqlite_webhooks import SqliteWebhookStore
+from worker.store.storage import ThreadStorage
+from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import WebhookEvent, WebhookStore
 
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
@@ -107,7 +112,7 @@ def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
-class SqliteStore(SqliteAssistants, SqliteCrons, Store):
+class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
     """The default store: a SQLite file (``WORKER_STORE=sqlite:///path``).
 
     Claims are single ``UPDATE ... RETURNING`` statements: SQLite takes the file's write lock
@@ -122,11 +127,14 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         lease_s: float = 30.0,
         synchronous: Synchronous = "normal",
         clock: Callable[[], datetime] = utcnow,
+        default_ttl: ThreadTTL | None = None,
         trace: Trace | None = None,
     ) -> None:
-        """``trace``, when given, is called with every SQL statement any connection of the
-        store runs (on that connection's thread): for diagnostics and tests."""
+        """``default_ttl``: the TTL of threads created without one. ``trace``, when given,
+        is called with every SQL statement any connection of the store runs (on that
+        connection's thread): for diagnostics and tests."""
         self._path = sqlite_path(url)
+        self._default_ttl = default_ttl
         self._synchronous = synchronous
         self._lease_s = lease_s
         self._clock = clock
@@ -279,20 +287,35 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
 
     @shielded
     @serial
-    async def create_thread(self, thread_id: str, metadata: Mapping[str, Any]) -> ThreadRecord:
+    async def create_thread(
+        self, thread_id: str, metadata: Mapping[str, Any], *, ttl: ThreadTTL | None = None
+    ) -> ThreadRecord:
         now = self._clock()
+        ttl = ttl or self._default_ttl
+        expires = ttl.expiry(now) if ttl is not None else None
         try:
             await self._conn.execute(
-                "INSERT INTO gf_threads VALUES (?, ?, ?, ?, 'idle')",
-                (thread_id, now.isoformat(), now.isoformat(), to_json(dict(metadata))),
+                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status, "
+                "ttl_strategy, ttl_minutes, ttl_expires_at) VALUES (?, ?, ?, ?, 'idle', ?, ?, ?)",
+                (
+                    thread_id,
+                    now.isoformat(),
+                    now.isoformat(),
+                    to_json(dict(metadata)),
+                    ttl.strategy if ttl else None,
+                    ttl.minutes if ttl else None,
+                    expires.timestamp() if expires else None,
+                ),
             )
             await self._conn.commit()
         except aiosqlite.IntegrityError as exc:
             raise ThreadExistsError(thread_id) from exc
-        return ThreadRecord(thread_id, now, now, dict(metadata), "idle")
+        return ThreadRecord(thread_id, now, now, dict(metadata), "idle", ttl, expires)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
-        rows = await self._select("SELECT * FROM gf_threads WHERE thread_id = ?", (thread_id,))
+        rows = await self._select(
+            f"SELECT {THREAD_COLUMNS} FROM gf_threads WHERE thread_id = ?", (thread_id,)
+        )
         return thread_from_row(rows[0]) if rows else None
 
     @shielded
@@ -303,20 +326,36 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         *,
         status: ThreadStatus | None = None,
         metadata: Mapping[str, Any] | None = None,
+        ttl: ThreadTTL | None = None,
     ) -> None:
-        now = self._clock().isoformat()
+        now = self._clock()
+        sets: list[str] = []
+        params: list[Any] = []
         if metadata:
-            # json_patch merges the new keys into the stored object in one statement.
-            await self._conn.execute(
-                "UPDATE gf_threads SET metadata = json_patch(metadata, ?), updated_at = ? "
-                "WHERE thread_id = ?",
-                (to_json(dict(metadata)), now, thread_id),
-            )
+            # json_patch merges the new keys into the stored object.
+            sets.append("metadata = json_patch(metadata, ?)")
+            params.append(to_json(dict(metadata)))
         if status is not None:
-            await self._conn.execute(
-                "UPDATE gf_threads SET status = ?, updated_at = ? WHERE thread_id = ?",
-                (status, now, thread_id),
-            )
+            sets.append("status = ?")
+            params.append(status)
+        if ttl is not None:
+            sets += ["ttl_strategy = ?", "ttl_minutes = ?"]
+            params += [ttl.strategy, ttl.minutes]
+        if sets:
+            sets.append("updated_at = ?")
+            params.append(now.isoformat())
+        # Activity re-arms the expiry (right-hand sides read the row as it was, hence the
+        # new TTL's minutes passed in), unless a sweeper holds the thread.
+        sets.append(
+            "ttl_expires_at = CASE WHEN ttl_claimed_by IS NOT NULL THEN ttl_expires_at "
+            "WHEN coalesce(?, ttl_minutes) IS NULL THEN NULL "
+            "ELSE ? + coalesce(?, ttl_minutes) * 60 END"
+        )
+        minutes = ttl.minutes if ttl is not None else None
+        params += [minutes, now.timestamp(), minutes]
+        await self._conn.execute(
+            f"UPDATE gf_threads SET {', '.join(sets)} WHERE thread_id = ?", (*params, thread_id)
+        )
         await self._conn.commit()
 
     @serial
@@ -325,7 +364,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         if query.sort_by not in _SORT_COLUMNS:
             raise ValueError(f"cannot sort threads by {query.sort_by!r}")
         order = "ASC" if query.sort_order == "asc" else "DESC"
-        sql = f"SELECT * FROM gf_threads WHERE {where}"
+        sql = f"SELECT {THREAD_COLUMNS} FROM gf_threads WHERE {where}"
         sql += f" ORDER BY {query.sort_by} {order}, thread_id {order} LIMIT ? OFFSET ?"
         async with self._conn.execute(sql, [*params, query.limit, query.offset]) as cur:
             return [thread_from_row(row) for row in await cur.fetchall()]
@@ -338,10 +377,22 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def delete_thread(self, thread_id: str, *, events: Sequence[WebhookEvent] = ()) -> bool:
-        existed, made = await self._write.write(DeleteThread(thread_id, events, self._clock()))
+    async def delete_thread(
+        self,
+        thread_id: str,
+        *,
+        events: Sequence[WebhookEvent] = (),
+        ttl_holder: str | None = None,
+    ) -> bool:
+        delete = DeleteThread(thread_id, events, ttl_holder, self._clock())
+        existed, made = await self._write.write(delete)
         self._webhooks.deliveries_written += made
         return existed
+
+    async def thread_storage(self, thread_id: str) -> ThreadStorage:
+        if self._saver is None:
+            raise RuntimeError("store is not open")
+        return await self._saver.read(functools.partial(sqlite_thread_storage, thread_id))
 
     # runs
 
@@ -355,10 +406,17 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         *,
         thread_metadata: Mapping[str, Any],
         create_thread: bool = False,
+        temporary_thread: bool = False,
         events: Sequence[WebhookEvent] = (),
     ) -> None:
         begin = BeginRun(
-            run, self._lease_until(), thread_metadata, create_thread, events, self._clock()
+            run,
+            self._lease_until(),
+            thread_metadata,
+            create_thread,
+            None if temporary_thread else self._default_ttl,
+            events,
+            self._clock(),
         )
         self._webhooks.deliveries_written += await self._write.write(begin)
 
@@ -372,6 +430,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
         thread_status: ThreadStatus | None = None,
+        if_active: bool = False,
     ) -> bool:
         change = SetRunStatus(
             run_id,
@@ -381,6 +440,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, Store):
             events,
             holder,
             thread_status,
+            if_active,
             self._lease_until(),
             self._clock(),
         )

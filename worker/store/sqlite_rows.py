@@ -11,6 +11,12 @@ from typing import Any
 
 from worker import jsonutil
 from worker.store.base import RunRecord, ThreadRecord
+from worker.store.thread_ttl import ThreadTTL
+
+# What ``thread_from_row`` reads, in order.
+THREAD_COLUMNS = (
+    "thread_id, created_at, updated_at, metadata, status, ttl_strategy, ttl_minutes, ttl_expires_at"
+)
 
 
 @contextlib.asynccontextmanager
@@ -67,12 +73,15 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
 
 
 def thread_from_row(row: Sequence[Any]) -> ThreadRecord:
+    """A thread from a row of ``THREAD_COLUMNS`` (TTL times are Unix seconds)."""
     return ThreadRecord(
         thread_id=row[0],
         created_at=ts(row[1]),
         updated_at=ts(row[2]),
         metadata=jsonutil.loads(row[3]),
         status=row[4],
+        ttl=ThreadTTL(row[5], row[6]) if row[5] is not None and row[6] is not None else None,
+        ttl_expires_at=datetime.fromtimestamp(row[7], UTC) if row[7] is not None else None,
     )
 
 

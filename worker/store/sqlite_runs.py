@@ -8,6 +8,10 @@ transaction and commits it, possibly together with other writes that queued up m
 An operation only executes statements: it never begins or commits, and it raises to undo
 its own. Webhook events go to the outbox inside the same operation as the change they
 report (``insert_events``).
+
+A thread's TTL (``worker.store.thread_ttl``) is armed when a run creates the thread and
+re-armed by each step that writes the thread's status -- a run's beginning, its start, its
+end -- inside that same statement, as ``update_thread`` re-arms it for any other activity.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from worker.store.base import ACTIVE_RUN_STATES, Claim, RunRecord, RunState, ThreadStatus
 from worker.store.sqlite_rows import run_from_row, to_json
 from worker.store.sqlite_webhooks import insert_events
+from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import WebhookEvent
 
 RUN_COLUMNS = (
@@ -28,6 +33,12 @@ RUN_COLUMNS = (
     "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
 )
 ACTIVE = "('pending', 'running')"
+# A thread's expiry re-armed by activity at a Unix time (the one parameter), unless a sweeper
+# holds the thread; NULL while it has no TTL.
+REARM = (
+    "ttl_expires_at = CASE WHEN ttl_claimed_by IS NOT NULL THEN ttl_expires_at "
+    "WHEN ttl_minutes IS NULL THEN NULL ELSE ? + ttl_minutes * 60 END"
+)
 
 
 def run_values(run: RunRecord, lease_until: float) -> tuple[Any, ...]:
@@ -62,32 +73,47 @@ def insert_run(conn: sqlite3.Connection, run: RunRecord, lease_until: float) -> 
 
 @dataclass(frozen=True, slots=True)
 class BeginRun:
-    """A new run on record and its thread busy: ``Store.begin_run``."""
+    """A new run on record and its thread busy: ``Store.begin_run``. A thread created here
+    gets ``ttl`` (armed from now); an existing one has its TTL re-armed."""
 
     run: RunRecord
     lease_until: float
     thread_metadata: Mapping[str, Any]
     create_thread: bool
+    ttl: ThreadTTL | None
     events: Sequence[WebhookEvent]
     now: datetime
 
     def __call__(self, conn: sqlite3.Connection) -> int:
         """Returns how many webhook deliveries the events made."""
         now, metadata = self.now.isoformat(), to_json(dict(self.thread_metadata))
+        at = self.now.timestamp()
         if self.create_thread:
-            # json_patch merges the run's keys into an existing thread's metadata.
+            ttl = self.ttl
+            # json_patch merges the run's keys into an existing thread's metadata; in DO
+            # UPDATE, bare columns are the existing row's.
             conn.execute(
-                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status) "
-                "VALUES (?, ?, ?, ?, 'busy') ON CONFLICT (thread_id) DO UPDATE SET "
-                "status = 'busy', metadata = json_patch(metadata, excluded.metadata), "
-                "updated_at = excluded.updated_at",
-                (self.run.thread_id, now, now, metadata),
+                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status, "
+                "ttl_strategy, ttl_minutes, ttl_expires_at) VALUES (?, ?, ?, ?, 'busy', ?, ?, ?) "
+                "ON CONFLICT (thread_id) DO UPDATE SET status = 'busy', "
+                "metadata = json_patch(metadata, excluded.metadata), "
+                f"updated_at = excluded.updated_at, {REARM}",
+                (
+                    self.run.thread_id,
+                    now,
+                    now,
+                    metadata,
+                    ttl.strategy if ttl else None,
+                    ttl.minutes if ttl else None,
+                    ttl.expiry(self.now).timestamp() if ttl else None,
+                    at,
+                ),
             )
         else:
             conn.execute(
                 "UPDATE gf_threads SET status = 'busy', metadata = json_patch(metadata, ?), "
-                "updated_at = ? WHERE thread_id = ?",
-                (metadata, now, self.run.thread_id),
+                f"updated_at = ?, {REARM} WHERE thread_id = ?",
+                (metadata, now, at, self.run.thread_id),
             )
         insert_run(conn, self.run, self.lease_until)
         return insert_events(conn, self.events, self.now.timestamp())
@@ -95,7 +121,8 @@ class BeginRun:
 
 @dataclass(frozen=True, slots=True)
 class SetRunStatus:
-    """A run's status change, fenced by ``holder``: ``Store.set_run_status``."""
+    """A run's status change, fenced by ``holder`` and, with ``if_active``, written only over
+    a pending or running status: ``Store.set_run_status``."""
 
     run_id: str
     status: RunState
@@ -104,6 +131,7 @@ class SetRunStatus:
     events: Sequence[WebhookEvent]
     holder: tuple[str, int] | None
     thread_status: ThreadStatus | None
+    if_active: bool
     lease_until: float
     now: datetime
 
@@ -116,7 +144,8 @@ class SetRunStatus:
             "UPDATE gf_runs SET status = ?, updated_at = ?, result = coalesce(?, result), "
             "error = coalesce(?, error), lease_expires_at = CASE WHEN ? THEN "
             "coalesce(lease_expires_at, ?) END WHERE run_id = ? "
-            "AND (? IS NULL OR (worker_id = ? AND attempt = ?)) RETURNING thread_id",
+            "AND (? IS NULL OR (worker_id = ? AND attempt = ?)) "
+            f"AND (NOT ? OR status IN {ACTIVE}) RETURNING thread_id",
             (
                 self.status,
                 now,
@@ -128,6 +157,7 @@ class SetRunStatus:
                 worker,
                 worker,
                 attempt,
+                self.if_active,
             ),
         )
         row = cur.fetchone()
@@ -135,8 +165,8 @@ class SetRunStatus:
             return False, 0
         if self.thread_status is not None:
             conn.execute(
-                "UPDATE gf_threads SET status = ?, updated_at = ? WHERE thread_id = ?",
-                (self.thread_status, now, row[0]),
+                f"UPDATE gf_threads SET status = ?, updated_at = ?, {REARM} WHERE thread_id = ?",
+                (self.thread_status, now, self.now.timestamp(), row[0]),
             )
         # Same transaction as the status: the outbox has the events iff the change happened.
         return True, insert_events(conn, self.events, self.now.timestamp())
@@ -144,16 +174,26 @@ class SetRunStatus:
 
 @dataclass(frozen=True, slots=True)
 class DeleteThread:
-    """A thread with its runs, crons and checkpoints: ``Store.delete_thread``."""
+    """A thread with its runs, crons and checkpoints: ``Store.delete_thread``; with
+    ``ttl_holder``, only while that worker holds the thread's TTL claim."""
 
     thread_id: str
     events: Sequence[WebhookEvent]
+    ttl_holder: str | None
     now: datetime
 
     def __call__(self, conn: sqlite3.Connection) -> tuple[bool, int]:
         """Whether the thread existed, and how many webhook deliveries the events made."""
-        cur = conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (self.thread_id,))
+        if self.ttl_holder is None:
+            cur = conn.execute("DELETE FROM gf_threads WHERE thread_id = ?", (self.thread_id,))
+        else:
+            cur = conn.execute(
+                "DELETE FROM gf_threads WHERE thread_id = ? AND ttl_claimed_by = ?",
+                (self.thread_id, self.ttl_holder),
+            )
         existed = cur.rowcount > 0
+        if self.ttl_holder is not None and not existed:
+            return False, 0  # the claim lapsed and another sweeper took the thread over
         for table in ("gf_runs", "gf_crons", "checkpoints", "writes"):
             conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (self.thread_id,))
         if not existed:

@@ -18,8 +18,8 @@ import functools
 import json
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -36,6 +36,8 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite.utils import load_pending_writes, search_where
 
 from worker.store.sqlite_conn import ReaderPool, Writer
+
+T = TypeVar("T")
 
 # LangGraph's SQLite saver's tables, for a file that has none yet.
 _TABLES = (
@@ -189,6 +191,11 @@ class PooledSqliteSaver(BaseCheckpointSaver[str]):
             self._tuple(row, conn.execute(_WRITES, (row[0], row[1], row[2])).fetchall())
             for row in rows
         ]
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` on one of the saver's read-only connections, in one hop: for
+        reads of its tables beyond LangGraph's interface (a thread's storage report)."""
+        return await self._readers.run(fn)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self._readers.run(functools.partial(self._read_one, config))

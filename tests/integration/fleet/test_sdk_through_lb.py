@@ -12,51 +12,23 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from lb.app import LoadBalancer
-from lb.settings import LBSettings
-from tests.integration.worker.conftest import Worker, WorkerFactory
+from tests.integration.fleet.conftest import Fleet, balanced
+from tests.integration.worker.conftest import WorkerFactory
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def fleet(
-    make_worker: WorkerFactory, tmp_path: Path
-) -> AsyncIterator[tuple[LoadBalancer, list[Worker]]]:
+async def fleet(make_worker: WorkerFactory, tmp_path: Path) -> AsyncIterator[Fleet]:
     workers = [await make_worker(), await make_worker()]
-    balancer = LoadBalancer(
-        LBSettings(
-            port=0,
-            admin_port=0,
-            instances=",".join(w.url for w in workers),
-            strategy="round_robin",  # successive new threads land on different workers
-            data_dir=tmp_path / "lb",
-            health_interval_s=0.1,
-            access_log=False,
-        )
-    )
-    await balancer.start()
-    assert balancer.components is not None
-    registry = balancer.components.registry
-    await eventually(lambda: len(registry.snapshot.routable) == 2)
-    yield balancer, workers
-    await balancer.stop()
+    async with balanced(workers, tmp_path / "lb") as balancer:
+        yield balancer, workers
 
 
-@pytest.fixture
-async def sdk(fleet: tuple[LoadBalancer, list[Worker]]) -> AsyncIterator[LangGraphClient]:
-    client = get_client(url=f"http://127.0.0.1:{fleet[0].proxy_port}", api_key=None)
-    yield client
-    await client.aclose()
-
-
-async def test_threads_stick_to_their_worker(
-    fleet: tuple[LoadBalancer, list[Worker]], sdk: LangGraphClient
-) -> None:
+async def test_threads_stick_to_their_worker(fleet: Fleet, sdk: LangGraphClient) -> None:
     results = []
     for i in range(4):
         thread = await sdk.threads.create()
@@ -115,7 +87,7 @@ async def test_cancel_through_the_lb(sdk: LangGraphClient) -> None:
 
 
 async def test_simple_api_execution_is_found_again_through_the_lb(
-    fleet: tuple[LoadBalancer, list[Worker]],
+    fleet: Fleet,
 ) -> None:
     base = f"http://127.0.0.1:{fleet[0].proxy_port}"
     async with aiohttp.ClientSession() as client:
@@ -138,7 +110,7 @@ async def test_simple_api_execution_is_found_again_through_the_lb(
 
 
 async def test_websocket_commands_through_the_lb(
-    fleet: tuple[LoadBalancer, list[Worker]],
+    fleet: Fleet,
 ) -> None:
     base = f"http://127.0.0.1:{fleet[0].proxy_port}"
     async with (

@@ -9,14 +9,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from lb.app import LoadBalancer
-from lb.settings import LBSettings
 from tests.cron_support import once_at, soon
 from tests.integration.durable.conftest import pg_url
-from tests.integration.worker.conftest import Worker, WorkerFactory
+from tests.integration.fleet.conftest import Fleet, balanced
+from tests.integration.worker.conftest import WorkerFactory
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -33,38 +31,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def fleet(
-    make_worker: WorkerFactory, tmp_path: Path, store_url: str
-) -> AsyncIterator[tuple[LoadBalancer, list[Worker]]]:
+async def fleet(make_worker: WorkerFactory, tmp_path: Path, store_url: str) -> AsyncIterator[Fleet]:
     common = {"store": store_url, "graphs": MEMORY_GRAPHS, "cron_interval_s": 0.05}
     workers = [
         await make_worker(instance_id="a", **common),
         await make_worker(instance_id="b", **common),
     ]
-    balancer = LoadBalancer(
-        LBSettings(
-            port=0,
-            admin_port=0,
-            instances=",".join(w.url for w in workers),
-            strategy="round_robin",  # successive calls alternate between the workers
-            data_dir=tmp_path / "lb",
-            health_interval_s=0.1,
-            access_log=False,
-        )
-    )
-    await balancer.start()
-    assert balancer.components is not None
-    registry = balancer.components.registry
-    await eventually(lambda: len(registry.snapshot.routable) == 2)
-    yield balancer, workers
-    await balancer.stop()
-
-
-@pytest.fixture
-async def sdk(fleet: tuple[LoadBalancer, list[Worker]]) -> AsyncIterator[LangGraphClient]:
-    client = get_client(url=f"http://127.0.0.1:{fleet[0].proxy_port}", api_key=None)
-    yield client
-    await client.aclose()
+    async with balanced(workers, tmp_path / "lb") as balancer:
+        yield balancer, workers
 
 
 async def test_every_worker_sees_every_item(sdk: LangGraphClient) -> None:

@@ -67,13 +67,13 @@ async def test_two_lbs_see_each_others_registrations_drains_and_removals(
             headers=AUTH,
         ) as response:
             assert response.status == 201
-        # Within a second each LB knows both, and checks their health itself.
+        # Each LB comes to know both (through Redis), and checks their health itself.
         for port in (one, two):
 
             async def both_healthy(port: int = port) -> bool:
                 return await _ids(client, port) == {"w0": "healthy", "w1": "healthy"}
 
-            await eventually(both_healthy, timeout_s=1.0)
+            await eventually(both_healthy, timeout_s=10)
         async with client.post(
             f"http://127.0.0.1:{one}/admin/instances/w1/drain", headers=AUTH
         ) as response:
@@ -82,7 +82,7 @@ async def test_two_lbs_see_each_others_registrations_drains_and_removals(
         async def drained_on_two() -> bool:
             return (await _ids(client, two)).get("w1") == "draining"
 
-        await eventually(drained_on_two, timeout_s=1.0)
+        await eventually(drained_on_two, timeout_s=10)
         async with client.delete(
             f"http://127.0.0.1:{two}/admin/instances/w0", headers=AUTH
         ) as response:
@@ -91,7 +91,7 @@ async def test_two_lbs_see_each_others_registrations_drains_and_removals(
         async def removed_on_one() -> bool:
             return "w0" not in await _ids(client, one)
 
-        await eventually(removed_on_one, timeout_s=1.5)
+        await eventually(removed_on_one, timeout_s=10)
 
 
 @pytest.fixture

@@ -61,6 +61,8 @@ async def test_interrupt_then_resume(client: LangGraphClient) -> None:
     [interrupt] = first["__interrupt__"]
     assert interrupt["value"]["proposal"] == "Proposal about tea"
     assert (await client.threads.get(thread["thread_id"]))["status"] == "interrupted"
+    [task] = (await client.threads.get_state(thread["thread_id"]))["tasks"]
+    assert (task["name"], task["path"]) == ("review", ["__pregel_pull", "review"])
     final = await client.runs.wait(
         thread["thread_id"], "approval", command={"resume": {"approved": True, "comment": "ok"}}
     )
@@ -75,6 +77,14 @@ async def test_cancel_a_running_run(client: LangGraphClient) -> None:
     await eventually(
         lambda: _status(client, thread["thread_id"], run["run_id"], "running"), timeout_s=5
     )
+
+    async def first_step_under_way() -> bool:
+        # The input's checkpoint is written (its next step pending): without it, a cancel
+        # leaves the thread with nothing to resume, and it reads idle, as on the official
+        # server.
+        return bool((await client.threads.get_state(thread["thread_id"]))["next"])
+
+    await eventually(first_step_under_way, timeout_s=5)
     await client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
     cancelled = await client.runs.get(thread["thread_id"], run["run_id"])
     assert cancelled["status"] == "interrupted"

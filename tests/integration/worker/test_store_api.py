@@ -6,6 +6,7 @@ reads through an injected ``store``, and a ``store.index`` with a local embeddin
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,21 @@ async def test_items_round_trip_through_the_sdk(client: LangGraphClient) -> None
     assert listed["namespaces"] == [["users", "u1"], ["users", "u2"]]
     await client.store.delete_item(["users", "u1"], "prefs")
     assert await client.store.get_item(["users", "u1"], "prefs") is None
+
+
+async def test_item_timestamps_carry_their_utc_offset(client: LangGraphClient) -> None:
+    # Without an offset, JavaScript's Date would read them as local time.
+    before = datetime.now(UTC).replace(microsecond=0)
+    await client.store.put_item(["clock"], "k", {"text": "now"})
+    item = await client.store.get_item(["clock"], "k")
+    found = await client.store.search_items(["clock"], query="now")
+    assert item is not None
+    stamps = [item["created_at"], item["updated_at"]]
+    stamps += [i[key] for i in found["items"] for key in ("created_at", "updated_at")]
+    for stamp in stamps:
+        at = datetime.fromisoformat(stamp)
+        assert at.utcoffset() == timedelta(0), stamp
+        assert before <= at <= datetime.now(UTC), stamp
 
 
 async def test_semantic_search_with_the_configured_index(client: LangGraphClient) -> None:

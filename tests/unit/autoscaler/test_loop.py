@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from lb.autoscaler.backends.base import BackendError
-from lb.autoscaler.loop import Autoscaler
+from lb.autoscaler.loop import RECENT_DECISIONS, Autoscaler
 from lb.autoscaler.policy import Decision, PolicyConfig
 from lb.fleet.control import Membership
 from lb.fleet.registry import Health, Instance, Registry
@@ -197,3 +197,26 @@ async def test_reconfigure_pauses_and_moves_bounds() -> None:
 
 def replace_max(config: PolicyConfig, maximum: int) -> PolicyConfig:
     return replace(config, max_instances=maximum)
+
+
+async def test_recent_decisions_keep_what_was_new_in_order() -> None:
+    h = make(NO_WINDOWS)
+    h.autoscaler.reconfigure(min_instances=2)
+    await h.tick()  # scale up to the minimum
+    for _ in range(3):
+        await h.tick()  # steady: one entry, not three
+    recent = h.autoscaler.describe()["recent_decisions"]
+    assert [d["action"] for d in recent] == ["scale_up", "hold"]
+    assert [d["seq"] for d in recent] == [1, 2]
+    assert recent[0]["desired"] == 2
+    assert recent[0]["at"] > 0  # wall-clock seconds, for the status page
+
+
+async def test_recent_decisions_are_bounded() -> None:
+    h = make(NO_WINDOWS)
+    for n in range(RECENT_DECISIONS + 5):
+        h.autoscaler.reconfigure(paused=n % 2 == 0)  # alternate: always something new
+        await h.tick()
+    recent = h.autoscaler.describe()["recent_decisions"]
+    assert len(recent) == RECENT_DECISIONS
+    assert recent[-1]["seq"] == RECENT_DECISIONS + 5

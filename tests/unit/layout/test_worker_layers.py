@@ -1,6 +1,6 @@
 """The worker's layers point down: ``worker.api`` (HTTP) → ``worker.runs`` (the run service)
 → ``worker.store`` (persistence). Services beside the runs (webhooks, registration with the
-LB) do not import the HTTP layer either."""
+LB, crons, the thread TTL sweep) do not import the HTTP layer either."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ RULES = {
     "worker.webhooks": BELOW_HTTP,
     "worker.membership": BELOW_HTTP,
     "worker.crons": (*BELOW_HTTP, "worker.webhooks", "worker.membership"),
+    "worker.ttl": (*BELOW_HTTP, "worker.webhooks", "worker.membership"),
 }
 
 

@@ -1,4 +1,4 @@
-"""The sampler with an injected clock: chart points, per-instance windows, decisions."""
+"""The sampler with an injected clock: chart points, per-instance windows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lb.metrics import LBMetrics
-from lb.status.sampler import MAX_DECISIONS, Sampler
+from lb.status.sampler import Sampler
 
 
 @dataclass(frozen=True)
@@ -111,27 +111,15 @@ async def test_an_instance_window_covers_the_last_window_s(clocks: Clocks) -> No
     assert sampler.window("unknown").requests_per_s == 0.0
 
 
-async def test_decisions_are_kept_when_they_say_something_new(clocks: Clocks) -> None:
-    metrics = LBMetrics()
+async def test_the_chart_follows_the_autoscalers_desired_count(clocks: Clocks) -> None:
     autoscaler = FakeAutoscaler()
-    sampler = _sampler(metrics, clocks, [Member("a")], autoscaler)
+    sampler = _sampler(LBMetrics(), clocks, [Member("a")], autoscaler)
     await sampler.sample()
-    assert list(sampler.decisions) == []
-    hold = {"action": "hold", "current": 2, "desired": 2, "utilization": 0.5, "reason": "ok"}
-    autoscaler.last = hold
-    for _ in range(3):
-        clocks.tick(10.0)
-        await sampler.sample()
-    autoscaler.last = {**hold, "action": "scale_up", "desired": 3, "reason": "above 80 %"}
+    autoscaler.last = {"action": "scale_up", "current": 2, "desired": 3, "reason": "busy"}
     clocks.tick(10.0)
     point = await sampler.sample()
     assert point is not None
     assert point.desired == 3
-    assert [d.action for d in sampler.decisions] == ["hold", "scale_up"]
-    for i in range(MAX_DECISIONS + 5):
-        autoscaler.last = {**hold, "reason": f"r{i}"}
-        await sampler.sample()
-    assert len(sampler.decisions) == MAX_DECISIONS
 
 
 async def test_workers_are_read_only_while_someone_watches(clocks: Clocks) -> None:

@@ -11,8 +11,14 @@ from worker.api.schemas import (
     ThreadSearchBody,
     parse,
 )
-from worker.api.thread_schemas import HistoryBody, RunsCancelBody, ThreadPruneBody
+from worker.api.thread_schemas import (
+    HistoryBody,
+    RunsCancelBody,
+    ThreadPatchBody,
+    ThreadPruneBody,
+)
 from worker.errors import Unprocessable
+from worker.store.thread_ttl import ThreadTTL
 
 
 def test_stream_mode_accepts_one_or_many() -> None:
@@ -50,7 +56,11 @@ def test_stream_mode_accepts_one_or_many() -> None:
         (RunCreateBody, {}, "invalid_request", "assistant_id"),
         (ThreadSearchBody, {"extract": {"a": "values.a"}}, "unsupported_field", "extract"),
         (ThreadSearchBody, {"select": ["nope"]}, "invalid_request", "select"),
-        (ThreadCreateBody, {"ttl": {"ttl": 5}}, "unsupported_field", "ttl"),
+        (ThreadCreateBody, {"ttl": {"ttl": 5, "bogus": 1}}, "unsupported_field", "ttl.bogus"),
+        (ThreadCreateBody, {"ttl": {"strategy": "archive"}}, "invalid_request", "ttl.strategy"),
+        (ThreadCreateBody, {"ttl": {"ttl": "5"}}, "invalid_request", "ttl.ttl"),
+        (ThreadCreateBody, {"ttl": None}, "invalid_request", "ttl"),
+        (ThreadPatchBody, {"ttl": 5}, "invalid_request", "ttl"),
         (RunsCancelBody, {"status": "all", "thread_id": "t"}, "invalid_request", "either"),
         (RunsCancelBody, {"thread_id": "t"}, "invalid_request", "either"),
         (ThreadPruneBody, {"thread_ids": [], "strategy": "x"}, "invalid_request", "strategy"),
@@ -68,6 +78,23 @@ def test_refusals_name_the_field(model: Any, data: Any, code: str, needle: str) 
         parse(model, data)
     assert error.value.code == code
     assert needle in error.value.message
+
+
+@pytest.mark.parametrize(
+    ("ttl", "expected"),
+    [
+        ({"ttl": 5}, ThreadTTL("delete", 5.0)),
+        ({"ttl": 0.5, "strategy": "keep_latest"}, ThreadTTL("keep_latest", 0.5)),
+        ({"default_ttl": 2}, ThreadTTL("delete", 2.0)),
+        ({"strategy": "keep_latest"}, None),
+        ({}, None),
+    ],
+)
+def test_a_thread_ttl_is_read_as_the_sdk_sends_it(ttl: Any, expected: ThreadTTL | None) -> None:
+    for model in (ThreadCreateBody, ThreadPatchBody):
+        body = parse(model, {"ttl": ttl})
+        assert body.ttl is not None
+        assert body.ttl.thread_ttl() == expected
 
 
 def test_langsmith_fields_are_accepted() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.api.schemas import parse
+from worker.api.schemas import ThreadCreateBody, parse
 from worker.api.thread_context import contains
 from worker.api.thread_schemas import (
     HistoryBody,
@@ -20,6 +20,7 @@ from worker.api.thread_schemas import (
 )
 from worker.errors import Unprocessable
 from worker.runs.thread_follow import Cursor
+from worker.store.thread_ttl import MAX_TTL_MINUTES
 
 hypothesis = pytest.importorskip("hypothesis")
 st = pytest.importorskip("hypothesis.strategies")
@@ -44,12 +45,15 @@ KEYS = st.sampled_from(
         "strategy",
         "values",
         "ttl",
+        "strategy",
+        "default_ttl",
         "subgraphs",
         "x",
     ]
 )
 BODIES = st.dictionaries(KEYS, JSON, max_size=5) | JSON
 MODELS = [
+    ThreadCreateBody,
     HistoryBody,
     RunsCancelBody,
     StateAtCheckpointBody,
@@ -71,6 +75,29 @@ def test_a_body_parses_or_is_refused_with_422(model: Any, body: Any) -> None:
     if not isinstance(outcome, model):
         assert outcome.status == 422
         assert outcome.message
+
+
+TTLS = st.dictionaries(
+    st.sampled_from(["ttl", "default_ttl", "strategy", "x"]),
+    JSON | st.floats() | st.sampled_from(["delete", "keep_latest"]),
+    max_size=3,
+)
+
+
+@pytest.mark.parametrize("model", [ThreadCreateBody, ThreadPatchBody])
+@hypothesis.settings(max_examples=150, deadline=None)
+@hypothesis.given(ttl=TTLS)
+def test_a_ttl_parses_to_one_the_store_can_keep_or_is_refused(model: Any, ttl: Any) -> None:
+    outcome: Any
+    try:
+        outcome = parse(model, {"ttl": ttl})
+    except Unprocessable as refused:
+        outcome = refused
+    if isinstance(outcome, Unprocessable):
+        assert outcome.status == 422
+        return
+    kept = outcome.ttl.thread_ttl()
+    assert kept is None or -float("inf") < kept.minutes <= MAX_TTL_MINUTES
 
 
 @hypothesis.settings(max_examples=100, deadline=None)
