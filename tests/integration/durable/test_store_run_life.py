@@ -1,27 +1,43 @@
-"""Both stores: each step of a run's life is one write, with its thread and its events."""
+"""Both stores: each step of a run's life is one write, with its thread and its events; a
+thread's TTL is armed and restarted inside those writes."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
 from worker.store import Store, create_store
-from worker.store.base import RunRecord, RunState
+from worker.store.base import RunRecord, RunState, ThreadRecord
+from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import HookRecord, WebhookEvent
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+DEFAULT_TTL = ThreadTTL("delete", 60)
+
+
+def _url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path}/w.sqlite"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path}/w.sqlite"
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_url")
-    store = create_store(url)
+    store = create_store(_url(request, tmp_path))
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def ttl_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A store whose threads get ``DEFAULT_TTL`` when created without one (langgraph.json)."""
+    store = create_store(_url(request, tmp_path), default_ttl=DEFAULT_TTL)
     await store.open()
     yield store
     await store.close()
@@ -121,3 +137,105 @@ async def test_a_thread_goes_with_its_runs_checkpoints_and_the_events_of_its_end
     # Gone already: nothing deleted, no event.
     assert not await store.delete_thread("t1", events=[_event("msg_late", "graph.completed")])
     assert await _claimed_events(store) == []
+
+
+async def _thread(store: Store, thread_id: str) -> ThreadRecord:
+    thread = await store.get_thread(thread_id)
+    assert thread is not None
+    return thread
+
+
+async def _disarm(store: Store, thread_id: str) -> None:
+    """Leave ``thread_id``'s TTL disarmed (as after a keep_latest sweep): claimed as expired
+    a day from now, then finished."""
+    later = datetime.now(UTC) + timedelta(days=1)
+    claimed = await store.claim_expired_threads("sweeper", now=later, claim_s=60, limit=100)
+    assert thread_id in {t.thread_id for t in claimed}
+    for thread in claimed:
+        assert await store.finish_thread_ttl(thread.thread_id, "sweeper")
+    assert (await _thread(store, thread_id)).ttl_expires_at is None
+
+
+def _armed_from_now(thread: ThreadRecord, before: datetime) -> bool:
+    """Whether ``thread``'s expiry is its TTL counted from a moment since ``before``."""
+    assert thread.ttl is not None
+    assert thread.ttl_expires_at is not None
+    earliest = before + timedelta(minutes=thread.ttl.minutes) - timedelta(seconds=5)
+    latest = datetime.now(UTC) + timedelta(minutes=thread.ttl.minutes) + timedelta(seconds=5)
+    return earliest <= thread.ttl_expires_at <= latest
+
+
+async def test_a_thread_a_run_creates_gets_the_default_ttl_unless_it_is_temporary(
+    ttl_store: Store,
+) -> None:
+    before = datetime.now(UTC)
+    await ttl_store.begin_run(_run("r1", "t1"), thread_metadata={}, create_thread=True)
+    created = await _thread(ttl_store, "t1")
+    assert created.ttl == DEFAULT_TTL
+    assert _armed_from_now(created, before)
+    # A stateless run's thread, deleted when the run ends, needs none.
+    await ttl_store.begin_run(
+        _run("r2", "t2"), thread_metadata={}, create_thread=True, temporary_thread=True
+    )
+    temporary = await _thread(ttl_store, "t2")
+    assert (temporary.ttl, temporary.ttl_expires_at) == (None, None)
+
+
+async def test_a_runs_begin_start_and_end_restart_its_threads_ttl(ttl_store: Store) -> None:
+    store = ttl_store
+    await store.create_thread("t1", {})
+    await _disarm(store, "t1")
+    before = datetime.now(UTC)
+    await store.begin_run(_run("r1", "t1", "pending"), thread_metadata={"graph_id": "g"})
+    assert _armed_from_now(await _thread(store, "t1"), before)
+    await _disarm(store, "t1")
+    assert await store.set_run_status(
+        "r1", "running", holder=("w1", 1), if_active=True, thread_status="busy"
+    )
+    assert _armed_from_now(await _thread(store, "t1"), before)
+    await _disarm(store, "t1")
+    assert await store.set_run_status("r1", "success", holder=("w1", 1), thread_status="idle")
+    ended = await _thread(store, "t1")
+    assert ended.status == "idle"
+    assert _armed_from_now(ended, before)
+    # A write the record refuses (the run ended: not active) touches neither the run nor
+    # the thread, whose TTL stays as it was.
+    await _disarm(store, "t1")
+    refused = await store.set_run_status(
+        "r1", "running", holder=("w1", 1), if_active=True, thread_status="busy"
+    )
+    assert refused is False
+    record, thread = await store.get_run("r1"), await _thread(store, "t1")
+    assert record is not None
+    assert (record.status, thread.status, thread.ttl_expires_at) == ("success", "idle", None)
+
+
+async def test_a_begin_on_a_thread_a_sweeper_holds_leaves_its_expiry(ttl_store: Store) -> None:
+    store = ttl_store
+    await store.create_thread("t1", {})
+    later = datetime.now(UTC) + timedelta(days=1)
+    (claimed,) = await store.claim_expired_threads("sweeper", now=later, claim_s=60, limit=1)
+    await store.begin_run(_run("r1", "t1"), thread_metadata={}, create_thread=True)
+    assert (await _thread(store, "t1")).ttl_expires_at == claimed.ttl_expires_at
+
+
+async def test_a_sweepers_delete_goes_with_the_events_only_under_its_claim(
+    ttl_store: Store,
+) -> None:
+    store = ttl_store
+    await _hook(store, "graph.completed")
+    await store.begin_run(_run("r1", "t1"), thread_metadata={}, create_thread=True)
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert await store.claim_expired_threads("w1", now=later, claim_s=60, limit=1)
+    fenced = await store.delete_thread(
+        "t1", events=[_event("msg_w2", "graph.completed")], ttl_holder="w2"
+    )
+    assert fenced is False
+    assert await store.get_thread("t1") is not None
+    assert await store.get_run("r1") is not None  # nothing of the thread went
+    assert await _claimed_events(store) == []
+    assert await store.delete_thread(
+        "t1", events=[_event("msg_w1", "graph.completed")], ttl_holder="w1"
+    )
+    assert (await store.get_thread("t1"), await store.get_run("r1")) == (None, None)
+    assert await _claimed_events(store) == ["msg_w1"]
