@@ -265,6 +265,12 @@ class PooledSqliteSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        # Encoded after one turn of the event loop, as LangGraph's own savers encode after
+        # their first hop: LangGraph schedules this call and then applies the superstep's
+        # writes, and the messages reducer gives a message without an id its id in place.
+        # Saved after that, a task's write carries the id its message has in the state (a
+        # task's result in the history shows it, as on the official server).
+        await asyncio.sleep(0)
         # Special channels (errors, interrupts) replace an earlier write of the same task;
         # ordinary ones are written once.
         verb = "REPLACE" if all(w[0] in WRITES_IDX_MAP for w in writes) else "IGNORE"

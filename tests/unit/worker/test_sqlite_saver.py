@@ -4,6 +4,7 @@ that never wait for a write."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
@@ -11,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import START, MessagesState, StateGraph
 
 from tests.checkpointer_checks import conformance, exercise_concurrently
 from worker.store.sqlite import SqliteStore
@@ -126,3 +129,40 @@ async def test_the_synchronous_interface_serves_other_threads_only(store: Sqlite
     assert await saver.aget_tuple(config) is None
     with pytest.raises(asyncio.InvalidStateError):
         saver.get_tuple(config)
+
+
+@pytest.mark.parametrize("saver_of", ["ours", "langgraphs"])
+async def test_a_tasks_saved_write_carries_the_message_id_the_state_gave_it(
+    store: SqliteStore, tmp_path: Path, saver_of: str
+) -> None:
+    """The messages reducer gives a message without an id its id when the superstep's writes
+    are applied, just after the task's write is handed to the saver: what is saved has it
+    (the official server's history shows it in the task's result)."""
+
+    def reply(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content="hi")]}  # no id: the reducer gives one
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    async with contextlib.AsyncExitStack() as stack:
+        saver: BaseCheckpointSaver[Any] = store.checkpointer
+        if saver_of == "langgraphs":
+            saver = await stack.enter_async_context(
+                AsyncSqliteSaver.from_conn_string(str(tmp_path / "theirs.sqlite"))
+            )
+        graph = builder.compile(checkpointer=saver)
+        config: Any = {"configurable": {"thread_id": "t"}}
+        # Streamed as the worker streams graphs: so, the task's write reaches the saver
+        # before the superstep's writes are applied.
+        question = {"messages": [HumanMessage(content="q", id="h")]}
+        async for _ in graph.astream(question, config, stream_mode="values", subgraphs=True):
+            pass
+        given = (await graph.aget_state(config)).values["messages"][-1].id
+        assert given
+        history = [t async for t in saver.alist(config)]
+    written = [
+        v for t in history for _, channel, v in t.pending_writes or () if channel == "messages"
+    ]
+    replies = [m for value in written for m in value if m.content == "hi"]
+    assert [m.id for m in replies] == [given]
