@@ -189,6 +189,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
             await conn.set_trace_callback(self._trace)
         return conn
 
+    @serial
     async def pragma(self, name: str) -> tuple[Any, Any]:
         """``PRAGMA name`` as the records connection and the writer read it."""
         if not name.isidentifier():
