@@ -48,6 +48,47 @@ afterwards). All targets run at once and take turns, concurrency by concurrency.
 rows (`bench/inprocess.py`) are the graph's `ainvoke` rate at 16 concurrent invocations, each on
 a new thread, with no server: the most a worker could do with the same checkpointer."""
 
+# What profiling the runs showed (py-spy), kept with the report: the measured tables change
+# with each run, this is why they look as they do.
+RUNS_PROFILE = """\
+### Where the time goes
+
+Profiled 2026-12-01 with py-spy (one worker on SQLite, 8 stateless runs at a time, closed
+loop, the machine shared: its load near 4 on 2 cores), and counted with the store's statement
+trace (tests `test_statement_counts*.py` hold the counts):
+
+- **Before** (commit d100320): 136 runs/s on one worker, its event loop idle in 65 % of the
+  samples: waiting for the database, not short of CPU. A stateless run cost 49 SQLite
+  statements and 11 write transactions: its temporary thread created, then checked for other
+  workers' runs and for checkpoints although just made; its record written pending, then
+  running, then ended; `busy` written twice; two delete transactions at the end; webhook
+  events written although nobody was to receive them, and the webhook dispatcher woken twice
+  per run, each time claiming (a write transaction) and counting the outbox. Every statement
+  was one hop to aiosqlite's thread (a quarter of the loop's busy time); the records waited
+  behind one lock, and every checkpoint call behind LangGraph's saver lock, so one write
+  waiting for the file's lock (the other worker's transaction) stopped all of that worker's
+  checkpointing, reads included.
+- **After**: 240-280 runs/s on one worker, the loop idle ~40 %; a stateless run is 20
+  statements and 3 write transactions (begun with its thread and its start, its checkpoint at
+  exit, ended with its thread deleted); a run on a thread writes its records twice and shares
+  checkpoint commits with the other runs (group commit). Checkpoint and record reads run on
+  three reader connections, one hop per call, beside the writer. What is left of the loop's
+  busy time: LangGraph executing the graph ~27 %, HTTP and request handling ~15 %, the hops to
+  the SQLite threads ~15 %, reading the final state for the answer ~3 %. Worker CPU per run
+  ~3 ms, from ~5.5 ms. Through the LB at 16 clients the LB uses 0.06 of a core and each worker
+  ~0.6: the fleet is bound by CPU (LangGraph, HTTP), no longer by waiting.
+- **Side by side**, each beside `langgraph dev` in one `BENCH_SCENARIOS=runs` run (before:
+  `BENCH_LB_REV=d100320`), 16 clients, medians of 3, machine 32 % busy with other work when
+  each started: LB + 2 workers on SQLite 170 runs/s (0.95 times `langgraph dev`'s 180) before,
+  420 runs/s (2.31 times its 182) after; on Postgres + Redis 88 before, 151 after (242 in the
+  first round: the shared machine moved it most).
+- **Postgres**: a stateless run is 7 statements (was ~33 round trips) and 3 write
+  transactions, each write of a run's life a single statement; the checkpointer no longer
+  serialises a worker's calls. What bounds it now is CPU on the same two cores: psycopg
+  preparing and adapting each query (~25 % of the worker's busy time), LangGraph's Postgres
+  saver moving each blob (de)serialisation to a thread (~10 %), the Redis relay publishing
+  every event of every run (~12 %), and the Postgres server itself."""
+
 SSE_INTRO = """\
 Streams of server-sent events from an upstream of the benchmark's own (`bench/sse_upstream.py`,
 one event per stream every {interval:g} s, each carrying the time it was sent), through the LB
@@ -206,7 +247,7 @@ def runs_section(
             "only. A worker alone answers 503 to runs beyond its `WORKER_MAX_CONCURRENCY` "
             "(8 by default), where the LB queues them.",
         ]
-    lines += ["", *runs_goals(served, medians, inproc_rps)]
+    lines += ["", *runs_goals(served, medians, inproc_rps), "", RUNS_PROFILE]
     plot = {
         "runs_per_s": [
             {"target": RUNS_TARGETS.get(t, t), "concurrency": c, "runs_per_s": v}

@@ -53,6 +53,7 @@ from worker.keys import (
     RELAY,
     SERVICE,
     SETTINGS,
+    SQL_TRACE,
     STARTED_AT,
     STORE,
     THREAD_TTL,
@@ -71,6 +72,7 @@ from worker.runs.relay import RedisRelay, Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
 from worker.store import Store, create_store
+from worker.store.base import SqlTrace
 from worker.store.memory import open_memory, read_memory_config
 from worker.store.thread_ttl import TTLConfig, TTLConfigError, read_ttl_config
 from worker.ttl.sweeper import ThreadTTLSweeper
@@ -103,6 +105,7 @@ async def _open_store(
     objects: dict[str, Any],
     ttl: TTLConfig,
     stack: contextlib.AsyncExitStack,
+    trace: SqlTrace | None,
 ) -> tuple[Store, BaseStore, GraphRegistry]:
     """The opened store, LangGraph's store in it, and the graphs compiled on both; what is
     opened is closed by ``stack``."""
@@ -112,6 +115,7 @@ async def _open_store(
         pool_size=settings.store_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
         default_ttl=ttl.default,
+        trace=trace,
     )
     await store.open()
     stack.push_async_callback(store.close)
@@ -177,7 +181,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with contextlib.AsyncExitStack() as stack:
         store, memory, graphs = await _open_store(
-            settings, app[GRAPH_OBJECTS], app[THREAD_TTL], stack
+            settings, app[GRAPH_OBJECTS], app[THREAD_TTL], stack, app[SQL_TRACE]
         )
         app[MEMORY] = memory
         relay = _relay(settings)
@@ -298,9 +302,11 @@ def create_app(
     graph_objects: dict[str, Any] | None = None,
     *,
     webhook_resolve: Resolve = system_resolve,
+    sql_trace: SqlTrace | None = None,
 ) -> web.Application:
     """The worker app; ``graph_objects`` defaults to the graphs of ``settings.graphs``;
-    ``webhook_resolve`` answers the DNS questions of webhook deliveries (tests inject one).
+    ``webhook_resolve`` answers the DNS questions of webhook deliveries (tests inject one);
+    ``sql_trace`` hears every SQL statement of the store (diagnostics, tests).
 
     Graphs are imported here, before anything is opened, so a bad langgraph.json fails
     with ``GraphLoadError`` at once.
@@ -314,6 +320,7 @@ def create_app(
     app[FEED] = GraphFeed()
     app[STARTED_AT] = datetime.now(UTC)
     app[WEBHOOK_RESOLVE] = webhook_resolve
+    app[SQL_TRACE] = sql_trace
     try:
         app[THREAD_TTL] = read_ttl_config(settings.graphs)
     except TTLConfigError as exc:

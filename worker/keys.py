@@ -18,7 +18,7 @@ from worker.runs.peers import PeerCommands
 from worker.runs.relay import Relay
 from worker.runs.service import RunService
 from worker.settings import WorkerSettings
-from worker.store.base import Store
+from worker.store.base import SqlTrace, Store
 from worker.store.thread_ttl import TTLConfig
 from worker.webhooks import Resolve, Webhooks
 
@@ -33,6 +33,7 @@ MANAGER = web.AppKey("manager", RunManager)
 SERVICE = web.AppKey("service", RunService)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 WEBHOOK_RESOLVE = web.AppKey[Resolve]("webhook_resolve")  # DNS of webhook deliveries
+SQL_TRACE = web.AppKey[SqlTrace | None]("sql_trace")  # called with each SQL statement (diagnostics)
 RELAY = web.AppKey("relay", Relay)  # a no-op Relay without WORKER_REDIS_URL
 PEER_COMMANDS = web.AppKey("peer_commands", PeerCommands)  # stops for others' runs
 REGISTRATION = web.AppKey("registration", LBRegistration)  # only with WORKER_LB_ADMIN_URL

@@ -33,6 +33,10 @@ class ActiveRun:
     """A run admitted on this worker, from admission until its task ends.
 
     ``recovered``: claimed from a worker that stopped; it resumes from its last checkpoint.
+    ``new_thread``: its thread was made for it just now (a stateless run's): it has no
+    checkpoints to look for. ``start_recorded``: the run started at once, so its record was
+    written ``running`` (with its start's webhook events) when it was created, and its start
+    has nothing left to write.
     """
 
     record: RunRecord
@@ -41,6 +45,8 @@ class ActiveRun:
     events: RunEvents
     ephemeral: bool = False
     recovered: bool = False
+    new_thread: bool = False
+    start_recorded: bool = False
     control: RunControl = field(default_factory=RunControl)
     state: RunState = "pending"
     stop_action: CancelAction | Literal["release", "lost"] | None = None

@@ -26,6 +26,8 @@ async def starting_point(run: ActiveRun) -> tuple[RunSpec, str | None]:
     saver = run.entry.graph.checkpointer
     assert isinstance(saver, BaseCheckpointSaver)
     config = executor.thread_config(run.thread_id)
+    if run.new_thread:
+        return run.spec, None
     if not run.recovered:
         latest = await saver.aget_tuple(config)
         return run.spec, latest.config["configurable"]["checkpoint_id"] if latest else None

@@ -104,7 +104,9 @@ class RunDriver:
         run.state = "running"
         run.started = True
         self._gauges()
-        if not await self._persistence.started(run):
+        # A run written running when it was created has no start left to write (a cancel
+        # written to its record meanwhile reaches it at the next lease renewal).
+        if not run.start_recorded and not await self._persistence.started(run):
             await self._refused(run)
         self._announcer.status(run, "running")
         self._observers.run_started(run)

@@ -4,6 +4,12 @@ The store is the fleet's source of truth, so each step is written before it is t
 anyone: a run is ``running`` on record before its ``started`` event, and its outcome is on
 record before waiters wake. Every write of a run's status is fenced by the attempt this worker
 holds: once another worker has claimed the run, this one's writes change nothing.
+
+Each step is one transaction: a run's start is its status with its thread's (a run that
+starts at once was written ``running`` when created, ``service``, and writes nothing when it
+starts); its end is its status with its thread's status, or for a stateless run, the
+deletion of its thread with everything in it. A write of the thread's status restarts the
+thread's TTL, as the official server's TTL clock restarts with each run.
 """
 
 from __future__ import annotations
@@ -27,16 +33,19 @@ class RunPersistence:
         self._outbox = outbox or RunOutbox()
 
     async def started(self, run: ActiveRun) -> bool:
-        """Record that ``run`` executes; False when its record refuses: the run was
-        cancelled on record meanwhile (by a worker whose command did not reach this one),
-        deleted, or taken over by another worker."""
+        """Record that a queued or resumed ``run`` executes, with its thread busy (as it is
+        since the run was created: written again, the thread's TTL restarts with the run);
+        False when its record refuses: the run was cancelled on record meanwhile (by a worker
+        whose command did not reach this one), deleted, or taken over by another worker."""
         events = self._outbox.started(run)
-        written = await self._store.set_run_status(
-            run.run_id, "running", events=events, holder=self._holder(run), if_active=True
+        return await self._store.set_run_status(
+            run.run_id,
+            "running",
+            events=events,
+            holder=self._holder(run),
+            if_active=True,
+            thread_status="busy",
         )
-        if written:
-            await self._store.update_thread(run.thread_id, status="busy")
-        return written
 
     async def still_held(self, run: ActiveRun) -> bool:
         """Whether ``run``'s record is still this worker's attempt (whatever its status)."""
@@ -55,31 +64,31 @@ class RunPersistence:
         """
         events = self._outbox.ended(run) if run.stop_action != "rollback" else []
         if run.ephemeral:
-            if events:  # the run's own webhook outlives its record
-                await self._store.set_run_status(run.run_id, outcome.state, events=events)
-            await self._store.delete_thread(run.thread_id)
+            # The run's own webhook outlives its record: the events go with the deletion.
+            await self._store.delete_thread(run.thread_id, events=events)
             return
-        if run.stop_action != "rollback":
-            written = await self._store.set_run_status(
-                run.run_id,
-                outcome.state,
-                result=outcome.output,
-                error=outcome.error,
-                events=events,
-                holder=self._holder(run),
-            )
-            if not written:
-                # Taken over meanwhile (this worker stalled past its lease): the run and its
-                # thread are the new holder's to report on.
-                log.warning("run_outcome_fenced", run_id=run.run_id, attempt=run.record.attempt)
-                return
-        status = thread_status(outcome.state)
+        status: ThreadStatus = "busy" if thread_busy else thread_status(outcome.state)
         if outcome.state == "cancelled" and not thread_busy:
             # As the official server: a run stopped mid-way leaves its thread interrupted
             # (its checkpoint has tasks left to run); one stopped before any, idle.
             _, pending = await executor.final_values(run.entry.graph, run.thread_id)
             status = "interrupted" if pending else "idle"
-        await self._store.update_thread(run.thread_id, status="busy" if thread_busy else status)
+        if run.stop_action == "rollback":  # the run is gone from the store: its thread only
+            await self._store.update_thread(run.thread_id, status=status)
+            return
+        written = await self._store.set_run_status(
+            run.run_id,
+            outcome.state,
+            result=outcome.output,
+            error=outcome.error,
+            events=events,
+            holder=self._holder(run),
+            thread_status=status,
+        )
+        if not written:
+            # Taken over meanwhile (this worker stalled past its lease): the run and its
+            # thread are the new holder's to report on.
+            log.warning("run_outcome_fenced", run_id=run.run_id, attempt=run.record.attempt)
 
     def _holder(self, run: ActiveRun) -> tuple[str, int]:
         """The fence of ``run``'s writes: this worker, this attempt."""

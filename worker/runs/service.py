@@ -3,16 +3,22 @@
 1. take a capacity slot from the manager's ``admission`` (503 ``at_capacity`` before anything
    else; handlers take it before reading the request body and pass it to ``create``),
 2. resolve the assistant (``runs.assistants``: from the store, its config and context merged
-   under the run's) and the thread (404, or create it),
-3. refuse a thread another worker is running (409),
+   under the run's) and the thread (404, or one to create),
+3. refuse a thread another worker is running (409; a thread made just now has no runs),
 4. admit the run on its thread per ``multitask_strategy`` (409 on reject),
 5. write the run's record, and only then
 6. start it. The caller answers 2xx after this returns: an accepted run is always on record.
+
+Step 5 is one transaction (``Store.begin_run``): the run's record, its thread made busy (or
+created) and, for a run that starts at once, its start -- the record is written ``running``
+with the start's webhook events, and the run has nothing more to write when it starts. A
+thread created there gets the default TTL (langgraph.json's ``checkpointer.ttl``, as
+``POST /threads`` gives it), except a stateless run's thread deleted when the run ends; the
+TTL of an existing thread restarts.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,7 +32,7 @@ from worker.runs.admission import Reservation
 from worker.runs.assistants import apply_assistant, resolve_assistant
 from worker.runs.manager import RunManager
 from worker.runs.model import MultitaskStrategy, RunSpec, run_kwargs
-from worker.store.base import RunRecord, Store, ThreadExistsError, ThreadRecord
+from worker.store.base import RunRecord, Store, ThreadRecord
 
 
 def _utcnow() -> datetime:
@@ -94,11 +100,11 @@ class RunService:
         spec = apply_assistant(spec, resolved)
         if spec.webhook:
             await self._check_webhook(spec.webhook)
-        thread_id, ephemeral = await self._thread_for(entry, spec, thread_id, if_not_exists)
+        thread = await self._thread_for(spec, thread_id, if_not_exists)
         now = self._clock()
         record = RunRecord(
             run_id=run_id or str(uuid.uuid4()),
-            thread_id=thread_id,
+            thread_id=thread.thread_id,
             assistant_id=resolved.assistant.assistant_id,
             graph_id=entry.graph_id,
             status="pending",
@@ -109,23 +115,21 @@ class RunService:
             kwargs=run_kwargs(spec),
             worker_id=self._worker_id,
         )
-        return await self._admit_and_start(slot, record, spec, entry, ephemeral)
+        return await self._admit_and_start(slot, record, spec, entry, thread)
 
     async def _thread_for(
-        self, entry: GraphEntry, spec: RunSpec, thread_id: str | None, if_not_exists: str
-    ) -> tuple[str, bool]:
-        """The run's thread (created when asked or stateless), and whether it is ephemeral."""
+        self, spec: RunSpec, thread_id: str | None, if_not_exists: str
+    ) -> _Thread:
+        """The run's thread: a new one for a stateless run, else the named one (404 unless
+        it exists or the request asks to create it)."""
         if thread_id is None:
-            thread_id = str(uuid.uuid4())
-            await self.store.create_thread(thread_id, {"graph_id": entry.graph_id})
-            return thread_id, spec.on_completion == "delete"
-        if await self.store.get_thread(thread_id) is None:
-            if if_not_exists != "create":
-                raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
-            # Another request may create it concurrently: then use that one.
-            with contextlib.suppress(ThreadExistsError):
-                await self.store.create_thread(thread_id, {"graph_id": entry.graph_id})
-        return thread_id, False
+            return _Thread(str(uuid.uuid4()), spec.on_completion == "delete", create=True, new=True)
+        if await self.store.get_thread(thread_id) is not None:
+            return _Thread(thread_id, ephemeral=False)
+        if if_not_exists != "create":
+            raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
+        # Another request may create it concurrently: then the run joins that one.
+        return _Thread(thread_id, ephemeral=False, create=True)
 
     async def restart(self, record: RunRecord, spec: RunSpec) -> ActiveRun:
         """Run ``record`` again under its own id (the simple API's resume)."""
@@ -141,7 +145,7 @@ class RunService:
                 error=None,
                 attempt=1,
             )
-            return await self._admit_and_start(slot, again, spec, entry, ephemeral=False)
+            return await self._admit_and_start(slot, again, spec, entry, _Thread(record.thread_id))
 
     async def recover(self, record: RunRecord) -> ActiveRun:
         """Resume ``record``, just claimed from a worker that stopped (already on record)."""
@@ -166,26 +170,47 @@ class RunService:
         record: RunRecord,
         spec: RunSpec,
         entry: GraphEntry,
-        ephemeral: bool,
+        thread: _Thread,
     ) -> ActiveRun:
         strategy: MultitaskStrategy = record.multitask_strategy  # type: ignore[assignment]
-        elsewhere = await self.store.active_runs_elsewhere(record.thread_id, self._worker_id)
-        if elsewhere:
-            raise Conflict(
-                f"thread {record.thread_id} has an active run ({elsewhere[0].run_id}) on "
-                f"worker {elsewhere[0].worker_id}; send requests for this thread there",
-                code="thread_busy",
-            )
-        run = self.manager.admit(slot, record, spec, entry, strategy, ephemeral=ephemeral)
+        if not thread.new:
+            elsewhere = await self.store.active_runs_elsewhere(record.thread_id, self._worker_id)
+            if elsewhere:
+                raise Conflict(
+                    f"thread {record.thread_id} has an active run ({elsewhere[0].run_id}) on "
+                    f"worker {elsewhere[0].worker_id}; send requests for this thread there",
+                    code="thread_busy",
+                )
+        run = self.manager.admit(slot, record, spec, entry, strategy, ephemeral=thread.ephemeral)
+        run.new_thread = thread.new
+        # A run first on its thread and not delayed starts as soon as its task does: its
+        # record is written running, with its start's events (no pending-then-running).
+        stored, events = record, []
+        if run.turn.is_set() and not spec.after_seconds and run.stop_action is None:
+            stored = dataclasses.replace(record, status="running")
+            events = self.manager.outbox.started(run)
+            run.start_recorded = True
         try:
-            await self.store.create_run(record)
-            await self.store.update_thread(
-                record.thread_id,
-                status="busy",
-                metadata={"graph_id": entry.graph_id, "assistant_id": record.assistant_id},
+            await self.store.begin_run(
+                stored,
+                thread_metadata={"graph_id": entry.graph_id, "assistant_id": record.assistant_id},
+                create_thread=thread.create,
+                temporary_thread=thread.ephemeral,
+                events=events,
             )
         except BaseException:
             self.manager.abort(run)
             raise
         self.manager.start(run)
         return run
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Thread:
+    """The thread a new run goes to: ``create`` it if missing; ``new``: made for this run
+    (nothing else can be on it); ``ephemeral``: deleted when the run ends."""
+
+    thread_id: str
+    ephemeral: bool = False
+    create: bool = False
+    new: bool = False

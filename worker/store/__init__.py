@@ -6,7 +6,7 @@ The bottom layer: may import ``worker.jsonutil`` and ``common``, never ``worker.
 
 from __future__ import annotations
 
-from worker.store.base import Store
+from worker.store.base import SqlTrace, Store
 from worker.store.postgres import PostgresStore
 from worker.store.sqlite import SqliteStore, Synchronous
 from worker.store.thread_ttl import ThreadTTL
@@ -21,15 +21,23 @@ def create_store(
     pool_size: int = 10,
     sqlite_synchronous: Synchronous = "normal",
     default_ttl: ThreadTTL | None = None,
+    trace: SqlTrace | None = None,
 ) -> Store:
     """The store for ``url``: ``sqlite:///path`` or ``postgresql://...``; ``default_ttl`` is
-    the TTL of threads created without one (langgraph.json ``checkpointer.ttl``)."""
+    the TTL of threads created without one (langgraph.json ``checkpointer.ttl``); ``trace``
+    hears every SQL statement it runs (diagnostics, tests)."""
     if url.startswith("sqlite://"):
         return SqliteStore(
-            url, lease_s=lease_s, synchronous=sqlite_synchronous, default_ttl=default_ttl
+            url,
+            lease_s=lease_s,
+            synchronous=sqlite_synchronous,
+            default_ttl=default_ttl,
+            trace=trace,
         )
     if url.startswith(POSTGRES_SCHEMES):
-        return PostgresStore(url, lease_s=lease_s, pool_size=pool_size, default_ttl=default_ttl)
+        return PostgresStore(
+            url, lease_s=lease_s, pool_size=pool_size, default_ttl=default_ttl, trace=trace
+        )
     raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///path or postgresql://...")
 
 

@@ -39,6 +39,8 @@ RunState = Literal[
 ]
 ACTIVE_RUN_STATES: tuple[RunState, ...] = ("pending", "running")
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+# Called with the text of each SQL statement a store runs (diagnostics, tests).
+SqlTrace = Callable[[str], None]
 SortOrder = Literal["asc", "desc"]
 
 
@@ -320,11 +322,20 @@ class Store(abc.ABC):
     async def search_threads(self, query: ThreadQuery) -> list[ThreadRecord]: ...
 
     @abc.abstractmethod
-    async def delete_thread(self, thread_id: str, *, ttl_holder: str | None = None) -> bool:
-        """Delete the thread, its runs, crons and checkpoints; False when it did not exist.
+    async def delete_thread(
+        self,
+        thread_id: str,
+        *,
+        events: Sequence[WebhookEvent] = (),
+        ttl_holder: str | None = None,
+    ) -> bool:
+        """Delete the thread, its runs, crons and checkpoints in one transaction; False when it
+        did not exist.
 
-        With ``ttl_holder``, only while that worker holds the thread's TTL claim (the
-        sweeper's delete): False, and nothing deleted, otherwise.
+        ``events`` go to the outbox in the same transaction when the thread existed (a
+        stateless run's end: its temporary thread goes with the run's record). With
+        ``ttl_holder``, only while that worker holds the thread's TTL claim (the sweeper's
+        delete): False, and nothing deleted, otherwise.
         """
 
     @abc.abstractmethod
@@ -364,6 +375,28 @@ class Store(abc.ABC):
         """Insert ``run``, or overwrite the record with the same ``run_id`` (a restart)."""
 
     @abc.abstractmethod
+    async def begin_run(
+        self,
+        run: RunRecord,
+        *,
+        thread_metadata: Mapping[str, Any],
+        create_thread: bool = False,
+        temporary_thread: bool = False,
+        events: Sequence[WebhookEvent] = (),
+    ) -> None:
+        """A new run on record with its thread busy, in one transaction.
+
+        Inserts ``run`` (or overwrites the record of its id: a restart) with its status as
+        given -- ``running`` for a run that starts at once, with ``events`` (its start) for
+        the outbox -- sets the thread's status to busy and merges ``thread_metadata`` into its
+        metadata; this is activity on the thread, re-arming its TTL as ``update_thread``
+        does. With ``create_thread`` a thread that does not exist is created with that
+        metadata (a stateless run's thread; ``if_not_exists=create``) and the store's default
+        TTL, as ``create_thread`` gives it -- unless ``temporary_thread``: the thread of a
+        stateless run that deletes it when it ends needs none.
+        """
+
+    @abc.abstractmethod
     async def set_run_status(
         self,
         run_id: str,
@@ -373,16 +406,20 @@ class Store(abc.ABC):
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
+        thread_status: ThreadStatus | None = None,
         if_active: bool = False,
     ) -> bool:
         """Record a status change; ``result``/``error`` are stored when given.
 
-        ``events`` (webhooks the change causes) go to the outbox in the same transaction.
+        ``events`` (webhooks the change causes) go to the outbox in the same transaction, and
+        so does ``thread_status``, the run's thread's new status (a run that ended).
         With ``holder`` (``worker_id``, ``attempt``) the write is fenced: it happens only while
         that worker still holds that attempt of the run, so a holder whose run was taken over
-        writes nothing (and no events). With ``if_active`` it happens only while the record
-        is still pending or running (a cancel never overwrites an outcome; a run cancelled on
-        record never reads running again). Returns whether the record was written.
+        writes nothing (no events, no thread status). With ``if_active`` it happens only while
+        the record is still pending or running (a cancel never overwrites an outcome; a run
+        cancelled on record never reads running again). A ``thread_status`` written is
+        activity on the thread: it re-arms the thread's TTL, as ``update_thread`` does.
+        Returns whether the record was written.
         """
 
     @abc.abstractmethod

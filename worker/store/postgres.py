@@ -1,7 +1,13 @@
-"""Postgres store: the records of a whole fleet, beside LangGraph's ``AsyncPostgresSaver``.
+"""Postgres store: the records of a whole fleet, beside LangGraph's checkpoints.
 
-One psycopg async pool serves both (autocommit, as the saver requires; dict rows). Every
-worker of a fleet points at the same database, so any of them can answer for any run.
+One psycopg async pool serves both (autocommit, as the saver requires; dict rows); the
+checkpointer is LangGraph's ``AsyncPostgresSaver`` taking a pool connection per call
+(``postgres_saver``). Every worker of a fleet points at the same database, so any of them
+can answer for any run.
+
+Each write of a run's life -- begun (with its thread), its status changed (with its thread's
+status and its webhook events), its thread deleted (with the checkpoints) -- is one
+statement of data-modifying ``WITH`` clauses: one round trip, one transaction.
 
 At ``open()``: the worker's own tables are migrated (``migrations.POSTGRES``, under an
 advisory lock, so workers starting together apply each version once), then the
@@ -24,7 +30,6 @@ from typing import Any
 
 import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -35,6 +40,7 @@ from worker.store.base import (
     Claim,
     RunRecord,
     RunState,
+    SqlTrace,
     Store,
     ThreadExistsError,
     ThreadQuery,
@@ -46,9 +52,10 @@ from worker.store.base import (
 from worker.store.postgres_assistants import PostgresAssistants
 from worker.store.postgres_crons import PostgresCrons
 from worker.store.postgres_rows import thread_from_row, utc
+from worker.store.postgres_saver import PooledPostgresSaver, traced_cursor
 from worker.store.postgres_storage import postgres_thread_storage
 from worker.store.postgres_thread_ttl import PostgresThreadTTL
-from worker.store.postgres_webhooks import PostgresWebhookStore, insert_events
+from worker.store.postgres_webhooks import PostgresWebhookStore, event_ctes, insert_events
 from worker.store.storage import ThreadStorage
 from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import WebhookEvent, WebhookStore
@@ -62,6 +69,13 @@ _LEASE = "now() + make_interval(secs => %(lease_s)s)"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 # A TTL's expiry from now, for an SQL expression of its minutes (NULL: no expiry).
 _EXPIRY = "now() + make_interval(secs => ({minutes})::float8 * 60)"
+# A thread's expiry re-armed by activity, unless a sweeper holds the thread (``{table}``: how
+# the statement names the thread's row).
+_REARM_OF = (
+    "ttl_expires_at = CASE WHEN {table}ttl_claimed_by IS NOT NULL THEN {table}ttl_expires_at "
+    "ELSE " + _EXPIRY.format(minutes="{table}ttl_minutes") + " END"
+)
+_REARM = _REARM_OF.format(table="")
 _Conn = psycopg.AsyncConnection[DictRow]
 
 
@@ -113,13 +127,18 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         lease_s: float = 30.0,
         pool_size: int = 10,
         default_ttl: ThreadTTL | None = None,
+        trace: SqlTrace | None = None,
     ) -> None:
+        """``default_ttl``: the TTL of threads created without one. ``trace``, when given, is
+        called with every SQL statement sent through a cursor (``BEGIN``/``COMMIT`` of
+        explicit transactions are not): for diagnostics and tests."""
         self._url = url
         self._default_ttl = default_ttl
         self._lease_s = lease_s
         self._pool_size = pool_size
+        self._trace = trace
         self._pool: AsyncConnectionPool[_Conn] | None = None
-        self._saver: AsyncPostgresSaver | None = None
+        self._saver: PooledPostgresSaver | None = None
         self._webhooks = PostgresWebhookStore(lambda: self.pool.connection())
 
     @property
@@ -139,14 +158,17 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         return self._pool
 
     async def open(self) -> None:
+        # What AsyncPostgresSaver needs: autocommit, dict rows, no server-side prepares
+        # (they break behind pgbouncer in transaction mode).
+        options: dict[str, Any] = {
+            "autocommit": True,
+            "row_factory": dict_row,
+            "prepare_threshold": None,
+        }
+        if self._trace is not None:
+            options["cursor_factory"] = traced_cursor(self._trace)
         pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
-            self._url,
-            min_size=1,
-            max_size=self._pool_size,
-            open=False,
-            # What AsyncPostgresSaver needs: autocommit, dict rows, no server-side prepares
-            # (they break behind pgbouncer in transaction mode).
-            kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+            self._url, min_size=1, max_size=self._pool_size, open=False, kwargs=options
         )
         await pool.open(wait=True, timeout=30.0)
         self._pool = pool
@@ -155,7 +177,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
                 await self._migrate(conn)
                 await _advisory_lock(conn)
                 try:
-                    saver = AsyncPostgresSaver(pool)
+                    saver = PooledPostgresSaver(pool)
                     await saver.setup()
                 finally:
                     await conn.execute(
@@ -272,28 +294,72 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         return int(rows[0]["n"])
 
     @shielded
-    async def delete_thread(self, thread_id: str, *, ttl_holder: str | None = None) -> bool:
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "DELETE FROM gf_threads WHERE thread_id = %s "
-                "AND (%s::text IS NULL OR ttl_claimed_by = %s)",
-                (thread_id, ttl_holder, ttl_holder),
-            )
-            existed = cur.rowcount > 0
-            if ttl_holder is not None and not existed:
-                return False  # the claim lapsed and another sweeper took the thread over
-            await conn.execute("DELETE FROM gf_runs WHERE thread_id = %s", (thread_id,))
-            await conn.execute("DELETE FROM gf_crons WHERE thread_id = %s", (thread_id,))
-        await self.checkpointer.adelete_thread(thread_id)
+    async def delete_thread(
+        self,
+        thread_id: str,
+        *,
+        events: Sequence[WebhookEvent] = (),
+        ttl_holder: str | None = None,
+    ) -> bool:
+        # One statement: the thread, its runs and crons, and LangGraph's checkpoints. With
+        # a TTL holder, the rest goes only with the thread: a claim that lapsed (another
+        # sweeper took the thread over) deletes nothing.
+        tables = ("gf_runs", "gf_crons", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
+        deletes = ", ".join(
+            f"d_{table} AS (DELETE FROM {table} WHERE thread_id = %(thread)s "
+            "AND (%(holder)s::text IS NULL OR EXISTS (SELECT 1 FROM t)))"
+            for table in tables
+        )
+        sql = (
+            "WITH t AS (DELETE FROM gf_threads WHERE thread_id = %(thread)s "
+            "AND (%(holder)s::text IS NULL OR ttl_claimed_by = %(holder)s) RETURNING 1), "
+        )
+        sql += deletes
+        params = {"thread": thread_id, "holder": ttl_holder}
+        existed, made = await self._change(sql, params, events, gate="t")
+        self._webhooks.deliveries_written += made
         return existed
 
     async def thread_storage(self, thread_id: str) -> ThreadStorage:
         return await postgres_thread_storage(self.pool, thread_id)
 
+    async def _change(
+        self,
+        sql: str,
+        params: Mapping[str, Any],
+        events: Sequence[WebhookEvent],
+        *,
+        gate: str,
+    ) -> tuple[bool, int]:
+        """Run ``sql`` (``WITH`` clauses, one named ``gate``) and write ``events`` when ``gate``
+        returned a row, in one transaction; whether it did, and how many deliveries the events
+        made. One statement (one round trip) unless an event has targets of its own."""
+        ctes = event_ctes(events, gate)
+        if ctes is not None:
+            more, event_params = ctes
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    f"{sql}, {more} SELECT (SELECT count(*) FROM {gate}) AS changed, "
+                    "(SELECT n FROM deliveries) AS made",
+                    {**params, **event_params},
+                )
+                row = await cur.fetchone()
+            assert row is not None
+            return row["changed"] > 0, int(row["made"])
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                f"{sql} SELECT (SELECT count(*) FROM {gate}) AS changed", params
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            if not row["changed"]:
+                return False, 0
+            return True, await insert_events(conn, events)
+
     # runs
 
-    @shielded
-    async def create_run(self, run: RunRecord) -> None:
+    def _run_insert(self, run: RunRecord) -> tuple[str, dict[str, Any]]:
+        """The ``INSERT`` of ``run`` (overwriting the record of its id), with its parameters."""
         values = {
             "run_id": run.run_id,
             "thread_id": run.thread_id,
@@ -318,12 +384,57 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
             for c in columns[:-1]
         ]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-        await self._fetch(
+        sql = (
             f"INSERT INTO gf_runs ({_RUN_COLUMNS}) VALUES ({', '.join(placeholders)}, "
             f"CASE WHEN %(active)s THEN {_LEASE} END) "
-            f"ON CONFLICT (run_id) DO UPDATE SET {updates}",
-            values,
+            f"ON CONFLICT (run_id) DO UPDATE SET {updates}"
         )
+        return sql, values
+
+    @shielded
+    async def create_run(self, run: RunRecord) -> None:
+        await self._fetch(*self._run_insert(run))
+
+    @shielded
+    async def begin_run(
+        self,
+        run: RunRecord,
+        *,
+        thread_metadata: Mapping[str, Any],
+        create_thread: bool = False,
+        temporary_thread: bool = False,
+        events: Sequence[WebhookEvent] = (),
+    ) -> None:
+        insert, params = self._run_insert(run)
+        ttl = None if temporary_thread else self._default_ttl
+        params |= {
+            "thread_id": run.thread_id,
+            "thread_metadata": _jsonb(dict(thread_metadata)),
+            "ttl_strategy": ttl.strategy if ttl else None,
+            "ttl_minutes": ttl.minutes if ttl else None,
+        }
+        # A thread created here gets the default TTL, armed from now; an existing one has its
+        # TTL re-armed (activity). In DO UPDATE, gf_threads is the existing row.
+        if create_thread:
+            thread = (
+                "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status, "
+                "ttl_strategy, ttl_minutes, ttl_expires_at) VALUES (%(thread_id)s, now(), now(), "
+                "%(thread_metadata)s::jsonb, 'busy', %(ttl_strategy)s, %(ttl_minutes)s, "
+                f"{_EXPIRY.format(minutes='%(ttl_minutes)s')}) "
+                "ON CONFLICT (thread_id) DO UPDATE SET status = 'busy', "
+                "metadata = gf_threads.metadata || excluded.metadata, updated_at = now(), "
+                f"{_REARM_OF.format(table='gf_threads.')}"
+            )
+        else:
+            thread = (
+                "UPDATE gf_threads SET status = 'busy', updated_at = now(), "
+                f"metadata = metadata || %(thread_metadata)s::jsonb, {_REARM} "
+                "WHERE thread_id = %(thread_id)s"
+            )
+        # One statement: the thread and the run (and the events, gated on the run's row).
+        sql = f"WITH t AS ({thread}), r AS ({insert} RETURNING 1)"
+        _, made = await self._change(sql, params, events, gate="r")
+        self._webhooks.deliveries_written += made
 
     @shielded
     async def set_run_status(
@@ -335,35 +446,40 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
+        thread_status: ThreadStatus | None = None,
         if_active: bool = False,
     ) -> bool:
         worker, attempt = holder if holder is not None else (None, None)
-        # An ended run holds no lease: nothing is left to claim. The webhook events go to
-        # the outbox in the same transaction: the outbox has them iff the change happened.
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
-                "result = coalesce(%(result)s::jsonb, result), "
-                "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
-                f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END "
-                "WHERE run_id = %(run_id)s AND (%(worker)s::text IS NULL "
-                "OR (worker_id = %(worker)s AND attempt = %(attempt)s)) "
-                f"AND (NOT %(if_active)s::boolean OR status IN {_ACTIVE})",
-                {
-                    "status": status,
-                    "result": None if result is None else _jsonb(result),
-                    "error": None if error is None else _jsonb(dict(error)),
-                    "active": status in ACTIVE_RUN_STATES,
-                    "lease_s": self._lease_s,
-                    "run_id": run_id,
-                    "worker": worker,
-                    "attempt": attempt,
-                    "if_active": if_active,
-                },
-            )
-            written = cur.rowcount > 0
-            if written:
-                await insert_events(conn, events)
+        # An ended run holds no lease: nothing is left to claim. The thread's status and the
+        # webhook events change with the run's record, in the same statement: the outbox
+        # has them iff the change happened. The thread's status is activity: it re-arms the
+        # thread's TTL (unless a sweeper holds it).
+        sql = (
+            "WITH r AS (UPDATE gf_runs SET status = %(status)s, updated_at = now(), "
+            "result = coalesce(%(result)s::jsonb, result), "
+            "error = coalesce(%(error)s::jsonb, error), lease_expires_at = CASE WHEN "
+            f"%(active)s THEN coalesce(lease_expires_at, {_LEASE}) END "
+            "WHERE run_id = %(run_id)s AND (%(worker)s::text IS NULL "
+            "OR (worker_id = %(worker)s AND attempt = %(attempt)s)) "
+            f"AND (NOT %(if_active)s::boolean OR status IN {_ACTIVE}) RETURNING thread_id), "
+            "t AS (UPDATE gf_threads SET status = %(thread_status)s, updated_at = now(), "
+            f"{_REARM} WHERE %(thread_status)s::text IS NOT NULL "
+            "AND thread_id IN (SELECT thread_id FROM r))"
+        )
+        params = {
+            "status": status,
+            "result": None if result is None else _jsonb(result),
+            "error": None if error is None else _jsonb(dict(error)),
+            "active": status in ACTIVE_RUN_STATES,
+            "lease_s": self._lease_s,
+            "run_id": run_id,
+            "worker": worker,
+            "attempt": attempt,
+            "thread_status": thread_status,
+            "if_active": if_active,
+        }
+        written, made = await self._change(sql, params, events, gate="r")
+        self._webhooks.deliveries_written += made
         return written
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -451,7 +567,8 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
             abandoned = [_run(row) for row in await cur.fetchall()]
             if abandoned_events is not None:
                 for record in abandoned:
-                    await insert_events(conn, abandoned_events(record))
+                    made = await insert_events(conn, abandoned_events(record))
+                    self._webhooks.deliveries_written += made
             if abandoned:
                 await conn.execute(
                     "UPDATE gf_threads t SET status = 'error', updated_at = now() "

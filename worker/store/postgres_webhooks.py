@@ -57,28 +57,53 @@ def _hook(row: DictRow) -> HookRecord:
     )
 
 
-async def insert_events(conn: _Conn, events: Sequence[WebhookEvent]) -> None:
-    """Insert ``events`` and their deliveries on ``conn``, inside the caller's transaction."""
+async def insert_events(conn: _Conn, events: Sequence[WebhookEvent]) -> int:
+    """Insert ``events`` and their deliveries on ``conn``, inside the caller's transaction;
+    returns how many deliveries were made.
+
+    An event nobody is to receive (no targets of its own, no enabled hook subscribed to
+    it) is not written: it would only wait for the pruning of events left without a
+    delivery. Such an event costs one statement.
+    """
+    made = 0
     for event in events:
         params: dict[str, Any] = {
             "id": event.event_id,
             "type": event.event_type,
+            "run": event.run_id,
+            "data": _jsonb(event.data),
             "created": event.created_at,
             "hook": event.hook_only,
         }
-        await conn.execute(
-            "INSERT INTO gf_webhook_events VALUES (%(id)s, %(type)s, %(run)s, %(data)s::jsonb, "
-            "%(created)s)",
-            params | {"run": event.run_id, "data": _jsonb(event.data)},
-        )
-        select = (
-            "INSERT INTO gf_webhook_deliveries SELECT %(id)s || '.' || hook_id, %(id)s, 'hook', "
-            f"hook_id, NULL, hook_id, {_PENDING} FROM gf_webhooks WHERE "
-        )
         if event.hook_only is not None:
-            await conn.execute(select + "hook_id = %(hook)s", params)
+            hooks = "hook_id = %(hook)s"
         elif event.to_hooks:
-            await conn.execute(select + "enabled AND events ? %(type)s", params)
+            hooks = "enabled AND events ? %(type)s"
+        else:
+            hooks = ""
+        row = "%(id)s, %(type)s, %(run)s, %(data)s::jsonb, %(created)s"
+        if not event.targets:
+            if not hooks:
+                continue
+            # One statement: the event row only if some hook gets it, and its deliveries.
+            cur = await conn.execute(
+                f"WITH h AS (SELECT hook_id FROM gf_webhooks WHERE {hooks}), "
+                f"e AS (INSERT INTO gf_webhook_events SELECT {row} WHERE EXISTS "
+                "(SELECT 1 FROM h) RETURNING event_id) "
+                "INSERT INTO gf_webhook_deliveries SELECT e.event_id || '.' || h.hook_id, "
+                f"e.event_id, 'hook', h.hook_id, NULL, h.hook_id, {_PENDING} FROM e, h",
+                params,
+            )
+            made += max(cur.rowcount, 0)
+            continue
+        await conn.execute(f"INSERT INTO gf_webhook_events VALUES ({row})", params)
+        if hooks:
+            cur = await conn.execute(
+                "INSERT INTO gf_webhook_deliveries SELECT %(id)s || '.' || hook_id, %(id)s, "
+                f"'hook', hook_id, NULL, hook_id, {_PENDING} FROM gf_webhooks WHERE {hooks}",
+                params,
+            )
+            made += max(cur.rowcount, 0)
         for i, target in enumerate(event.targets):
             await conn.execute(
                 "INSERT INTO gf_webhook_deliveries VALUES (%(delivery)s, %(id)s, %(kind)s, NULL, "
@@ -91,6 +116,53 @@ async def insert_events(conn: _Conn, events: Sequence[WebhookEvent]) -> None:
                     "key": f"{target.kind}:{target.url}",
                 },
             )
+            made += 1
+    return made
+
+
+def event_ctes(events: Sequence[WebhookEvent], gate: str) -> tuple[str, dict[str, Any]] | None:
+    """Common table expressions that write ``events`` and their deliveries within the
+    statement of the change they report, when the CTE named ``gate`` returns a row, and a
+    ``deliveries`` CTE with how many deliveries they made; with their parameters.
+
+    None when an event has targets of its own (``insert_events`` then writes them in the
+    caller's transaction). As ``insert_events``, an event no hook gets is not written.
+    """
+    if any(event.targets for event in events):
+        return None
+    ctes: list[str] = []
+    counts = ["0"]
+    params: dict[str, Any] = {}
+    for i, event in enumerate(events):
+        if event.hook_only is None and not event.to_hooks:
+            continue
+        p = f"ev{i}_"
+        params |= {
+            p + "id": event.event_id,
+            p + "type": event.event_type,
+            p + "run": event.run_id,
+            p + "data": _jsonb(event.data),
+            p + "created": event.created_at,
+            p + "hook": event.hook_only,
+        }
+        hooks = (
+            f"hook_id = %({p}hook)s"
+            if event.hook_only is not None
+            else f"enabled AND events ? %({p}type)s"
+        )
+        pending = _PENDING.replace("%(created)s", f"%({p}created)s")
+        ctes += [
+            f"{p}h AS (SELECT hook_id FROM gf_webhooks WHERE {hooks})",
+            f"{p}e AS (INSERT INTO gf_webhook_events SELECT %({p}id)s, %({p}type)s, %({p}run)s, "
+            f"%({p}data)s::jsonb, %({p}created)s WHERE EXISTS (SELECT 1 FROM {gate}) AND "
+            f"EXISTS (SELECT 1 FROM {p}h) RETURNING event_id)",
+            f"{p}d AS (INSERT INTO gf_webhook_deliveries SELECT e.event_id || '.' || h.hook_id, "
+            f"e.event_id, 'hook', h.hook_id, NULL, h.hook_id, {pending} FROM {p}e e, {p}h h "
+            "RETURNING 1)",
+        ]
+        counts.append(f"(SELECT count(*) FROM {p}d)")
+    ctes.append(f"deliveries AS (SELECT {' + '.join(counts)} AS n)")
+    return ", ".join(ctes), params
 
 
 class PostgresWebhookStore(WebhookStore):
@@ -168,7 +240,7 @@ class PostgresWebhookStore(WebhookStore):
     @shielded
     async def add_events(self, events: Sequence[WebhookEvent]) -> None:
         async with self._connection() as conn, conn.transaction():
-            await insert_events(conn, events)
+            self.deliveries_written += await insert_events(conn, events)
 
     @shielded
     async def claim_deliveries(

@@ -1,20 +1,33 @@
 """SQLite store: one file holds the worker's records and LangGraph's checkpoints.
 
-Two connections to the same file: one for the records, one owned by ``AsyncSqliteSaver``
-(which serialises its own use with a lock). WAL mode and a busy timeout let the worker
-processes of one machine share the file.
+Connections to the same file, each on a thread of its own (``sqlite_conn``):
+
+- the *records* connection (aiosqlite), for the records' reads and their writes off the hot
+  path, one store method at a time (``sqlite_serial``);
+- the *writer*, for the writes of a run's life (``sqlite_runs``: begun, status changes,
+  thread deleted, runs claimed) and LangGraph's checkpoint writes: writes that queue up
+  while one transaction is being written are committed together in the next;
+- a few *readers*, for checkpoint reads, which run concurrently (``sqlite_saver``).
+
+WAL mode and a busy timeout let the worker processes of one machine share the file. A store
+``sqlite://:memory:`` is a temporary file, deleted when the store closes.
 
 Durability (``synchronous``): in WAL mode, ``normal`` (the default) syncs the log only at
 checkpoints, so a commit survives a process crash but the last ones may be lost on power
 loss or an OS crash; ``full`` syncs the log at every commit and survives those too.
 
-Every write is shielded from cancellation. A write cancelled between its statement and its
-commit would leave the connection inside a transaction, holding the file's write lock and
-blocking every other worker process until this one happens to commit again.
+No write is ever left half done by a cancellation. The writer's operations run to their
+commit on its thread whatever their callers do; the records connection's writes are
+shielded: one cancelled between its statement and its commit would leave the connection
+inside a transaction, holding the file's write lock and blocking every other worker process
+until this one happens to commit again.
 """
 
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -38,10 +51,17 @@ from worker.store.base import (
     shielded,
 )
 from worker.store.sqlite_assistants import SqliteAssistants
+from worker.store.sqlite_conn import (
+    BUSY_TIMEOUT_MS,
+    ReaderPool,
+    ThreadConnection,
+    Trace,
+    Writer,
+    connector,
+)
 from worker.store.sqlite_crons import SqliteCrons
 from worker.store.sqlite_rows import (
     THREAD_COLUMNS,
-    ShieldedSaver,
     file_lock,
     json_path_key,
     run_from_row,
@@ -50,22 +70,30 @@ from worker.store.sqlite_rows import (
     to_json,
     utcnow,
 )
+from worker.store.sqlite_runs import (
+    ACTIVE,
+    RUN_COLUMNS,
+    BeginRun,
+    ClaimExpiredRuns,
+    DeleteThread,
+    SetRunStatus,
+    insert_run,
+)
+from worker.store.sqlite_saver import PooledSqliteSaver
 from worker.store.sqlite_serial import Serial, serial
 from worker.store.sqlite_storage import sqlite_thread_storage
 from worker.store.sqlite_thread_ttl import SqliteThreadTTL
-from worker.store.sqlite_webhooks import SqliteWebhookStore, insert_events
+from worker.store.sqlite_webhooks import SqliteWebhookStore
 from worker.store.storage import ThreadStorage
 from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import WebhookEvent, WebhookStore
 
-_RUN_COLUMNS = (
-    "run_id, thread_id, assistant_id, graph_id, status, created_at, updated_at, metadata, "
-    "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
-)
-_ACTIVE = "('pending', 'running')"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
-BUSY_TIMEOUT_MS = 10_000
+# Checkpoint reads run on this many connections at once.
+READERS = 3
 Synchronous = Literal["normal", "full"]
+
+__all__ = ["BUSY_TIMEOUT_MS", "SqliteStore", "Synchronous", "sqlite_path"]
 
 
 def _thread_filters(query: ThreadQuery) -> tuple[str, list[Any]]:
@@ -100,20 +128,30 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
         synchronous: Synchronous = "normal",
         clock: Callable[[], datetime] = utcnow,
         default_ttl: ThreadTTL | None = None,
+        trace: Trace | None = None,
     ) -> None:
+        """``default_ttl``: the TTL of threads created without one. ``trace``, when given,
+        is called with every SQL statement any connection of the store runs (on that
+        connection's thread): for diagnostics and tests."""
         self._path = sqlite_path(url)
         self._default_ttl = default_ttl
         self._synchronous = synchronous
         self._lease_s = lease_s
         self._clock = clock
+        self._trace = trace
+        self._tempdir: str | None = None
         self._db: aiosqlite.Connection | None = None
-        self._saver: ShieldedSaver | None = None
+        self._writer: Writer | None = None
+        self._readers: ReaderPool | None = None
+        self._saver: PooledSqliteSaver | None = None
         self._serial = Serial(lambda: self._conn)
-        self._webhooks = SqliteWebhookStore(lambda: self._conn, clock, self._serial)
+        self._webhooks = SqliteWebhookStore(
+            lambda: self._conn, lambda: self._write, clock, self._serial
+        )
 
     @property
     def path(self) -> str:
-        """The database file (``:memory:`` for a store in memory)."""
+        """The database file (for ``sqlite://:memory:``, the temporary file once open)."""
         return self._path
 
     @property
@@ -132,33 +170,44 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
             raise RuntimeError("store is not open")
         return self._db
 
+    @property
+    def _write(self) -> Writer:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
     async def _connect(self) -> aiosqlite.Connection:
         # IMMEDIATE: a write transaction takes the write lock when it begins, waiting up to
         # the busy timeout. A deferred one that read first and then writes fails at once
         # ("database is locked") if another connection wrote meanwhile.
         conn = await aiosqlite.connect(self._path, isolation_level="IMMEDIATE")
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if self._path != ":memory:":
-            await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA journal_mode = WAL")
         # Per connection, not stored in the file: every connection sets it.
         await conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
+        if self._trace is not None:
+            await conn.set_trace_callback(self._trace)
         return conn
 
+    @serial
     async def pragma(self, name: str) -> tuple[Any, Any]:
-        """``PRAGMA name`` as the records and the checkpointer connection read it."""
+        """``PRAGMA name`` as the records connection and the writer read it."""
         if not name.isidentifier():
             raise ValueError(f"not a pragma name: {name!r}")
-        if self._saver is None:
-            raise RuntimeError("store is not open")
-        values = []
-        for conn in (self._conn, self._saver.conn):
-            async with conn.execute(f"PRAGMA {name}") as cur:
-                row = await cur.fetchone()
-            values.append(row[0] if row else None)
-        return values[0], values[1]
+        async with self._conn.execute(f"PRAGMA {name}") as cur:
+            row = await cur.fetchone()
+
+        def read(conn: Any) -> Any:
+            found = conn.execute(f"PRAGMA {name}").fetchone()
+            return found[0] if found else None
+
+        return (row[0] if row else None), await self._write.connection.run(read)
 
     async def open(self) -> None:
         if self._path == ":memory:":
+            # Every connection must see the same database: a private temporary file.
+            self._tempdir = tempfile.mkdtemp(prefix="graphfleet-store-")
+            self._path = str(Path(self._tempdir) / "store.sqlite")
             await self._open()
             return
         Path(self._path).parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +219,16 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
     async def _open(self) -> None:
         self._db = await self._connect()
         await self._migrate(self._db)
-        self._saver = ShieldedSaver(await self._connect())
+        connect = functools.partial(
+            connector, self._path, synchronous=self._synchronous, trace=self._trace
+        )
+        self._writer = Writer(await ThreadConnection.open(connect(), "sqlite-writer"))
+        readers = [
+            await ThreadConnection.open(connect(read_only=True), f"sqlite-reader-{i}")
+            for i in range(READERS)
+        ]
+        self._readers = ReaderPool(readers)
+        self._saver = PooledSqliteSaver(self._writer, self._readers)
         await self._saver.setup()
 
     @staticmethod
@@ -202,13 +260,29 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
     async def close(self) -> None:
         await finish_writes(self)
         await finish_writes(self._webhooks)
-        if self._saver is not None:
-            await finish_writes(self._saver)
-            await self._saver.conn.close()
-            self._saver = None
+        self._saver = None
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        if self._readers is not None:
+            await self._readers.close()
+            self._readers = None
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir, self._path = None, ":memory:"
+
+    async def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of a read. Inside a store method (the records connection's ``Serial``
+        held) on the records connection, which sees the method's own transaction; otherwise
+        on a reader connection, beside everything else and in one hop."""
+        if self._serial.holding():
+            return list(await self._conn.execute_fetchall(sql, params))
+        if self._readers is None:
+            raise RuntimeError("store is not open")
+        return await self._readers.run(lambda conn: conn.execute(sql, params).fetchall())
 
     # threads
 
@@ -239,13 +313,11 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
             raise ThreadExistsError(thread_id) from exc
         return ThreadRecord(thread_id, now, now, dict(metadata), "idle", ttl, expires)
 
-    @serial
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
-        async with self._conn.execute(
+        rows = await self._select(
             f"SELECT {THREAD_COLUMNS} FROM gf_threads WHERE thread_id = ?", (thread_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return thread_from_row(row) if row else None
+        )
+        return thread_from_row(rows[0]) if rows else None
 
     @shielded
     @serial
@@ -306,57 +378,49 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    @shielded
-    @serial
-    async def delete_thread(self, thread_id: str, *, ttl_holder: str | None = None) -> bool:
-        cur = await self._conn.execute(
-            "DELETE FROM gf_threads WHERE thread_id = ? AND (? IS NULL OR ttl_claimed_by = ?)",
-            (thread_id, ttl_holder, ttl_holder),
-        )
-        existed = cur.rowcount > 0
-        if ttl_holder is not None and not existed:
-            await self._conn.commit()
-            return False  # the claim lapsed and another sweeper took the thread over
-        await self._conn.execute("DELETE FROM gf_runs WHERE thread_id = ?", (thread_id,))
-        await self._conn.execute("DELETE FROM gf_crons WHERE thread_id = ?", (thread_id,))
-        await self._conn.commit()
-        await self.checkpointer.adelete_thread(thread_id)
+    async def delete_thread(
+        self,
+        thread_id: str,
+        *,
+        events: Sequence[WebhookEvent] = (),
+        ttl_holder: str | None = None,
+    ) -> bool:
+        delete = DeleteThread(thread_id, events, ttl_holder, self._clock())
+        existed, made = await self._write.write(delete)
+        self._webhooks.deliveries_written += made
         return existed
 
     async def thread_storage(self, thread_id: str) -> ThreadStorage:
         if self._saver is None:
             raise RuntimeError("store is not open")
-        return await sqlite_thread_storage(self._saver, thread_id)
+        return await self._saver.read(functools.partial(sqlite_thread_storage, thread_id))
 
     # runs
 
-    @shielded
-    @serial
     async def create_run(self, run: RunRecord) -> None:
-        await self._conn.execute(
-            f"INSERT OR REPLACE INTO gf_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-            (
-                run.run_id,
-                run.thread_id,
-                run.assistant_id,
-                run.graph_id,
-                run.status,
-                run.created_at.isoformat(),
-                run.updated_at.isoformat(),
-                to_json(run.metadata),
-                run.multitask_strategy,
-                to_json(run.kwargs),
-                run.worker_id,
-                None if run.result is None else to_json(run.result),
-                None if run.error is None else to_json(run.error),
-                run.attempt,
-                self._lease_until() if run.status in ACTIVE_RUN_STATES else None,
-            ),
-        )
-        await self._conn.commit()
+        lease_until = self._lease_until()
+        await self._write.write(lambda conn: insert_run(conn, run, lease_until))
 
-    @shielded
-    @serial
+    async def begin_run(
+        self,
+        run: RunRecord,
+        *,
+        thread_metadata: Mapping[str, Any],
+        create_thread: bool = False,
+        temporary_thread: bool = False,
+        events: Sequence[WebhookEvent] = (),
+    ) -> None:
+        begin = BeginRun(
+            run,
+            self._lease_until(),
+            thread_metadata,
+            create_thread,
+            None if temporary_thread else self._default_ttl,
+            events,
+            self._clock(),
+        )
+        self._webhooks.deliveries_written += await self._write.write(begin)
+
     async def set_run_status(
         self,
         run_id: str,
@@ -366,50 +430,34 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
         error: Mapping[str, Any] | None = None,
         events: Sequence[WebhookEvent] = (),
         holder: tuple[str, int] | None = None,
+        thread_status: ThreadStatus | None = None,
         if_active: bool = False,
     ) -> bool:
-        worker, attempt = holder if holder is not None else (None, None)
-        # An ended run holds no lease: nothing is left to claim.
-        now = self._clock()
-        cur = await self._conn.execute(
-            "UPDATE gf_runs SET status = ?, updated_at = ?, result = coalesce(?, result), "
-            "error = coalesce(?, error), lease_expires_at = CASE WHEN ? THEN "
-            "coalesce(lease_expires_at, ?) END WHERE run_id = ? "
-            "AND (? IS NULL OR (worker_id = ? AND attempt = ?)) "
-            f"AND (NOT ? OR status IN {_ACTIVE})",
-            (
-                status,
-                now.isoformat(),
-                None if result is None else to_json(result),
-                None if error is None else to_json(dict(error)),
-                status in ACTIVE_RUN_STATES,
-                self._lease_until(),
-                run_id,
-                worker,
-                worker,
-                attempt,
-                if_active,
-            ),
+        change = SetRunStatus(
+            run_id,
+            status,
+            result,
+            error,
+            events,
+            holder,
+            thread_status,
+            if_active,
+            self._lease_until(),
+            self._clock(),
         )
-        if cur.rowcount:
-            # Same transaction as the status: the outbox has the event iff the change happened.
-            await insert_events(self._conn, events, now.timestamp())
-        await self._conn.commit()
-        return bool(cur.rowcount)
+        written, made = await self._write.write(change)
+        self._webhooks.deliveries_written += made
+        return written
 
-    @serial
     async def get_run(self, run_id: str) -> RunRecord | None:
-        async with self._conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE run_id = ?", (run_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return run_from_row(row) if row else None
+        rows = await self._select(f"SELECT {RUN_COLUMNS} FROM gf_runs WHERE run_id = ?", (run_id,))
+        return run_from_row(rows[0]) if rows else None
 
     @serial
     async def list_runs(
         self, thread_id: str, *, limit: int, offset: int, status: RunState | None = None
     ) -> list[RunRecord]:
-        sql = f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE thread_id = ?"
+        sql = f"SELECT {RUN_COLUMNS} FROM gf_runs WHERE thread_id = ?"
         params: list[Any] = [thread_id]
         if status is not None:
             sql += " AND status = ?"
@@ -432,20 +480,19 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
             return []
         marks = ", ".join("?" for _ in statuses)
         async with self._conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE status IN ({marks}) ORDER BY created_at",
+            f"SELECT {RUN_COLUMNS} FROM gf_runs WHERE status IN ({marks}) ORDER BY created_at",
             list(statuses),
         ) as cur:
             return [run_from_row(row) for row in await cur.fetchall()]
 
-    @serial
     async def active_runs_elsewhere(self, thread_id: str, worker_id: str) -> list[RunRecord]:
         marks = ", ".join("?" for _ in ACTIVE_RUN_STATES)
-        async with self._conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM gf_runs WHERE thread_id = ? AND worker_id != ? "
+        rows = await self._select(
+            f"SELECT {RUN_COLUMNS} FROM gf_runs WHERE thread_id = ? AND worker_id != ? "
             f"AND status IN ({marks})",
             (thread_id, worker_id, *ACTIVE_RUN_STATES),
-        ) as cur:
-            return [run_from_row(row) for row in await cur.fetchall()]
+        )
+        return [run_from_row(row) for row in rows]
 
     # leases
 
@@ -457,15 +504,13 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
         marks = ", ".join("?" for _ in run_ids)
         rows = await self._conn.execute_fetchall(
             f"UPDATE gf_runs SET lease_expires_at = ? WHERE worker_id = ? AND status IN "
-            f"{_ACTIVE} AND run_id IN ({marks}) RETURNING run_id",
+            f"{ACTIVE} AND run_id IN ({marks}) RETURNING run_id",
             (self._lease_until(), worker_id, *run_ids),
         )
         renewed = {row[0] for row in rows}
         await self._conn.commit()
         return renewed
 
-    @shielded
-    @serial
     async def claim_expired_runs(
         self,
         worker_id: str,
@@ -475,55 +520,19 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
         max_attempts: int,
         abandoned_events: Callable[[RunRecord], Sequence[WebhookEvent]] | None = None,
     ) -> Claim:
-        now = self._clock()
-        expired = f"status IN {_ACTIVE} AND lease_expires_at < ?"
-        error = to_json(
-            {
-                "error": "RunAbandoned",
-                "message": f"run abandoned after {max_attempts} attempts: each worker "
-                "executing it stopped before it ended",
-            }
-        )
-        # execute_fetchall runs each statement to its end in one call: a RETURNING statement
-        # left half-read would make a commit by another coroutine on this connection fail.
-        rows = await self._conn.execute_fetchall(
-            f"UPDATE gf_runs SET status = 'error', error = ?, lease_expires_at = NULL, "
-            f"updated_at = ? WHERE {expired} AND attempt >= ? RETURNING {_RUN_COLUMNS}",
-            (error, now.isoformat(), now.timestamp(), max_attempts),
-        )
-        abandoned = [run_from_row(row) for row in rows]
-        if abandoned_events is not None:
-            for record in abandoned:
-                await insert_events(self._conn, abandoned_events(record), now.timestamp())
-        claimed: list[RunRecord] = []
-        if limit > 0 and graph_ids:
-            graphs = ", ".join("?" for _ in graph_ids)
-            rows = await self._conn.execute_fetchall(
-                f"UPDATE gf_runs SET worker_id = ?, lease_expires_at = ?, attempt = attempt + 1, "
-                f"updated_at = ? WHERE run_id IN (SELECT r.run_id FROM gf_runs r WHERE "
-                f"r.{expired} AND r.graph_id IN ({graphs}) AND NOT EXISTS (SELECT 1 FROM "
-                f"gf_runs o WHERE o.thread_id = r.thread_id AND o.status IN {_ACTIVE} AND "
-                f"o.created_at < r.created_at) ORDER BY r.created_at LIMIT ?) "
-                f"RETURNING {_RUN_COLUMNS}",
-                (
-                    worker_id,
-                    self._lease_until(),
-                    now.isoformat(),
-                    now.timestamp(),
-                    *graph_ids,
-                    limit,
-                ),
+        claim, made = await self._write.write(
+            ClaimExpiredRuns(
+                worker_id,
+                graph_ids,
+                limit,
+                max_attempts,
+                abandoned_events,
+                self._lease_until(),
+                self._clock(),
             )
-            claimed = sorted((run_from_row(row) for row in rows), key=lambda r: r.created_at)
-        if abandoned:
-            await self._conn.execute(
-                "UPDATE gf_threads SET status = 'error', updated_at = ? WHERE status = 'busy' "
-                f"AND thread_id IN ({', '.join('?' for _ in abandoned)}) AND thread_id NOT IN "
-                f"(SELECT thread_id FROM gf_runs WHERE status IN {_ACTIVE})",
-                (now.isoformat(), *(r.thread_id for r in abandoned)),
-            )
-        await self._conn.commit()
-        return Claim(claimed, abandoned)
+        )
+        self._webhooks.deliveries_written += made
+        return claim
 
     @shielded
     @serial
@@ -539,7 +548,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
     async def lease_holders(self, worker_id: str) -> dict[str, str]:
         async with self._conn.execute(
             "SELECT DISTINCT w.worker_id, w.url FROM gf_runs r JOIN gf_workers w ON "
-            f"w.worker_id = r.worker_id WHERE r.status IN {_ACTIVE} AND "
+            f"w.worker_id = r.worker_id WHERE r.status IN {ACTIVE} AND "
             "r.lease_expires_at >= ? AND r.worker_id != ?",
             (self._clock().timestamp(), worker_id),
         ) as cur:
@@ -548,7 +557,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
     @shielded
     @serial
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
-        sql = f"UPDATE gf_runs SET lease_expires_at = 0 WHERE worker_id = ? AND status IN {_ACTIVE}"
+        sql = f"UPDATE gf_runs SET lease_expires_at = 0 WHERE worker_id = ? AND status IN {ACTIVE}"
         params: list[Any] = [worker_id]
         if run_ids is not None:
             if not run_ids:

@@ -13,7 +13,7 @@ machine's assistants are few.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -100,6 +100,9 @@ class SqliteAssistants:
     def _conn(self) -> aiosqlite.Connection:
         raise NotImplementedError
 
+    async def _select(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
+
     @contextlib.asynccontextmanager
     async def _assistant_writes(self) -> AsyncIterator[None]:
         """An assistant write (under the ``serial`` lock): committed at the end, rolled
@@ -177,13 +180,11 @@ class SqliteAssistants:
             raise AssistantExistsError(assistant.assistant_id)
         return existing
 
-    @serial
     async def get_assistant(self, assistant_id: str) -> AssistantRecord | None:
-        async with self._conn.execute(
+        rows = await self._select(
             f"SELECT {_COLUMNS} FROM gf_assistants WHERE assistant_id = ?", (assistant_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return _assistant(row) if row else None
+        )
+        return _assistant(rows[0]) if rows else None
 
     @shielded
     @serial

@@ -1,41 +1,22 @@
-"""Helpers of the SQLite store: its URL, row conversions, the shielded saver, a file lock."""
+"""Helpers of the SQLite store: its URL, row conversions, a file lock."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import fcntl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
 from worker import jsonutil
-from worker.store.base import RunRecord, ThreadRecord, shielded
+from worker.store.base import RunRecord, ThreadRecord
 from worker.store.thread_ttl import ThreadTTL
 
 # What ``thread_from_row`` reads, in order.
 THREAD_COLUMNS = (
     "thread_id, created_at, updated_at, metadata, status, ttl_strategy, ttl_minutes, ttl_expires_at"
 )
-
-
-class ShieldedSaver(AsyncSqliteSaver):
-    """``AsyncSqliteSaver`` whose writes always reach their commit."""
-
-    @shielded
-    async def aput(self, *args: Any, **kwargs: Any) -> Any:
-        return await super().aput(*args, **kwargs)
-
-    @shielded
-    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
-        await super().aput_writes(*args, **kwargs)
-
-    @shielded
-    async def adelete_thread(self, thread_id: str) -> None:
-        await super().adelete_thread(thread_id)
 
 
 @contextlib.asynccontextmanager
@@ -71,7 +52,7 @@ def to_json(value: Any) -> str:
     return jsonutil.dumps(value).decode()
 
 
-def run_from_row(row: aiosqlite.Row) -> RunRecord:
+def run_from_row(row: Sequence[Any]) -> RunRecord:
     return RunRecord(
         run_id=row[0],
         thread_id=row[1],
@@ -91,7 +72,7 @@ def run_from_row(row: aiosqlite.Row) -> RunRecord:
     )
 
 
-def thread_from_row(row: aiosqlite.Row) -> ThreadRecord:
+def thread_from_row(row: Sequence[Any]) -> ThreadRecord:
     """A thread from a row of ``THREAD_COLUMNS`` (TTL times are Unix seconds)."""
     return ThreadRecord(
         thread_id=row[0],

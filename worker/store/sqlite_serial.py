@@ -12,7 +12,8 @@ Every store method that touches the records connection holds the connection's ``
 lock across all of its statements (``@serial``). A store method called from one that holds
 it, directly or through ``@shielded`` (whose task inherits the caller's context), goes
 straight in. A method that fails inside a transaction rolls it back before letting go, so
-the next one never inherits it.
+the next one never inherits it. (Simple reads made outside any store method go to the
+store's reader connections instead, beside everything else: ``SqliteStore._select``.)
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class Serial:
     def __init__(self, conn: Callable[[], aiosqlite.Connection]) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+
+    def holding(self) -> bool:
+        """Whether the current task (or one it awaits) holds this lock: it is inside a store
+        method, whose reads must see its own transaction on the records connection."""
+        return id(self) in _HELD.get()
 
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[None]:

@@ -1,12 +1,13 @@
-"""A thread's storage report from ``AsyncSqliteSaver``'s tables (see ``worker.store.storage``).
+"""A thread's storage report from the SQLite saver's tables (see ``worker.store.storage``).
 
-Read on the saver's own connection (under its lock): for a store in memory, the records and
-the checkpoints are two databases.
+The tables are LangGraph's SQLite saver's (``checkpoints``, ``writes``), which
+``PooledSqliteSaver`` keeps; the report is read on one of its read-only connections
+(``PooledSqliteSaver.read``), in one read transaction, so its sections share one snapshot.
 """
 
 from __future__ import annotations
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+import sqlite3
 
 from worker.store.msgpack_spans import MsgpackError, map_value_spans
 from worker.store.storage import ThreadStorage
@@ -33,23 +34,25 @@ def _add_checkpoint(
     report.checkpoint_bytes += len(blob) - sum((spans or {}).values()) + metadata_bytes
 
 
-async def sqlite_thread_storage(saver: AsyncSqliteSaver, thread_id: str) -> ThreadStorage:
+def sqlite_thread_storage(thread_id: str, conn: sqlite3.Connection) -> ThreadStorage:
+    """The report of ``thread_id`` read on ``conn`` (blocking: on a connection's thread)."""
     report = ThreadStorage()
-    async with saver.lock:
+    conn.execute("BEGIN")
+    try:
         # Row by row: a long thread's checkpoints are never all in memory at once.
-        async with saver.conn.execute(
+        rows = conn.execute(
             "SELECT type, checkpoint, coalesce(length(CAST(metadata AS BLOB)), 0) "
             "FROM checkpoints WHERE thread_id = ?",
             (thread_id,),
-        ) as cur:
-            async for type_, checkpoint, metadata_bytes in cur:
-                _add_checkpoint(report, type_, checkpoint, int(metadata_bytes))
-        async with saver.conn.execute(
+        )
+        for type_, checkpoint, metadata_bytes in rows:
+            _add_checkpoint(report, type_, checkpoint, int(metadata_bytes))
+        ((count, size),) = conn.execute(
             "SELECT count(*), coalesce(sum(length(CAST(value AS BLOB))), 0) FROM writes "
             "WHERE thread_id = ?",
             (thread_id,),
-        ) as cur:
-            row = await cur.fetchone()
-    if row is not None:
-        report.write_count, report.write_bytes = int(row[0]), int(row[1])
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    report.write_count, report.write_bytes = int(count), int(size)
     return report

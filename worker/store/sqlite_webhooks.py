@@ -1,12 +1,15 @@
 """SQLite tables of webhooks: hooks, the outbox (events and deliveries), attempts.
 
 Times are Unix seconds (REAL), as for run leases: the processes sharing a SQLite file share
-one clock. Everything runs on the store's records connection, so ``insert_events`` joins
-whatever transaction its caller has open (a run's status change) and commits with it.
+one clock. Events are written by the store's writer (``sqlite_conn.Writer``):
+``insert_events`` runs inside the operation of the change it reports (a run's status
+change, ``sqlite_runs``) and commits with it. The rest runs on the store's records
+connection.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +18,7 @@ import aiosqlite
 
 from worker import jsonutil
 from worker.store.base import shielded
+from worker.store.sqlite_conn import Writer
 from worker.store.sqlite_rows import to_json
 from worker.store.sqlite_serial import Serial, serial
 from worker.store.webhooks import (
@@ -55,32 +59,48 @@ def _hook(row: Any) -> HookRecord:
     )
 
 
-async def insert_events(
-    conn: aiosqlite.Connection, events: Sequence[WebhookEvent], now_s: float
-) -> None:
-    """Insert ``events`` and their deliveries on ``conn``, inside the caller's transaction."""
+def insert_events(conn: sqlite3.Connection, events: Sequence[WebhookEvent], now_s: float) -> int:
+    """Insert ``events`` and their deliveries on ``conn``, inside the caller's transaction;
+    returns how many deliveries were made.
+
+    An event nobody is to receive (no targets of its own, no enabled hook subscribed to
+    it) is not written: it would only wait for the pruning of events left without a
+    delivery.
+    """
+    made = 0
     for event in events:
         created_s = event.created_at.timestamp()
-        await conn.execute(
-            "INSERT INTO gf_webhook_events VALUES (?, ?, ?, ?, ?)",
-            (event.event_id, event.event_type, event.run_id, to_json(event.data), created_s),
-        )
+        row = (event.event_id, event.event_type, event.run_id, to_json(event.data), created_s)
         pending = "'pending', 0, ?, NULL, NULL, ?, ?, NULL, NULL"
+        deliveries = (event.event_id, event.event_id, now_s, created_s, now_s)
+        if event.targets:
+            conn.execute("INSERT INTO gf_webhook_events VALUES (?, ?, ?, ?, ?)", row)
+        params: tuple[str, ...] = ()
         if event.hook_only is not None:
-            await conn.execute(
-                f"INSERT INTO gf_webhook_deliveries SELECT ? || '.' || hook_id, ?, 'hook', "
-                f"hook_id, NULL, hook_id, {pending} FROM gf_webhooks WHERE hook_id = ?",
-                (event.event_id, event.event_id, now_s, created_s, now_s, event.hook_only),
-            )
+            hooks, params = "hook_id = ?", (event.hook_only,)
         elif event.to_hooks:
-            await conn.execute(
-                f"INSERT INTO gf_webhook_deliveries SELECT ? || '.' || hook_id, ?, 'hook', "
-                f"hook_id, NULL, hook_id, {pending} FROM gf_webhooks WHERE enabled = 1 AND "
-                "EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?)",
-                (event.event_id, event.event_id, now_s, created_s, now_s, event.event_type),
+            hooks = "enabled = 1 AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?)"
+            params = (event.event_type,)
+        else:
+            hooks = ""
+        if hooks and not event.targets:
+            # The event row only if some hook gets it (one statement when none does).
+            cur = conn.execute(
+                "INSERT INTO gf_webhook_events SELECT ?, ?, ?, ?, ? WHERE EXISTS "
+                f"(SELECT 1 FROM gf_webhooks WHERE {hooks})",
+                (*row, *params),
             )
+            if not cur.rowcount:
+                continue
+        if hooks:
+            cur = conn.execute(
+                f"INSERT INTO gf_webhook_deliveries SELECT ? || '.' || hook_id, ?, 'hook', "
+                f"hook_id, NULL, hook_id, {pending} FROM gf_webhooks WHERE {hooks}",
+                (*deliveries, *params),
+            )
+            made += cur.rowcount
         for i, target in enumerate(event.targets):
-            await conn.execute(
+            conn.execute(
                 f"INSERT INTO gf_webhook_deliveries VALUES (?, ?, ?, NULL, ?, ?, {pending})",
                 (
                     f"{event.event_id}.{target.kind}{i}",
@@ -93,19 +113,23 @@ async def insert_events(
                     now_s,
                 ),
             )
+            made += 1
+    return made
 
 
 class SqliteWebhookStore(WebhookStore):
     """Webhook records on the SQLite store's connection (``conn()``, used under its
-    ``serial`` lock), times from ``clock``."""
+    ``serial`` lock) and its writer (``writer()``, events), times from ``clock``."""
 
     def __init__(
         self,
         conn: Callable[[], aiosqlite.Connection],
+        writer: Callable[[], Writer],
         clock: Callable[[], datetime],
         serial: Serial,
     ) -> None:
         self._conn = conn
+        self._writer = writer
         self._clock = clock
         self._serial = serial
 
@@ -181,11 +205,10 @@ class SqliteWebhookStore(WebhookStore):
         await conn.commit()
         return cur.rowcount > 0
 
-    @shielded
-    @serial
     async def add_events(self, events: Sequence[WebhookEvent]) -> None:
-        await insert_events(self._conn(), events, self._now_s())
-        await self._conn().commit()
+        now_s = self._now_s()
+        made = await self._writer().write(lambda conn: insert_events(conn, events, now_s))
+        self.deliveries_written += made
 
     @shielded
     @serial

@@ -8,8 +8,9 @@ store's checkpointer lays the data out:
   metadata); ``channel_values`` the rows of ``checkpoint_blobs``, one per channel version;
   ``pending_writes`` the rows of ``checkpoint_writes``. Bytes are ``pg_column_size``: what
   each value takes on disk, after Postgres' own compression.
-- SQLite (``AsyncSqliteSaver``): there is no blob table; each checkpoint row carries every
-  channel's value inside its serialized checkpoint, again in every checkpoint. So
+- SQLite (LangGraph's SQLite saver's tables, which ``PooledSqliteSaver`` keeps): there is
+  no blob table; each checkpoint row carries every channel's value inside its serialized
+  checkpoint, again in every checkpoint. So
   ``channel_values.by_channel`` counts, per channel, the copies of its value inside the rows
   (``versions``: how many rows carry one) and their encoded bytes, and ``checkpoints.bytes``
   is the rest of the rows (the checkpoint without its values, plus the metadata). The

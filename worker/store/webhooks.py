@@ -121,7 +121,14 @@ class OutboxStats:
 
 
 class WebhookStore(abc.ABC):
-    """Hooks, deliveries and attempts, in the same database as the runs."""
+    """Hooks, deliveries and attempts, in the same database as the runs.
+
+    ``deliveries_written`` counts the deliveries this process's writes put in the outbox
+    (with run changes or ``add_events``): a dispatcher woken by a run's change looks at the
+    outbox only when it grew, not after every run.
+    """
+
+    deliveries_written: int = 0
 
     @abc.abstractmethod
     async def create_hook(self, hook: HookRecord) -> None: ...

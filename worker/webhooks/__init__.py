@@ -38,7 +38,8 @@ __all__ = ["Resolve", "Webhooks"]
 class Webhooks:
     """The webhook machinery of one worker: ``start()`` after the store opened, ``close()``
     before it closes. Also a ``RunObserver``: a run's events, already in the outbox when
-    it is told, wake the dispatcher."""
+    it is told, wake the dispatcher -- when they made deliveries (most runs' events go to
+    nobody: no hook is registered for them), so runs alone never make it look."""
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class Webhooks:
         self._session: aiohttp.ClientSession | None = None
         self._dispatcher: Dispatcher | None = None
         self._loop: asyncio.Task[None] | None = None
+        self._deliveries_seen = 0
 
     async def check_url(self, url: str) -> None:
         """422 unless ``url`` may receive webhooks (a run's own ``webhook``)."""
@@ -68,11 +70,17 @@ class Webhooks:
         if self._dispatcher is not None:
             self._dispatcher.wake()
 
+    def _wake_for_deliveries(self) -> None:
+        written = self._store.deliveries_written
+        if written != self._deliveries_seen:
+            self._deliveries_seen = written
+            self.wake()
+
     def run_started(self, run: ActiveRun) -> None:
-        self.wake()
+        self._wake_for_deliveries()
 
     def run_ended(self, run: ActiveRun) -> None:
-        self.wake()
+        self._wake_for_deliveries()
 
     def run_abandoned(self, record: RunRecord) -> None:
         self.wake()

@@ -30,12 +30,16 @@ async def _hook(http: aiohttp.ClientSession, worker: Worker, **body: object) -> 
 
 
 async def _run(http: aiohttp.ClientSession, worker: Worker, **extra: object) -> dict[str, str]:
+    """A stateless run waited for to its end (its body read: leaving earlier would cancel
+    it); its thread, named by the answer's Content-Location (the thread is gone by then)."""
     body = {"assistant_id": "pipeline", "input": {}, **extra}
     async with http.post(f"{worker.url}/runs/wait", json=body) as response:
         assert response.status == 200, await response.text()
-    async with http.post(f"{worker.url}/threads/search", json={"limit": 1}) as response:
-        threads = await response.json()
-    return {"thread_id": threads[0]["thread_id"]} if threads else {}
+        await response.json()
+        location = response.headers["Content-Location"]
+    _, threads, thread_id, runs, _ = location.split("/")
+    assert (threads, runs) == ("threads", "runs"), location
+    return {"thread_id": thread_id}
 
 
 def stdlib_verify(secret: str, got: Received) -> bool:

@@ -57,7 +57,9 @@ async def make_worker(tmp_path: Path) -> AsyncIterator[WorkerFactory]:
             "webhook_allow_networks": ["loopback"],
             "log_level": "warning",
         }
-        app_options = {k: overrides.pop(k) for k in ("webhook_resolve",) if k in overrides}
+        app_options = {
+            k: overrides.pop(k) for k in ("webhook_resolve", "sql_trace") if k in overrides
+        }
         values.update(overrides)
         settings = WorkerSettings(**values)
         app = create_app(settings, **app_options)

@@ -1,0 +1,96 @@
+"""The Postgres store's checkpointer: LangGraph's conformance suite, concurrent use, and
+calls that never wait for each other."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from tests.checkpointer_checks import conformance, exercise_concurrently
+from tests.integration.durable.conftest import schema_url
+from tests.support import drop_schema
+from worker.store.postgres import PostgresStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def reference_url(postgres_dsn: str) -> Iterator[str]:
+    """A schema of the test's own for LangGraph's saver, apart from the store's."""
+    schema = f"gf_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
+    try:
+        yield schema_url(postgres_dsn, schema)
+    finally:
+        drop_schema(postgres_dsn, schema)
+
+
+@pytest.fixture
+async def store(pg_url: str) -> AsyncIterator[PostgresStore]:
+    store = PostgresStore(pg_url)
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_it_passes_every_conformance_test_langgraphs_own_saver_passes(
+    pg_url: str, reference_url: str
+) -> None:
+    async def ours() -> AsyncIterator[BaseCheckpointSaver[Any]]:
+        store = PostgresStore(pg_url)
+        await store.open()
+        try:
+            yield store.checkpointer
+        finally:
+            await store.close()
+
+    async def langgraphs() -> AsyncIterator[BaseCheckpointSaver[Any]]:
+        options = {"autocommit": True, "row_factory": dict_row, "prepare_threshold": None}
+        async with AsyncConnectionPool(reference_url, kwargs=options, open=False) as pool:
+            saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            await saver.setup()
+            yield saver
+
+    reference = await conformance("AsyncPostgresSaver", langgraphs)
+    mine = await conformance("PooledPostgresSaver", ours)
+    assert reference, "the suite ran no test"
+    passed = [test for test, error in reference.items() if error is None]
+    assert {test: mine.get(test, "not run") for test in passed} == dict.fromkeys(passed)
+
+
+async def test_many_threads_written_read_and_deleted_at_once(store: PostgresStore) -> None:
+    await exercise_concurrently(store.checkpointer)
+
+
+async def test_a_call_waiting_on_the_database_holds_up_no_other(
+    store: PostgresStore, pg_url: str
+) -> None:
+    saver = store.checkpointer
+    config = {"configurable": {"thread_id": "held", "checkpoint_ns": ""}}
+    checkpoint = empty_checkpoint()
+    await saver.aput(config, checkpoint, {}, {})
+    other_config = {"configurable": {"thread_id": "free", "checkpoint_ns": ""}}
+    await saver.aput(other_config, empty_checkpoint(), {}, {})
+    async with await psycopg.AsyncConnection.connect(pg_url) as other:
+        async with other.transaction():
+            # Another session locks the held thread's checkpoint row: writing it again waits.
+            await other.execute("SELECT 1 FROM checkpoints WHERE thread_id = 'held' FOR UPDATE")
+            writing = asyncio.ensure_future(saver.aput(config, checkpoint, {"again": 1}, {}))
+            # LangGraph's saver would hold its one lock for the waiting write: no read either.
+            got = await asyncio.wait_for(saver.aget_tuple(other_config), timeout=5)
+            assert got is not None
+            assert not writing.done()
+        await asyncio.wait_for(writing, timeout=10)
+    got = await saver.aget_tuple(config)
+    assert got is not None
+    assert got.metadata.get("again") == 1
