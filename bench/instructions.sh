@@ -10,6 +10,7 @@
 # per-request count, start-up and shutdown cancelling out. User-space instructions only: the
 # kernel's share of a socket write is not in it. Needs valgrind and nginx (Debian packages).
 set -euo pipefail
+shopt -s inherit_errexit # a failure inside "$(instructions ...)" stops the script too
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY="$ROOT/.venv/bin/python"
@@ -65,7 +66,9 @@ instructions() {
         PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file="$out" "$PY" -m lb \
         2>"$WORK/valgrind.log" &
     LB_PID=$!
-    "$PY" "$ROOT/bench/probe.py" wait "http://127.0.0.1:$lb_port/" >/dev/null
+    # Python under valgrind starts some fifty times slower than without.
+    "$PY" "$ROOT/bench/probe.py" wait "http://127.0.0.1:$lb_port/" --timeout-s 600 \
+        --pid "$LB_PID" >/dev/null
     "$PY" "$ROOT/bench/sequential_client.py" "$lb_port" 50 # warm: upstream connection open
     "$PY" "$ROOT/bench/sequential_client.py" "$lb_port" "$count"
     kill -INT "$LB_PID"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -30,6 +32,27 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+@contextlib.contextmanager
+def fresh_schema(dsn: str) -> Iterator[str]:
+    """A Postgres URL whose tables all land in a new schema of the test's own, dropped after."""
+    import psycopg
+    from psycopg import sql
+
+    schema = f"gf_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield schema_url(dsn, schema)
+    finally:
+        drop_schema(dsn, schema)
+
+
+def schema_url(dsn: str, schema: str) -> str:
+    """``dsn`` with ``schema`` as its search path."""
+    sep = "&" if "?" in dsn else "?"
+    return f"{dsn}{sep}options=-csearch_path%3D{schema}"
 
 
 def drop_schema(dsn: str, schema: str) -> None:

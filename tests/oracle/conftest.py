@@ -6,18 +6,16 @@ See ``tests/oracle/harness.py`` for what they give and how a test compares the t
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
-import psycopg
 import pytest
 from langgraph_sdk import get_client
 
 from tests.integration.worker.conftest import WorkerFactory, make_worker  # noqa: F401
 from tests.oracle.harness import GRAPHS_CONFIG, Target, oracle_installed, run_oracle
-from tests.support import drop_schema
+from tests.support import fresh_schema
 
 pytestmark = pytest.mark.integration
 
@@ -63,11 +61,6 @@ def target(request: pytest.FixtureRequest, targets: tuple[Target, Target]) -> Ta
     return targets[0] if request.param == "graphfleet" else targets[1]
 
 
-def _schema_url(dsn: str, schema: str) -> str:
-    sep = "&" if "?" in dsn else "?"
-    return f"{dsn}{sep}options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """None (the worker's SQLite file), or a Postgres URL on a fresh schema of this test's."""
@@ -75,13 +68,8 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         yield None
         return
     dsn: str = request.getfixturevalue("postgres_dsn")
-    schema = f"gf_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
-    try:
-        yield _schema_url(dsn, schema)
-    finally:
-        drop_schema(dsn, schema)
+    with fresh_schema(dsn) as url:
+        yield url
 
 
 @pytest.fixture

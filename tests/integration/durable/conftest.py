@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psycopg
 import pytest
 import redis.asyncio as aioredis
 
 from tests.integration.worker.conftest import make_worker
-from tests.support import drop_schema, eventually, free_port
+from tests.support import eventually, free_port, fresh_schema
 
 __all__ = ["make_worker"]
 
@@ -30,21 +29,11 @@ ROOT = Path(__file__).resolve().parents[3]
 COUNTING_GRAPHS = ROOT / "tests" / "graphs" / "langgraph.json"
 
 
-def schema_url(dsn: str, schema: str) -> str:
-    sep = "&" if "?" in dsn else "?"
-    return f"{dsn}{sep}options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture
 def pg_url(postgres_dsn: str) -> Iterator[str]:
     """A Postgres URL whose tables all land in a fresh schema of this test's own."""
-    schema = f"gf_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
-    try:
-        yield schema_url(postgres_dsn, schema)
-    finally:
-        drop_schema(postgres_dsn, schema)
+    with fresh_schema(postgres_dsn) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ calls that never wait for each other."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,8 +15,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from tests.checkpointer_checks import conformance, exercise_concurrently
-from tests.integration.durable.conftest import schema_url
-from tests.support import drop_schema
+from tests.support import fresh_schema
 from worker.store.postgres import PostgresStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -26,13 +24,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 @pytest.fixture
 def reference_url(postgres_dsn: str) -> Iterator[str]:
     """A schema of the test's own for LangGraph's saver, apart from the store's."""
-    schema = f"gf_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
-    try:
-        yield schema_url(postgres_dsn, schema)
-    finally:
-        drop_schema(postgres_dsn, schema)
+    with fresh_schema(postgres_dsn) as url:
+        yield url
 
 
 @pytest.fixture
