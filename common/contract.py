@@ -9,7 +9,8 @@ Both sides import these names, so a path added to the worker cannot be forgotten
 - the ``at_capacity`` promise: a worker answering ``503 {"error": {"code": "at_capacity"}}``
   did nothing, so the LB may send the same request to another worker;
 - the health body: ``GET /health`` answers ``{"status", "timestamp", "current_load",
-  "max_capacity", ...}``, 503 while draining.
+  "max_capacity", ...}``, 503 while draining;
+- paths under ``/fleet/`` are calls between workers: the LB never forwards them (404).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Final, TypedDict
 HEALTH_PATH: Final = "/health"
 AT_CAPACITY: Final = "at_capacity"
 THREAD_HEADER: Final = "X-Thread-ID"
+# Calls between the workers of a fleet (a stop for a run another worker holds): never a
+# client's, so never forwarded by the LB.
+FLEET_PREFIX: Final = "/fleet/"
 
 # POST paths that start a run. The LangGraph API's are suffixes of /threads/{id}/... too.
 RUN_CREATING_SUFFIXES: Final = ("/runs", "/runs/wait", "/runs/stream", "/runs/batch")

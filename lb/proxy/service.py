@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import unquote, urlsplit
 
 import structlog
 
+from common.contract import FLEET_PREFIX
 from lb.fleet.ejection import OutlierDetector
 from lb.http.exchange import Exchange, RequestBodyError
 from lb.http.shutdown import ShutdownState
@@ -23,6 +25,19 @@ from lb.routing.router import Router
 from lb.settings import LBSettings
 
 log = structlog.get_logger("lb.proxy")
+
+
+# The largest body read and dropped with a refused request (larger: the connection closes).
+_DROPPED_BODY_MAX = 65536
+
+
+def _names_fleet_path(target: bytes) -> bool:
+    """Whether a request target reaches the workers' ``/fleet/`` paths, as the worker would
+    read it: percent-decoded, in origin or absolute form. Most targets are settled by two byte
+    scans; only one that could spell the path some other way is parsed."""
+    if b"fleet" not in target and b"%" not in target:
+        return False
+    return unquote(urlsplit(target.decode("latin-1")).path).startswith(FLEET_PREFIX)
 
 
 class Proxy:
@@ -58,6 +73,18 @@ class Proxy:
         try:
             request = outgoing_request(ex, self._ids, self._trusted)
             request_id = request.request_id
+            if _names_fleet_path(ex.target):
+                # Calls between workers: no client may make them through the LB. A small
+                # body is read and dropped, so the connection can carry the next request.
+                if ex.has_body:
+                    small = (ex.content_length or 0) <= _DROPPED_BODY_MAX and not ex.chunked
+                    if small and not ex.expect_continue:  # (a 100-continue body never comes)
+                        await ex.read_body()
+                    else:
+                        ex.keep_alive = False
+                write_error(ex, 404, "not_found", "no such path", request_id)
+                status = 404
+                return
             if self._max_body and (ex.content_length or 0) > self._max_body:
                 write_error(ex, 413, "body_too_large", "request body is too large", request_id)
                 ex.keep_alive = False

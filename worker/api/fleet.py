@@ -15,9 +15,12 @@ from aiohttp import web
 
 from worker.api.errors import json_response
 from worker.api.schemas import Body, parse_body
-from worker.errors import Conflict
+from worker.errors import Conflict, NotFound
 from worker.keys import MANAGER, SETTINGS
 from worker.runs.peers import STOP_PATH
+
+# Every request the LB forwards carries it; one worker's call to another never does.
+FORWARDED_BY_LB = "X-Forwarded-For"
 
 
 class StopBody(Body):
@@ -26,10 +29,14 @@ class StopBody(Body):
 
 
 async def stop_run(request: web.Request) -> web.Response:
+    if FORWARDED_BY_LB in request.headers:
+        # The LB refuses /fleet/ paths; a request it forwarded anyway (a spelling it did not
+        # recognise) is a client's, and clients may not make calls between workers.
+        raise NotFound("no such path", code="not_found")
     body = await parse_body(request, StopBody)
     worker_id = request.app[SETTINGS].worker_id
     if body.holder != worker_id:
-        raise Conflict(f"this is worker {worker_id}, not {body.holder}", code="wrong_worker")
+        raise Conflict("this worker is not the run's holder", code="wrong_worker")
     applied = request.app[MANAGER].apply_command(request.match_info["run_id"], body.action)
     return json_response({"applied": applied})
 

@@ -27,12 +27,13 @@ from typing import Protocol
 import aiohttp
 import structlog
 
+from common.contract import FLEET_PREFIX
 from worker.runs.relay import Relay
 from worker.store.base import Store
 
 log = structlog.get_logger("worker.peers")
 
-STOP_PATH = "/fleet/runs/{run_id}/stop"
+STOP_PATH = FLEET_PREFIX + "runs/{run_id}/stop"
 COMMAND_TIMEOUT_S = 2.0  # a holder answers at once (no I/O); longer means it is not there
 
 

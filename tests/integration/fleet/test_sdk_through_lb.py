@@ -7,6 +7,7 @@ naming the thread must reach that worker through the LB's affinity, or it would 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,3 +127,32 @@ async def test_websocket_commands_through_the_lb(
         reply = await asyncio.wait_for(ws.receive_json(), 5)
         assert "error" in reply
         assert not ws.closed  # bad commands leave the socket open
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fleet/runs/{run}/stop",
+        "/%66leet/runs/{run}/stop",  # spelled differently, read the same by the worker
+        "/fleet%2Fruns/{run}/stop",
+    ],
+)
+async def test_calls_between_workers_cannot_be_made_through_the_lb(fleet: Fleet, path: str) -> None:
+    balancer, workers = fleet
+    run = uuid.uuid4()
+    holders = [w.settings.worker_id for w in workers]
+    async with aiohttp.ClientSession() as http:
+        for holder in holders:  # whichever worker the LB would pick, it is the holder named
+            async with http.post(
+                f"http://127.0.0.1:{balancer.proxy_port}" + path.format(run=run),
+                json={"action": "interrupt", "holder": holder},
+            ) as response:
+                assert response.status == 404
+                assert (await response.json())["error"]["code"] == "not_found"
+        # Straight to a worker, the call works; carrying the LB's forwarding header, it does not.
+        stop = f"{workers[0].url}/fleet/runs/{run}/stop"
+        body = {"action": "interrupt", "holder": holders[0]}
+        async with http.post(stop, json=body) as response:
+            assert response.status == 200
+        async with http.post(stop, json=body, headers={"X-Forwarded-For": "10.0.0.1"}) as r:
+            assert r.status == 404
