@@ -234,7 +234,8 @@ async def _thread_ttl(app: web.Application) -> AsyncIterator[None]:
     """This worker's thread TTL sweep (see ``worker.ttl``): every worker runs one, and each
     expired thread is deleted or pruned by exactly one of them."""
     settings, config, manager = app[SETTINGS], app[THREAD_TTL], app[MANAGER]
-    canceller = Canceller(manager, app[RELAY], app[STORE], settings.worker_id)
+    # The same way to another worker's runs as the API's cancels: Redis, else a stop call.
+    canceller = Canceller(manager, app[PEER_COMMANDS], app[STORE], settings.worker_id)
 
     async def stop_thread(thread_id: str) -> None:
         await canceller.stop_thread(

@@ -86,6 +86,9 @@ class PeerCommands:
                 target, json={"action": action, "holder": holder}, timeout=timeout
             ) as response:
                 if response.status != 200:
+                    # Not the holder at that address (a port reused, a worker replaced): not
+                    # asked again for a while, as an unreachable one.
+                    self._unreachable_until[holder] = self._clock() + self._timeout_s
                     log.warning(
                         "peer_command_refused", holder=holder, url=url, status=response.status
                     )

@@ -131,7 +131,9 @@ class ThreadTTLSweeper:
             # Its end re-arms the expiry; until then the thread is not claimable.
             await self._store.release_thread_ttl_claim(thread_id, self._worker_id)
             return "skipped"
-        await keep_latest(self._store.checkpointer, thread_id)
+        # Shielded: a shutdown cancelling the sweep between keep_latest's delete and its
+        # re-writes would leave the thread with no checkpoint at all.
+        await asyncio.shield(keep_latest(self._store.checkpointer, thread_id))
         if not await self._store.finish_thread_ttl(thread_id, self._worker_id):
             return "skipped"
         log.info("thread_ttl_pruned", thread_id=thread_id)
