@@ -240,7 +240,12 @@ class Writer:
                     # here, and its callers must hear how it ended.
                     await asyncio.shield(self._conn.run(batch))
                 except asyncio.CancelledError:
-                    _settle(queued, [], RuntimeError("store closed while writing"))
+                    # The loop is going away (the batch may still commit on its thread): every
+                    # caller hears it, those queued behind the batch too, so none waits forever.
+                    closing = RuntimeError("store closed while writing; outcome unknown")
+                    _settle(queued, [], closing)
+                    _settle(self._queue, [], RuntimeError("store closed before writing"))
+                    self._queue = []
                     raise
                 except Exception as exc:
                     _settle(queued, batch.outcomes, exc)

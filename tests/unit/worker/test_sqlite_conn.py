@@ -203,3 +203,18 @@ async def test_reads_go_on_while_the_writer_is_held(writer: Writer, path: str) -
             await readers.run(write)
     finally:
         await readers.close()
+
+
+async def test_a_cancelled_flusher_leaves_no_caller_waiting(writer: Writer) -> None:
+    gate, held = await hold(writer)
+    queued = asyncio.ensure_future(writer.write(insert(1)))  # behind the held batch
+    await asyncio.sleep(0)
+    flusher = writer._flushing
+    assert flusher is not None
+    flusher.cancel()  # as at loop teardown
+    await asyncio.sleep(0)
+    gate.release.set()
+    with pytest.raises(RuntimeError, match="outcome unknown"):
+        await asyncio.wait_for(held, timeout=10)
+    with pytest.raises(RuntimeError, match="before writing"):
+        await asyncio.wait_for(queued, timeout=10)
