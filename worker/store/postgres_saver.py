@@ -6,10 +6,12 @@ of all the calls before it. Given a pool, nothing needs that lock -- each call c
 connection of its own, and Postgres keeps concurrent transactions apart -- so this saver
 takes a pool connection per call and no lock.
 
-LangGraph encodes a task's writes on a thread so that a large value never stalls the event
-loop; for the small writes of most steps the hop to the thread and back costs more than the
-encoding, so writes that are plainly small (a bounded look at their values) are encoded in
-place. Everything else (SQL, encoding, migrations) is LangGraph's.
+LangGraph encodes a task's writes and a checkpoint's channel values on a thread so that a
+large value never stalls the event loop; for the small states of most steps the hop to the
+thread and back costs more than the encoding, so writes and checkpoints that are plainly
+small (a bounded look at their values) are encoded in place, stored as LangGraph stores them
+(the same SQL, scalars inline in the checkpoint, other values as blobs). Everything else
+(SQL, encoding, migrations) is LangGraph's.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import WRITES_IDX_MAP
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    get_serializable_checkpoint_metadata,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -44,6 +53,47 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             else:
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        values = checkpoint["channel_values"]
+        if not plainly_small(values.values()):
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        configurable = config["configurable"]
+        thread_id = configurable["thread_id"]
+        checkpoint_ns = configurable["checkpoint_ns"]
+        inline = {k: v for k, v in values.items() if v is None or isinstance(v, _SCALARS)}
+        blobs = {k: v for k, v in values.items() if k not in inline}
+        blob_versions = {k: v for k, v in new_versions.items() if k in blobs}
+        async with self._cursor(pipeline=True) as cur:
+            if blob_versions:
+                await cur.executemany(
+                    self.UPSERT_CHECKPOINT_BLOBS_SQL,
+                    self._dump_blobs(thread_id, checkpoint_ns, blobs, blob_versions),
+                )
+            await cur.execute(
+                self.UPSERT_CHECKPOINTS_SQL,
+                (
+                    thread_id,
+                    checkpoint_ns,
+                    checkpoint["id"],
+                    configurable.get("checkpoint_id"),
+                    Jsonb({**checkpoint, "channel_values": inline}),
+                    Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+                ),
+            )
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
 
     async def aput_writes(
         self,
@@ -70,6 +120,9 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         async with self._cursor(pipeline=True) as cur:
             await cur.executemany(query, params)
 
+
+# Channel values LangGraph keeps in the checkpoint's own JSON rather than as blobs.
+_SCALARS = (str, int, float, bool)
 
 # How much of a value ``plainly_small`` looks at: containers and scalars count one each,
 # strings and bytes one per 64 characters. Encoding that much takes some microseconds.
