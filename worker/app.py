@@ -113,6 +113,7 @@ async def _open_store(
         settings.store,
         lease_s=settings.run_lease_s,
         pool_size=settings.store_pool_size,
+        prepared_statements=settings.store_prepared_statements,
         sqlite_synchronous=settings.sqlite_synchronous,
         default_ttl=ttl.default,
         trace=trace,

@@ -56,6 +56,12 @@ class WorkerSettings(BaseSettings):
     store_pool_size: int = Field(
         10, ge=1, description="Most connections to a Postgres store (psycopg pool)."
     )
+    store_prepared_statements: bool = Field(
+        True,
+        description="Postgres store: prepare each statement a connection sends often on the "
+        "server, once, instead of having it parsed and planned on every run. Set false behind "
+        "PgBouncer in transaction mode older than 1.21 (or without max_prepared_statements).",
+    )
     redis_url: str | None = Field(
         None,
         description="Redis URL (optional): live stream events across workers, cancel commands "

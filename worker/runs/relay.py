@@ -125,19 +125,25 @@ class RedisRelay(Relay):
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
             pipe = self._redis.pipeline(transaction=False)
+            # One EXPIRE per stream per batch, after all of the batch's writes (a stream
+            # deleted and written again within the batch gets its TTL too): a run's events
+            # come in bursts, and an EXPIRE per event was half of the commands sent.
+            appended: dict[str, None] = {}
             for op, key, value in batch:
                 if op == "event":
                     event: StreamEvent = value
                     fields: dict[Any, Any] = {"name": event.name, "data": event.data}
                     pipe.xadd(key, fields, id=f"{event.seq}-1", maxlen=self._max_events)
-                    pipe.expire(key, self._stream_ttl_s)
+                    appended[key] = None
                 elif op == "end":
                     pipe.xadd(key, {"name": END, "data": b"null"})
-                    pipe.expire(key, self._stream_ttl_s)
+                    appended[key] = None
                 elif op == "delete":
                     pipe.delete(key)
                 else:
                     pipe.set(key, value, ex=self._result_ttl_s)
+            for key in appended:
+                pipe.expire(key, self._stream_ttl_s)
             try:
                 await pipe.execute(raise_on_error=False)
                 self._up()

@@ -19,12 +19,14 @@ def create_store(
     *,
     lease_s: float = 30.0,
     pool_size: int = 10,
+    prepared_statements: bool = True,
     sqlite_synchronous: Synchronous = "normal",
     default_ttl: ThreadTTL | None = None,
     trace: SqlTrace | None = None,
 ) -> Store:
     """The store for ``url``: ``sqlite:///path`` or ``postgresql://...``; ``default_ttl`` is
-    the TTL of threads created without one (langgraph.json ``checkpointer.ttl``); ``trace``
+    the TTL of threads created without one (langgraph.json ``checkpointer.ttl``);
+    ``prepared_statements``: whether a Postgres store prepares its frequent statements; ``trace``
     hears every SQL statement it runs (diagnostics, tests)."""
     if url.startswith("sqlite://"):
         return SqliteStore(
@@ -36,7 +38,12 @@ def create_store(
         )
     if url.startswith(POSTGRES_SCHEMES):
         return PostgresStore(
-            url, lease_s=lease_s, pool_size=pool_size, default_ttl=default_ttl, trace=trace
+            url,
+            lease_s=lease_s,
+            pool_size=pool_size,
+            prepared_statements=prepared_statements,
+            default_ttl=default_ttl,
+            trace=trace,
         )
     raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///path or postgresql://...")
 

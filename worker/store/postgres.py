@@ -77,6 +77,9 @@ _REARM_OF = (
 )
 _REARM = _REARM_OF.format(table="")
 _Conn = psycopg.AsyncConnection[DictRow]
+# Executions of a statement on one connection before psycopg prepares it on the server:
+# a run's statements repeat on every run, so early; one-off statements never reach it.
+_PREPARE_THRESHOLD = 2
 
 
 def _jsonb(value: Any) -> str:
@@ -126,16 +129,20 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         *,
         lease_s: float = 30.0,
         pool_size: int = 10,
+        prepared_statements: bool = True,
         default_ttl: ThreadTTL | None = None,
         trace: SqlTrace | None = None,
     ) -> None:
-        """``default_ttl``: the TTL of threads created without one. ``trace``, when given, is
+        """``default_ttl``: the TTL of threads created without one. ``prepared_statements``:
+        whether connections prepare statements they send often (see ``open``). ``trace``,
+        when given, is
         called with every SQL statement sent through a cursor (``BEGIN``/``COMMIT`` of
         explicit transactions are not): for diagnostics and tests."""
         self._url = url
         self._default_ttl = default_ttl
         self._lease_s = lease_s
         self._pool_size = pool_size
+        self._prepare_threshold = _PREPARE_THRESHOLD if prepared_statements else None
         self._trace = trace
         self._pool: AsyncConnectionPool[_Conn] | None = None
         self._saver: PooledPostgresSaver | None = None
@@ -158,12 +165,15 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         return self._pool
 
     async def open(self) -> None:
-        # What AsyncPostgresSaver needs: autocommit, dict rows, no server-side prepares
-        # (they break behind pgbouncer in transaction mode).
+        # What AsyncPostgresSaver needs: autocommit, dict rows. Server-side prepares: a run
+        # sends the same few statements each time, and parsing and planning them again was
+        # the largest share of the database's work; they are off (None) only for poolers
+        # that hand a session's statements to another server connection (PgBouncer in
+        # transaction mode before 1.21).
         options: dict[str, Any] = {
             "autocommit": True,
             "row_factory": dict_row,
-            "prepare_threshold": None,
+            "prepare_threshold": self._prepare_threshold,
         }
         if self._trace is not None:
             options["cursor_factory"] = traced_cursor(self._trace)

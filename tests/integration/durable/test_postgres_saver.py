@@ -87,3 +87,32 @@ async def test_a_call_waiting_on_the_database_holds_up_no_other(
     got = await saver.aget_tuple(config)
     assert got is not None
     assert got.metadata.get("again") == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"count": 3, "items": ["a", "b"]},  # plainly small: encoded in place
+        {"count": 3, "items": ["x" * 100] * 600},  # large: encoded on LangGraph's thread
+    ],
+    ids=["small", "large"],
+)
+async def test_what_it_writes_langgraphs_own_saver_reads_back(
+    store: PostgresStore, pg_url: str, value: dict[str, Any]
+) -> None:
+    saver = store.checkpointer
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"state": value, "step": 2, "note": None}
+    versions = {"state": 1, "step": 1, "note": 1}
+    checkpoint["channel_versions"] = versions
+    saved = await saver.aput(config, checkpoint, {"source": "loop", "step": 2}, versions)
+    await saver.aput_writes(saved, [("state", value), ("step", 3)], "task-1")
+    options = {"autocommit": True, "row_factory": dict_row, "prepare_threshold": None}
+    async with AsyncConnectionPool(pg_url, kwargs=options, open=False) as pool:
+        got = await AsyncPostgresSaver(pool).aget_tuple(saved)  # type: ignore[arg-type]
+    assert got is not None
+    assert got.checkpoint["channel_values"] == {"state": value, "step": 2, "note": None}
+    assert got.metadata["step"] == 2
+    assert got.parent_config is None
+    assert got.pending_writes == [("task-1", "state", value), ("task-1", "step", 3)]
