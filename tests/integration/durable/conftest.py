@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 
 from tests.integration.worker.conftest import make_worker
 from tests.support import eventually, free_port, fresh_schema
+from worker.store import Store, create_store
 
 __all__ = ["make_worker"]
 
@@ -118,3 +119,22 @@ async def spawn_worker() -> AsyncIterator[ProcessFactory]:
     for worker in started:
         worker.kill()
         await worker.proc.wait()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database for the test's workers or stores: a SQLite file, or a Postgres schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/shared.sqlite"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+async def stores(store_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    """Two stores on one database, as two workers of a fleet have."""
+    pair = (create_store(store_url), create_store(store_url))
+    for store in pair:
+        await store.open()
+    yield pair
+    await asyncio.gather(*(s.close() for s in pair))

@@ -20,14 +20,6 @@ pytestmark = pytest.mark.integration
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs" / "assistants" / "langgraph.json"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/assistants.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
 async def worker(make_worker: WorkerFactory, store_url: str) -> Worker:
     return await make_worker(store=store_url, graphs=GRAPHS)

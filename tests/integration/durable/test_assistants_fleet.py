@@ -21,14 +21,6 @@ pytestmark = pytest.mark.integration
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs" / "assistants" / "langgraph.json"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/fleet.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
 async def fleet(
     make_worker: WorkerFactory, store_url: str, tmp_path: Path

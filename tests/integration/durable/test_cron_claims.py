@@ -9,36 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from worker.crons.scheduler import CronScheduler
-from worker.store import Store, create_store
+from worker.store import Store
 from worker.store.crons import CronQuery, CronRecord, fire_run_id
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/shared.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-async def stores(store_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    a, b = create_store(store_url), create_store(store_url)
-    await a.open()
-    await b.open()
-    yield a, b
-    await a.close()
-    await b.close()
 
 
 def _cron(cron_id: str, *, due: datetime = T0, **changes: object) -> CronRecord:

@@ -28,14 +28,6 @@ pytestmark = pytest.mark.integration
 FAST_CRONS: dict[str, Any] = {"cron_interval_s": 0.1, "cron_claim_s": 1}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/fleet.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 async def _json(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> Any:
     async with http.request(method, url, json=body) as response:
         assert response.status < 300, await response.text()

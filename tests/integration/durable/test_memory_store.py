@@ -18,14 +18,6 @@ pytestmark = pytest.mark.integration
 MEMORY_GRAPHS = Path(__file__).resolve().parents[2] / "graphs" / "memory" / "langgraph.json"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/shared.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @contextlib.asynccontextmanager
 async def _memory(url: str, config: MemoryConfig) -> AsyncIterator[BaseStore]:
     store: Store = create_store(url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,24 +15,6 @@ from worker.store.assistants import new_assistant
 from worker.store.base import AssistantExistsError, AssistantPatch, AssistantQuery
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/assistants.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-async def stores(store_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    """Two stores on one database, as two workers of a fleet have."""
-    pair = (create_store(store_url), create_store(store_url))
-    for store in pair:
-        await store.open()
-    yield pair
-    await asyncio.gather(*(s.close() for s in pair))
 
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,14 +14,6 @@ from worker.store.base import RunRecord
 from worker.store.migrations import POSTGRES, SQLITE
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/shared.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 def _run(run_id: str, worker: str) -> RunRecord:

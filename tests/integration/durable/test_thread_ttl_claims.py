@@ -11,38 +11,18 @@ from __future__ import annotations
 import asyncio
 import operator
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from langgraph.graph import START, StateGraph
 
-from worker.store import Store, create_store
+from worker.store import Store
 from worker.store.thread_ttl import ThreadTTL
 from worker.ttl.sweeper import SweepResult, ThreadTTLSweeper
 
 pytestmark = pytest.mark.integration
 CLAIM_S = 60.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/shared.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
-@pytest.fixture
-async def stores(store_url: str) -> AsyncIterator[tuple[Store, Store]]:
-    a, b = create_store(store_url), create_store(store_url)
-    await a.open()
-    await b.open()
-    yield a, b
-    await a.close()
-    await b.close()
 
 
 class Clock:
