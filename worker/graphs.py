@@ -6,8 +6,10 @@ A spec is ``"./path/file.py:attr"`` (relative to the json file) or ``"package.mo
 of either (see ``worker.graph_factories`` for the signatures accepted). A factory is called
 once at start (with a read-only ``ServerRuntime``) to check it and to give the worker a graph
 for state reads, then once per run with the run's config (``GraphEntry.for_run``), as the
-LangGraph Server does. Any problem at start raises ``GraphLoadError`` naming the graph and the
-reason, so a worker with a bad file fails at start rather than on its first run.
+LangGraph Server does. Each graph is also bound to the worker's in-memory saver
+(``GraphEntry.scratch``), for runs whose checkpoints end with them. Any problem at start
+raises ``GraphLoadError`` naming the graph and the reason, so a worker with a bad file fails
+at start rather than on its first run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
@@ -96,6 +99,8 @@ class GraphEntry:
 
     For a factory, ``graph`` is the one built at start: right for reading and updating
     state (same nodes and channels), while runs execute the graph ``for_run`` builds.
+    ``scratch`` is ``graph`` on the worker's in-memory saver: the graph of a run whose
+    checkpoints end with it (``ActiveRun.scratch``), so the store never sees them.
     """
 
     graph_id: str
@@ -103,19 +108,30 @@ class GraphEntry:
     graph: Pregel[Any, Any, Any, Any]
     factory: GraphFactory | None = None
     store: BaseStore | None = None
+    scratch: Pregel[Any, Any, Any, Any] | None = None
+
+    def graph_for(self, *, scratch: bool) -> Pregel[Any, Any, Any, Any]:
+        """The graph holding a run's checkpoints: ``scratch`` or the store's."""
+        return self.scratch if scratch and self.scratch is not None else self.graph
+
+    def forget(self, thread_id: str) -> None:
+        """Drop a thread's checkpoints from the scratch saver (its run ended here)."""
+        if self.scratch is not None and isinstance(self.scratch.checkpointer, InMemorySaver):
+            self.scratch.checkpointer.delete_thread(thread_id)
 
     @contextlib.asynccontextmanager
     async def for_run(
-        self, config: RunnableConfig, context: Any
+        self, config: RunnableConfig, context: Any, *, scratch: bool = False
     ) -> AsyncIterator[Pregel[Any, Any, Any, Any]]:
         """The graph one run executes, held open for the run (a factory's context manager
         exits when the run ends). Without a factory, the one compiled graph."""
+        graph = self.graph_for(scratch=scratch)
         if self.factory is None:
-            yield self.graph
+            yield graph
             return
         runtime = server_runtime("threads.create_run", self.store, context)
         async with self.factory.open(config, runtime) as obj:
-            yield _bind(self.graph_id, obj, self.graph.checkpointer, self.store)  # type: ignore[arg-type]
+            yield _bind(self.graph_id, obj, graph.checkpointer, self.store)  # type: ignore[arg-type]
 
 
 class GraphRegistry:
@@ -211,18 +227,34 @@ def load_graph_objects(config_path: Path) -> dict[str, Any]:
 
 
 async def _start_graph(
-    name: str, obj: Any, checkpointer: BaseCheckpointSaver[Any], store: BaseStore | None
+    name: str,
+    obj: Any,
+    checkpointer: BaseCheckpointSaver[Any],
+    store: BaseStore | None,
+    scratch: BaseCheckpointSaver[Any],
 ) -> GraphEntry:
-    if not isinstance(obj, GraphFactory):
-        return GraphEntry(name, assistant_id_for(name), _bind(name, obj, checkpointer, store))
-    try:
-        async with obj.open(_READ_CONFIG, server_runtime("assistants.read", store)) as built:
-            graph = _bind(name, built, checkpointer, store)
-    except GraphLoadError:
-        raise
-    except Exception as exc:
-        raise GraphLoadError(f"graph {name!r}: factory raised {type(exc).__name__}: {exc}") from exc
-    return GraphEntry(name, assistant_id_for(name), graph, factory=obj, store=store)
+    factory = obj if isinstance(obj, GraphFactory) else None
+    if factory is None:
+        graph = _bind(name, obj, checkpointer, store)
+    else:
+        try:
+            runtime = server_runtime("assistants.read", store)
+            async with factory.open(_READ_CONFIG, runtime) as built:
+                graph = _bind(name, built, checkpointer, store)
+        except GraphLoadError:
+            raise
+        except Exception as exc:
+            raise GraphLoadError(
+                f"graph {name!r}: factory raised {type(exc).__name__}: {exc}"
+            ) from exc
+    return GraphEntry(
+        name,
+        assistant_id_for(name),
+        graph,
+        factory=factory,
+        store=store if factory is not None else None,
+        scratch=graph.copy(update={"checkpointer": scratch}),
+    )
 
 
 async def compile_graphs(
@@ -233,7 +265,12 @@ async def compile_graphs(
     """Bind every graph to the worker's checkpointer (and ``store``, when there is one).
 
     Each factory is called once here: one that raises or returns no graph fails the start.
+    The scratch saver shared by every graph encodes as ``checkpointer`` does.
     """
+    scratch = InMemorySaver(serde=checkpointer.serde)
     return GraphRegistry(
-        {name: await _start_graph(name, obj, checkpointer, store) for name, obj in objects.items()}
+        {
+            name: await _start_graph(name, obj, checkpointer, store, scratch)
+            for name, obj in objects.items()
+        }
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from langgraph.pregel import Pregel
 from langgraph.runtime import RunControl
 
 from worker.errors import Conflict
@@ -34,9 +35,10 @@ class ActiveRun:
 
     ``recovered``: claimed from a worker that stopped; it resumes from its last checkpoint.
     ``new_thread``: its thread was made for it just now (a stateless run's): it has no
-    checkpoints to look for. ``start_recorded``: the run started at once, so its record was
-    written ``running`` (with its start's webhook events) when it was created, and its start
-    has nothing left to write.
+    checkpoints to look for. ``scratch``: its checkpoints end with it, so they are kept in
+    the worker's memory, not the store. ``start_recorded``: the run started at once, so its
+    record was written ``running`` (with its start's webhook events) when it was created,
+    and its start has nothing left to write.
     """
 
     record: RunRecord
@@ -64,6 +66,19 @@ class ActiveRun:
     @property
     def thread_id(self) -> str:
         return self.record.thread_id
+
+    @property
+    def scratch(self) -> bool:
+        """Whether the run's checkpoints end with it: its thread was made for it and is
+        deleted when it ends (a stateless run's), and it checkpoints only on exit. The store
+        would write them only to delete them; in memory, a crash loses nothing a restart
+        from the input would not redo. A run handed back carries them to the store."""
+        return self.ephemeral and self.new_thread and self.spec.durability == "exit"
+
+    @property
+    def graph(self) -> Pregel[Any, Any, Any, Any]:
+        """The graph holding this run's checkpoints (``GraphEntry.graph_for``)."""
+        return self.entry.graph_for(scratch=self.scratch)
 
     @property
     def released(self) -> bool:

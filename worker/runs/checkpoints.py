@@ -23,7 +23,7 @@ async def starting_point(run: ActiveRun) -> tuple[RunSpec, str | None]:
     A recovered run that wrote checkpoints continues from its latest one (no input,
     no command, no fixed checkpoint); one that wrote none starts over from its input.
     """
-    saver = run.entry.graph.checkpointer
+    saver = run.graph.checkpointer
     assert isinstance(saver, BaseCheckpointSaver)
     config = executor.thread_config(run.thread_id)
     if run.new_thread:
@@ -59,13 +59,13 @@ async def stopped_outcome(store: Store, run: ActiveRun) -> executor.Outcome:
         return executor.Outcome("cancelled", None)
     if not run.started:
         return executor.Outcome("cancelled", None)
-    values, _ = await executor.final_values(run.entry.graph, run.thread_id)
+    values, _ = await executor.final_values(run.graph, run.thread_id)
     return executor.Outcome("cancelled", values)
 
 
 async def _rollback(store: Store, run: ActiveRun) -> None:
     """Put the thread back to where it was before the run and forget the run."""
-    graph = run.entry.graph
+    graph = run.graph
     if run.base_checkpoint_id is None:
         await graph.checkpointer.adelete_thread(run.thread_id)  # type: ignore[union-attr]
     else:

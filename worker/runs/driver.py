@@ -118,7 +118,12 @@ class RunDriver:
         )
         async with asyncio.timeout(run.spec.timeout_s):
             outcome = await executor.execute(
-                run.entry, run.record, spec, run.control, self._announcer.emitter(run)
+                run.entry,
+                run.record,
+                spec,
+                run.control,
+                self._announcer.emitter(run),
+                scratch=run.scratch,
             )
         if outcome.state == "paused" and run.stop_action != "pause":
             outcome = executor.Outcome("cancelled", outcome.output)
@@ -142,6 +147,8 @@ class RunDriver:
         state: RunState = outcome.state if outcome is not None else "cancelled"
         handed_over = run.stop_action in ("release", "lost")
         run.state = state
+        if run.scratch:
+            run.entry.forget(run.thread_id)
         self._table.remove(run)
         run.events.close()
         run.done.set()

@@ -143,10 +143,13 @@ async def execute(
     spec: RunSpec,
     control: RunControl,
     emit: Emit,
+    *,
+    scratch: bool = False,
 ) -> Outcome:
     """Run ``entry``'s graph for ``record``; every chunk goes to ``emit(event_name, data)``.
 
-    A factory's graph is built for this run with its config (``GraphEntry.for_run``).
+    A factory's graph is built for this run with its config (``GraphEntry.for_run``);
+    ``scratch``: the run's checkpoints are kept on the worker's in-memory saver.
 
     Returns the outcome for a graph that finished, paused (drained by ``control``) or
     raised. ``CancelledError`` propagates: the caller decides what a cancellation means.
@@ -154,9 +157,9 @@ async def execute(
     tuple_messages = "messages-tuple" in spec.stream_mode
     partial_messages = "messages" in spec.stream_mode
     accumulator = _MessageAccumulator()
-    graph, config = entry.graph, run_config(record, spec)
+    graph, config = entry.graph_for(scratch=scratch), run_config(record, spec)
     try:
-        async with entry.for_run(config, context_for(spec.context)) as run_graph:
+        async with entry.for_run(config, context_for(spec.context), scratch=scratch) as run_graph:
             async for namespace, mode, data in _chunks(run_graph, spec, config, control, emit):
                 if namespace and not spec.stream_subgraphs:
                     continue

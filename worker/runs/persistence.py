@@ -20,6 +20,7 @@ from worker.runs import checkpoints, executor
 from worker.runs.active import ActiveRun
 from worker.runs.outbox import RunOutbox
 from worker.store.base import RunState, Store, ThreadStatus
+from worker.store.checkpoint_ops import copy_checkpoints
 
 log = structlog.get_logger("worker.runs")
 
@@ -71,7 +72,7 @@ class RunPersistence:
         if outcome.state == "cancelled" and not thread_busy:
             # As the official server: a run stopped mid-way leaves its thread interrupted
             # (its checkpoint has tasks left to run); one stopped before any, idle.
-            _, pending = await executor.final_values(run.entry.graph, run.thread_id)
+            _, pending = await executor.final_values(run.graph, run.thread_id)
             status = "interrupted" if pending else "idle"
         if run.stop_action == "rollback":  # the run is gone from the store: its thread only
             await self._store.update_thread(run.thread_id, status=status)
@@ -95,7 +96,18 @@ class RunPersistence:
         return self._worker_id, run.record.attempt
 
     async def handed_back(self, run: ActiveRun) -> None:
-        """Expire ``run``'s lease (status untouched) so another worker claims it at once."""
+        """Expire ``run``'s lease (status untouched) so another worker claims it at once.
+
+        A run keeping its checkpoints in memory (``scratch``) first carries them to the
+        store: the worker that claims it resumes from them, as from any run's.
+        """
+        if run.scratch:
+            await copy_checkpoints(
+                run.graph.checkpointer,  # type: ignore[arg-type]
+                run.thread_id,
+                run.thread_id,
+                target=self._store.checkpointer,
+            )
         await self._store.release_runs(self._worker_id, [run.run_id])
 
 

@@ -58,12 +58,17 @@ async def _put(
 
 
 async def copy_checkpoints(
-    saver: BaseCheckpointSaver[Any], source_thread_id: str, target_thread_id: str
+    saver: BaseCheckpointSaver[Any],
+    source_thread_id: str,
+    target_thread_id: str,
+    *,
+    target: BaseCheckpointSaver[Any] | None = None,
 ) -> int:
-    """Copy every checkpoint (and pending write) of one thread to another; how many."""
+    """Copy every checkpoint (and pending write) of one thread to another, on ``saver`` or
+    from it to ``target``; how many."""
     tuples = await _tuples(saver, source_thread_id)
     for tup in tuples:
-        await _put(saver, target_thread_id, tup, parent=True)
+        await _put(target or saver, target_thread_id, tup, parent=True)
     return len(tuples)
 
 

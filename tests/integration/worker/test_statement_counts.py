@@ -1,11 +1,11 @@
 """What a run costs the SQLite store, counted statement by statement (not timed).
 
 The worker's background loops are set far apart, so that once they have had their first
-round, every statement the trace hears is the run's. A stateless run is three write
+round, every statement the trace hears is the run's. A stateless run is two write
 transactions: begun (its temporary thread, its record written running, its start's
-events), its checkpoint at exit, its end (the thread deleted with everything in it and the
-end's events). A run on a thread is two transactions of records -- begun, ended -- besides
-its checkpoints.
+events) and its end (the thread deleted with everything in it and the end's events); its
+checkpoint at exit stays in the worker's memory. A run on a thread is two transactions of
+records -- begun, ended -- besides its checkpoints.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _writes_records(transaction: list[str]) -> bool:
     return any(table in sql for sql in transaction for table in RECORDS)
 
 
-async def test_a_stateless_run_is_three_write_transactions(
+async def test_a_stateless_run_is_two_write_transactions(
     make_worker: WorkerFactory, tmp_path: Path
 ) -> None:
     log = SqlLog()
@@ -71,19 +71,15 @@ async def test_a_stateless_run_is_three_write_transactions(
         log.clear()
         await _run(client, None, tmp_path)
     transactions = log.transactions()
-    assert len(transactions) == 3, transactions
+    assert len(transactions) == 2, transactions
+    # Its checkpoints (at exit only) stay in the worker's memory: none is read or written.
     assert log.shapes() == Counter(
         {
-            # the assistant; the checkpoint LangGraph starts from; the final state
             "SELECT gf_assistants": 1,
-            "SELECT checkpoints": 2,
-            "SELECT writes": 1,
             # begun: the thread made busy, the run written running, its start's events
             "INSERT gf_threads": 1,
             "INSERT gf_runs": 1,
             "INSERT gf_webhook_events": 2,  # and its end's: none written, no hook wants them
-            # the checkpoint at exit
-            "INSERT checkpoints": 1,
             # ended: the thread and everything in it, in one transaction
             "DELETE gf_threads": 1,
             "DELETE gf_runs": 1,
@@ -92,10 +88,28 @@ async def test_a_stateless_run_is_three_write_transactions(
             "DELETE writes": 1,
         }
     )
-    begun, exit_checkpoint, ended = transactions
+    begun, ended = transactions
     assert [s.split(" ")[0] for s in begun] == ["INSERT", "INSERT", "INSERT"]
-    assert exit_checkpoint[0].startswith("INSERT OR REPLACE INTO checkpoints")
     assert len(ended) == 6
+
+
+async def test_a_stateless_run_that_checkpoints_each_step_writes_them(
+    make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    """``durability`` other than ``exit``: the checkpoints go to the store, where a worker
+    that takes the run over after a crash resumes from them."""
+    log = SqlLog()
+    worker = await _quiet_worker(make_worker, log)
+    async with worker.client() as client:
+        for _ in range(2):
+            log.clear()
+            output = await client.runs.wait(
+                None, "counting", input={"log": str(tmp_path / "steps.log")}, durability="sync"
+            )
+            assert isinstance(output, dict)
+    shapes = log.shapes()
+    assert shapes["INSERT checkpoints"] >= 3, shapes
+    assert shapes["SELECT checkpoints"] >= 1, shapes
 
 
 async def test_a_run_on_a_thread_writes_its_records_twice(
