@@ -9,7 +9,7 @@ worker holding the thread. Responses that create a run carry ``Content-Location:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -299,14 +299,13 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
         if after < 0:
             await sse.send_metadata(response, record.run_id, record.attempt)
         if relay.enabled:
-            # Executed (or ended) on another worker: its events come through the relay,
-            # which keeps them for a while after the run ends.
-            async def still_active() -> bool:
-                now = await request.app[STORE].get_run(record.run_id)
-                return now is not None and now.status in ACTIVE_RUN_STATES
+            # Executed (or ended) on another worker: its events come through the relay
+            # while that worker holds them (a finished run's, for its stream retention).
+            def current() -> Awaitable[RunRecord | None]:
+                return request.app[STORE].get_run(record.run_id)
 
             await sse.pump_remote(
-                response, relay, record.run_id, after, keepalive_interval_s, still_active, modes
+                response, relay, record, after, keepalive_interval_s, current, modes
             )
         # Otherwise ended and no longer retained here: the SDK reads the run's status.
         await response.write_eof()

@@ -15,8 +15,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from worker import jsonutil
-from worker.runs.events import RunEvents, StreamEvent
-from worker.runs.relay import Relay
+from worker.runs.events import RunEvents, StreamEvent, first_seq
+from worker.runs.relay import RELAY_COMMAND, Relay
+from worker.store.base import ACTIVE_RUN_STATES, RunRecord
 
 log = structlog.get_logger("worker.api.sse")
 
@@ -83,23 +84,40 @@ async def pump(
 async def pump_remote(
     response: web.StreamResponse,
     relay: Relay,
-    run_id: str,
+    record: RunRecord,
     after_seq: int,
     keepalive_interval_s: float,
-    still_active: Callable[[], Awaitable[bool]],
+    current: Callable[[], Awaitable[RunRecord | None]],
     modes: Collection[str] | None = None,
 ) -> None:
-    """Write the events of a run another worker executes, from the relay, until it ends.
+    """Write the events of a run another worker executes (``record``), from the relay, until
+    it ends; ``current()`` reads the run's record again.
 
-    The stream ends at the run's end entry, or when a quiet spell finds the run ended
-    (its end entry was lost). If the relay fails, the stream just ends: the SDK then reads
-    the run and reconnects with its ``Last-Event-ID`` while the run is still going.
+    The worker holding the run is asked to relay it (it writes the run's events to Redis
+    only for such a reader); asked again at each quiet spell while the run is active, and
+    a worker that took the run over (a crash, a hand-back) is asked too, even if the run
+    has ended there since. Events of earlier attempts are skipped. The stream ends at the
+    run's end entry, or when a quiet spell finds the run ended on the worker last asked (its
+    end entry was lost, or that worker no longer holds its events). If the
+    relay fails, the stream just ends: the SDK then reads the run and reconnects with its
+    ``Last-Event-ID`` while the run is still going.
     """
+    run_id = record.run_id
+    after_seq = max(after_seq, first_seq(record.attempt) - 1)
+    asked = (record.worker_id, record.attempt)
     try:
+        await relay.send_command(record.worker_id, run_id, RELAY_COMMAND)
         async for event in relay.follow(run_id, after_seq, idle_s=keepalive_interval_s):
             if event is None:
-                if not await still_active():
+                now = await current()
+                if now is None:
                     return
+                holder = (now.worker_id, now.attempt)
+                if holder == asked and now.status not in ACTIVE_RUN_STATES:
+                    return
+                # Another attempt (which may have ended already) is relayed by its worker.
+                asked = holder
+                await relay.send_command(now.worker_id, run_id, RELAY_COMMAND)
                 await response.write(HEARTBEAT)
             elif wanted(event, modes):
                 await response.write(frame(event.name, event.data, str(event.seq)))

@@ -156,7 +156,8 @@ class RunDriver:
             # Not ended: another worker carries the run on (and reports how it ends).
             log.info("run_handed_over", reason=run.stop_action, duration_s=round(duration_s, 3))
             return
-        self._relay.end(run.run_id)
+        if run.events.relayed:
+            self._relay.end(run.run_id, run.record.attempt)
         self._metrics.run_finished(run.entry.graph_id, state, duration_s)
         self._announcer.status(run, state)
         log.info("run_ended", status=state, duration_s=round(duration_s, 3))

@@ -45,25 +45,35 @@ class RunEvents:
 
     Sequence numbers start at ``first_seq``: a run resumed on another worker numbers its
     events after those of its earlier attempts, so a ``Last-Event-ID`` stays meaningful.
-    ``on_publish`` sees every event (the cross-worker relay); it must not block.
+    Once ``relay_to(sink)`` is called, ``sink`` sees every event, those retained first (the
+    cross-worker relay, for a reader on another worker); it must not block.
     """
 
-    def __init__(
-        self,
-        max_events: int,
-        *,
-        first_seq: int = 0,
-        on_publish: Callable[[StreamEvent], None] | None = None,
-    ) -> None:
+    def __init__(self, max_events: int, *, first_seq: int = 0) -> None:
         self._events: deque[StreamEvent] = deque(maxlen=max_events)
         self._next_seq = first_seq
-        self._on_publish = on_publish
+        self._on_publish: Callable[[StreamEvent], None] | None = None
         self._closed = False
         self._wakeup: asyncio.Future[None] | None = None
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def relayed(self) -> bool:
+        """Whether a sink sees this run's events (``relay_to``)."""
+        return self._on_publish is not None
+
+    def relay_to(self, sink: Callable[[StreamEvent], None]) -> bool:
+        """From now on, hand every event to ``sink``, after the retained ones in order; False
+        (and nothing done) when a sink already has them."""
+        if self._on_publish is not None:
+            return False
+        self._on_publish = sink
+        for event in list(self._events):
+            sink(event)
+        return True
 
     def publish(self, name: str, data: Any) -> StreamEvent:
         if self._closed:

@@ -34,7 +34,7 @@ from worker.runs.model import CancelAction, MultitaskStrategy, RunSpec
 from worker.runs.observers import RunObservers
 from worker.runs.outbox import RunOutbox
 from worker.runs.persistence import RunPersistence
-from worker.runs.relay import Relay
+from worker.runs.relay import RELAY_COMMAND, Relay
 from worker.runs.retention import Retention
 from worker.runs.table import RunTable
 from worker.store.base import RunRecord, Store
@@ -118,13 +118,7 @@ class RunManager:
             )
         # Any previous replay buffer of the same run (a resumed execution) gives way.
         self._retention.forget(record.run_id)
-        if not recovered:
-            self._relay.reset(record.run_id)  # a new execution: earlier events are history
-        events = RunEvents(
-            self._buffer_events,
-            first_seq=first_seq(record.attempt),
-            on_publish=functools.partial(self._relay.publish, record.run_id),
-        )
+        events = RunEvents(self._buffer_events, first_seq=first_seq(record.attempt))
         run = ActiveRun(record, spec, entry, events, ephemeral, recovered)
         self._table.add(run, slot)
         if strategy in ("interrupt", "rollback"):
@@ -138,9 +132,10 @@ class RunManager:
             # Stopped between admit() and start() (while its record was being written).
             run.task.cancel(f"run {run.stop_action} requested")
 
-    def abort(self, run: ActiveRun) -> None:
-        """Undo ``admit()`` for a run whose record could not be written."""
-        self._table.remove(run)
+    def abort(self, run: ActiveRun, *, keep_slot: bool = False) -> None:
+        """Undo ``admit()`` for a run whose record could not be written; ``keep_slot``: its
+        slot goes back to the caller's reservation (for the run made anew), not to admission."""
+        self._table.remove(run, keep_slot=keep_slot)
         run.events.close()
         run.done.set()
 
@@ -170,13 +165,30 @@ class RunManager:
         return stopping.request_stop(self._table.get(run_id), run_id, action)
 
     def apply_command(self, run_id: str, action: str) -> bool:
-        """A stop sent by another worker (through the relay); True when applied here."""
+        """A command sent by another worker (through the relay): a stop, or ``relay`` (a
+        reader there follows the run); True when applied here."""
+        if action == RELAY_COMMAND:
+            return self.relay(run_id)
         if action not in stopping.REMOTE_ACTIONS:
             return False
         try:
             self.stop(run_id, action)  # type: ignore[arg-type]
         except RunNotActiveError:
             return False
+        return True
+
+    def relay(self, run_id: str) -> bool:
+        """Relay the events of ``run_id`` (running or retained here) from now on, those held
+        first, and its end if it has ended; True when this worker has the run."""
+        run = self._table.get(run_id) or self._retention.get(run_id)
+        if run is None:
+            return False
+        if run.events.relayed:
+            return True
+        self._relay.reset(run_id)  # an earlier execution's events are history
+        run.events.relay_to(functools.partial(self._relay.publish, run_id))
+        if run.done.is_set() and run.stop_action not in ("release", "lost"):
+            self._relay.end(run_id, run.record.attempt)
         return True
 
     def stop_cancelled_on_record(self, run_id: str) -> bool:

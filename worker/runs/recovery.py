@@ -183,7 +183,7 @@ class Recovery:
         )
         for record in claim.abandoned:
             log.warning("run_abandoned", run_id=record.run_id, attempts=record.attempt)
-            self._relay.end(record.run_id)
+            self._relay.end(record.run_id, record.attempt)
             self._relay.cache_execution(record.run_id, Execution.of(record).view())
             self._manager.observers.run_abandoned(record)
         resumed = 0

@@ -4,7 +4,15 @@
 ``RedisRelay`` (``WORKER_REDIS_URL``) keeps, per run, a Redis Stream of its events (entry id
 ``{seq}-1``, so ``Last-Event-ID`` maps to a stream position; ``MAXLEN`` and ``EXPIRE`` bound
 it) closed by an ``__end__`` entry; a pub/sub channel per worker for commands (cancel,
-rollback, pause) on the runs it executes; and a copy of each execution record with a TTL.
+rollback, pause, relay) on the runs it executes; and a copy of each execution record with a
+TTL.
+
+A run's events are relayed on demand: a worker asked to stream a run another worker
+executes sends that worker the ``relay`` command, and from then on the executing worker
+writes the run's events (those it still holds first) to the run's stream. Runs nobody
+follows elsewhere (most) cost Redis nothing. An attempt's end entry has the id just below
+the next attempt's first event, so a stream read from an attempt's first id on never sees
+an earlier attempt's events or end.
 
 Publishing never blocks a run and never fails one: writes go through a bounded queue to one
 background task. While Redis is unreachable, writes are dropped with a logged warning and
@@ -23,11 +31,12 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from worker.runs.events import StreamEvent
+from worker.runs.events import StreamEvent, first_seq
 
 log = structlog.get_logger("worker.relay")
 
 END = "__end__"
+RELAY_COMMAND = "relay"  # to a run's worker: write the run's events to its stream from now on
 CommandHandler = Callable[[str, str], bool]  # (run_id, action) -> applied
 
 
@@ -39,11 +48,11 @@ class Relay:
     def publish(self, run_id: str, event: StreamEvent) -> None:
         """Relay one event of a run this worker executes (never blocks)."""
 
-    def end(self, run_id: str) -> None:
-        """The run ended: followers elsewhere stop after its last event."""
+    def end(self, run_id: str, attempt: int) -> None:
+        """The run's ``attempt`` ended: followers elsewhere stop after its last event."""
 
     def reset(self, run_id: str) -> None:
-        """A new execution of ``run_id`` begins: forget the events of the previous one."""
+        """Relaying an execution of ``run_id`` begins: forget the events of earlier ones."""
 
     def cache_execution(self, run_id: str, view: dict[str, Any]) -> None:
         """Keep a copy of an execution record (``GET /executions/{id}``'s body)."""
@@ -110,8 +119,8 @@ class RedisRelay(Relay):
     def publish(self, run_id: str, event: StreamEvent) -> None:
         self._put("event", self._events_key(run_id), event)
 
-    def end(self, run_id: str) -> None:
-        self._put("end", self._events_key(run_id), None)
+    def end(self, run_id: str, attempt: int) -> None:
+        self._put("end", self._events_key(run_id), first_seq(attempt + 1) - 1)
 
     def reset(self, run_id: str) -> None:
         self._put("delete", self._events_key(run_id), None)
@@ -136,7 +145,7 @@ class RedisRelay(Relay):
                     pipe.xadd(key, fields, id=f"{event.seq}-1", maxlen=self._max_events)
                     appended[key] = None
                 elif op == "end":
-                    pipe.xadd(key, {"name": END, "data": b"null"})
+                    pipe.xadd(key, {"name": END, "data": b"null"}, id=f"{value}-1")
                     appended[key] = None
                 elif op == "delete":
                     pipe.delete(key)

@@ -35,8 +35,8 @@ async def test_a_burst_of_events_lands_in_order_and_each_stream_expires(
         relay.publish("b", StreamEvent(seq, "values", f'{{"b": {seq}}}'.encode()))
     relay.reset("b")
     relay.publish("b", StreamEvent(0, "metadata", b"{}"))
-    relay.end("a")
-    relay.end("b")
+    relay.end("a", 1)
+    relay.end("b", 1)
     await relay.start(_ignore_commands)
     try:
         received = [(event.seq, event.name, event.data) async for event in _until_end(relay, "a")]

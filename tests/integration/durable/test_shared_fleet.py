@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from tests.integration.worker.conftest import Worker, WorkerFactory
 from tests.support import eventually
@@ -136,3 +137,35 @@ async def test_websocket_pause_sent_to_the_other_worker_reaches_the_executing_on
                 return bool((await response.json())["status"] == "paused")
 
         await eventually(paused)
+
+
+async def test_a_run_is_relayed_only_once_another_worker_streams_it(
+    pair: tuple[Worker, Worker], redis_url: str, redis_prefix: str
+) -> None:
+    """Redis carries a run's events only for a reader on another worker: a run streamed
+    nowhere else writes nothing there; one joined elsewhere after it ended is replayed whole
+    from the worker that ran it (which holds its events for the stream retention)."""
+    a, b = pair
+    sdk_a = a.client()
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        thread_id = (await sdk_a.threads.create())["thread_id"]
+        run = await sdk_a.runs.create(
+            thread_id, "pipeline", input={"delay_s": 0.01}, stream_mode=["custom", "values"]
+        )
+        await sdk_a.runs.join(thread_id, run["run_id"])
+        key = f"{redis_prefix}run:{run['run_id']}:events"
+        assert await client.exists(key) == 0
+        path = f"/threads/{thread_id}/runs/{run['run_id']}/stream"
+        async with aiohttp.ClientSession() as http, http.get(b.url + path) as response:
+            assert response.status == 200
+            metadata, *replayed = await _read_events(response)
+        assert metadata[1] == "metadata"
+        local = a.manager.get(run["run_id"])
+        assert local is not None
+        produced = [(str(e.seq), e.name, e.data.decode()) for e in local.events.retained()]
+        assert replayed == produced
+        assert await client.exists(key) == 1
+    finally:
+        await sdk_a.aclose()
+        await client.aclose()

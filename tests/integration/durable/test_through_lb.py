@@ -94,3 +94,42 @@ async def test_sdk_through_the_lb_joins_a_run_whose_worker_was_killed(
         assert (await sdk.threads.get_state(thread_id))["values"]["steps"] == STEPS
     finally:
         await sdk.aclose()
+
+
+@pytest.mark.timeout(60)
+async def test_a_stream_on_the_other_worker_carries_on_when_the_runs_worker_is_killed(
+    spawn_worker: ProcessFactory, pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """B streams A's run through the relay; A dies mid-run; B takes the run over (at its
+    lease's end) and relays it itself: the stream goes on to the run's end."""
+    common = {"redis_url": redis_url, "redis_prefix": redis_prefix, "keepalive_interval_s": 0.3}
+    a = await spawn_worker(pg_url, "worker-a", **common)
+    b = await spawn_worker(pg_url, "worker-b", **common)
+    log, gate = tmp_path / "steps.log", tmp_path / "gate"
+    sdk_a = get_client(url=a.url, api_key=None)
+    sdk_b = get_client(url=b.url, api_key=None)
+    try:
+        thread_id = (await sdk_a.threads.create())["thread_id"]
+        run = await sdk_a.runs.create(
+            thread_id, "counting", input={"log": str(log), "gate": str(gate)}
+        )
+        await eventually(lambda: read_steps(log) == ["first"], timeout_s=10)
+        events: list[tuple[str, object]] = []
+
+        async def stream() -> None:
+            async for part in sdk_b.runs.join_stream(thread_id, run["run_id"]):
+                events.append((part.event, part.data))
+
+        streaming = asyncio.create_task(stream())
+        await eventually(lambda: any(name == "values" for name, _ in events), timeout_s=10)
+        a.kill()
+        await a.proc.wait()
+        gate.touch()
+        await asyncio.wait_for(streaming, timeout=30)
+        last = [data for name, data in events if name == "values"][-1]
+        assert isinstance(last, dict)
+        assert last["steps"] == STEPS
+        assert (await sdk_b.runs.get(thread_id, run["run_id"]))["status"] == "success"
+    finally:
+        await sdk_a.aclose()
+        await sdk_b.aclose()
