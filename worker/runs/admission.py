@@ -28,6 +28,10 @@ class Reservation:
         """The slot now belongs to a run, which releases it when it ends."""
         self.claimed = True
 
+    def unclaim(self) -> None:
+        """The run that claimed the slot was never started: the holder has it again."""
+        self.claimed = False
+
     def release(self) -> None:
         if not self.released:
             self.released = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,10 +73,42 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
+class AssistantCache:
+    """Assistants as last read from the store, by id: the most recently used ``size``.
+
+    An entry may be stale (another worker may have changed the assistant since), so a run
+    made from one is written only if the assistant is still as read (``Store.begin_run``'s
+    ``assistant``); when it is not, the entry is forgotten and the run made anew.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._items: OrderedDict[str, AssistantRecord] = OrderedDict()
+
+    def get(self, assistant_id: str) -> AssistantRecord | None:
+        record = self._items.get(assistant_id)
+        if record is not None:
+            self._items.move_to_end(assistant_id)
+        return record
+
+    def put(self, record: AssistantRecord) -> None:
+        self._items[record.assistant_id] = record
+        self._items.move_to_end(record.assistant_id)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def forget(self, assistant_id: str) -> None:
+        self._items.pop(assistant_id, None)
+
+
 async def resolve_assistant(
-    store: Store, graphs: GraphRegistry, assistant_or_graph_id: str
+    store: Store,
+    graphs: GraphRegistry,
+    assistant_or_graph_id: str,
+    cache: AssistantCache | None = None,
 ) -> ResolvedAssistant:
-    """The assistant a run names: a graph name means that graph's default assistant.
+    """The assistant a run names: a graph name means that graph's default assistant; from
+    ``cache`` when it has it (see ``AssistantCache`` for what that asks of the caller).
 
     422 when the name is neither a UUID nor a graph served here; 404 when no such assistant
     exists, or its graph is not served by this worker.
@@ -88,9 +121,13 @@ async def resolve_assistant(
             f"UUID or one of the registered graphs: {', '.join(graphs.names)}",
             code="invalid_assistant",
         )
-    assistant = await store.get_assistant(assistant_id)
+    assistant = cache.get(assistant_id) if cache is not None else None
     if assistant is None:
-        raise NotFound(f"assistant {assistant_id} not found", code="assistant_not_found")
+        assistant = await store.get_assistant(assistant_id)
+        if assistant is None:
+            raise NotFound(f"assistant {assistant_id} not found", code="assistant_not_found")
+        if cache is not None:
+            cache.put(assistant)
     served = graphs.get(assistant.graph_id)
     if served is None or served.graph_id != assistant.graph_id:
         raise NotFound(

@@ -2,19 +2,20 @@
 
 1. take a capacity slot from the manager's ``admission`` (503 ``at_capacity`` before anything
    else; handlers take it before reading the request body and pass it to ``create``),
-2. resolve the assistant (``runs.assistants``: from the store, its config and context merged
-   under the run's) and the thread (404, or one to create),
+2. resolve the assistant (``runs.assistants``: from the worker's cache or the store, its
+   config and context merged under the run's) and the thread (404, or one to create),
 3. refuse a thread another worker is running (409; a thread made just now has no runs),
 4. admit the run on its thread per ``multitask_strategy`` (409 on reject),
 5. write the run's record, and only then
 6. start it. The caller answers 2xx after this returns: an accepted run is always on record.
 
-Step 5 is one transaction (``Store.begin_run``): the run's record, its thread made busy (or
-created) and, for a run that starts at once, its start -- the record is written ``running``
-with the start's webhook events, and the run has nothing more to write when it starts. A
-thread created there gets the default TTL (langgraph.json's ``checkpointer.ttl``, as
-``POST /threads`` gives it), except a stateless run's thread deleted when the run ends; the
-TTL of an existing thread restarts.
+Step 5 is one transaction (``Store.begin_run``), written only if the assistant is still as
+read (a cached one may have changed on another worker: then steps 2-5 are done again): the
+run's record, its thread made busy (or created) and, for a run that starts at once, its
+start -- the record is written ``running`` with the start's webhook events, and the run has
+nothing more to write when it starts. A thread created there gets the default TTL
+(langgraph.json's ``checkpointer.ttl``, as ``POST /threads`` gives it), except a stateless
+run's thread deleted when the run ends; the TTL of an existing thread restarts.
 """
 
 from __future__ import annotations
@@ -29,10 +30,23 @@ from worker.errors import Conflict, NotFound
 from worker.graphs import GraphEntry, GraphRegistry
 from worker.runs.active import ActiveRun
 from worker.runs.admission import Reservation
-from worker.runs.assistants import apply_assistant, resolve_assistant
+from worker.runs.assistants import (
+    AssistantCache,
+    ResolvedAssistant,
+    apply_assistant,
+    resolve_assistant,
+)
 from worker.runs.manager import RunManager
 from worker.runs.model import MultitaskStrategy, RunSpec, run_kwargs
-from worker.store.base import RunRecord, Store, ThreadRecord
+from worker.store.base import (
+    AssistantChangedError,
+    AssistantRecord,
+    RunRecord,
+    Store,
+    ThreadRecord,
+)
+
+ASSISTANT_READS = 3  # reads of an assistant that keeps changing before a run gives up (409)
 
 
 def _utcnow() -> datetime:
@@ -55,6 +69,7 @@ class RunService:
         self.store = store
         self.graphs = graphs
         self.manager = manager
+        self.assistants = AssistantCache()
         self._worker_id = worker_id
         self._check_webhook = check_webhook
         self._clock = clock
@@ -94,8 +109,42 @@ class RunService:
         every worker (a cron firing); a new UUID otherwise.
         """
         # The one place a run learns its assistant: its graph, and its config and context
-        # merged under the run's (stored so, so a resumed run gets the same).
-        resolved = await resolve_assistant(self.store, self.graphs, assistant_id)
+        # merged under the run's (stored so, so a resumed run gets the same). The assistant
+        # comes from this worker's cache when it can; the run's record is written only if
+        # the assistant is still as read, else it is read again and the run made anew.
+        for _ in range(ASSISTANT_READS):
+            resolved = await resolve_assistant(
+                self.store, self.graphs, assistant_id, self.assistants
+            )
+            try:
+                return await self._create_from(
+                    slot,
+                    resolved,
+                    spec,
+                    thread_id,
+                    if_not_exists,
+                    multitask_strategy,
+                    metadata,
+                    run_id,
+                )
+            except AssistantChangedError:
+                self.assistants.forget(resolved.assistant.assistant_id)
+        raise Conflict(
+            f"assistant {assistant_id} kept changing while the run was being created; retry",
+            code="assistant_changed",
+        )
+
+    async def _create_from(
+        self,
+        slot: Reservation,
+        resolved: ResolvedAssistant,
+        spec: RunSpec,
+        thread_id: str | None,
+        if_not_exists: str,
+        multitask_strategy: MultitaskStrategy,
+        metadata: dict[str, Any] | None,
+        run_id: str | None,
+    ) -> ActiveRun:
         entry = resolved.entry
         spec = apply_assistant(spec, resolved)
         if spec.webhook:
@@ -115,7 +164,9 @@ class RunService:
             kwargs=run_kwargs(spec),
             worker_id=self._worker_id,
         )
-        return await self._admit_and_start(slot, record, spec, entry, thread)
+        return await self._admit_and_start(
+            slot, record, spec, entry, thread, assistant=resolved.assistant
+        )
 
     async def _thread_for(
         self, spec: RunSpec, thread_id: str | None, if_not_exists: str
@@ -171,6 +222,8 @@ class RunService:
         spec: RunSpec,
         entry: GraphEntry,
         thread: _Thread,
+        *,
+        assistant: AssistantRecord | None = None,
     ) -> ActiveRun:
         strategy: MultitaskStrategy = record.multitask_strategy  # type: ignore[assignment]
         if not thread.new:
@@ -197,7 +250,11 @@ class RunService:
                 create_thread=thread.create,
                 temporary_thread=thread.ephemeral,
                 events=events,
+                assistant=assistant,
             )
+        except AssistantChangedError:
+            self.manager.abort(run, keep_slot=True)  # the slot serves the run made anew
+            raise
         except BaseException:
             self.manager.abort(run)
             raise

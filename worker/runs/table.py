@@ -31,14 +31,18 @@ class RunTable:
         self.threads.append(run)
         self._on_change()
 
-    def remove(self, run: ActiveRun) -> None:
-        """Take ``run`` out, hand its thread's turn on and give its slot back (idempotent)."""
+    def remove(self, run: ActiveRun, *, keep_slot: bool = False) -> None:
+        """Take ``run`` out, hand its thread's turn on and give its slot back (idempotent);
+        ``keep_slot``: back to its reservation, unclaimed, rather than to admission."""
         if self._runs.get(run.run_id) is run:
             del self._runs[run.run_id]
         slot = self._slots.pop(id(run), None)
         self.threads.remove(run)
         if slot is not None:
-            slot.release()
+            if keep_slot:
+                slot.unclaim()
+            else:
+                slot.release()
         self._on_change()
 
     def get(self, run_id: str) -> ActiveRun | None:

@@ -94,6 +94,10 @@ class AssistantExistsError(Exception):
     """``create_assistant`` was asked for an id that exists."""
 
 
+class AssistantChangedError(Exception):
+    """``begin_run`` found the run's assistant changed (or gone) since it was read."""
+
+
 @dataclass(frozen=True, slots=True)
 class AssistantRecord:
     """An assistant: a graph with its own config, context, metadata and name.
@@ -383,6 +387,7 @@ class Store(abc.ABC):
         create_thread: bool = False,
         temporary_thread: bool = False,
         events: Sequence[WebhookEvent] = (),
+        assistant: AssistantRecord | None = None,
     ) -> None:
         """A new run on record with its thread busy, in one transaction.
 
@@ -394,6 +399,10 @@ class Store(abc.ABC):
         metadata (a stateless run's thread; ``if_not_exists=create``) and the store's default
         TTL, as ``create_thread`` gives it -- unless ``temporary_thread``: the thread of a
         stateless run that deletes it when it ends needs none.
+
+        ``assistant``: the assistant the run was made from, as it was read (perhaps a while
+        ago). The run is written only if the assistant is still so (same version, updated at
+        the same instant); else ``AssistantChangedError``, and nothing is written.
         """
 
     @abc.abstractmethod

@@ -37,6 +37,8 @@ from worker import jsonutil
 from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
+    AssistantChangedError,
+    AssistantRecord,
     Claim,
     RunRecord,
     RunState,
@@ -368,8 +370,9 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
 
     # runs
 
-    def _run_insert(self, run: RunRecord) -> tuple[str, dict[str, Any]]:
-        """The ``INSERT`` of ``run`` (overwriting the record of its id), with its parameters."""
+    def _run_insert(self, run: RunRecord, *, guarded: bool = False) -> tuple[str, dict[str, Any]]:
+        """The ``INSERT`` of ``run`` (overwriting the record of its id), with its parameters;
+        ``guarded``: only if the statement's ``a`` CTE has a row."""
         values = {
             "run_id": run.run_id,
             "thread_id": run.thread_id,
@@ -394,9 +397,10 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
             for c in columns[:-1]
         ]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        row = f"{', '.join(placeholders)}, CASE WHEN %(active)s THEN {_LEASE} END"
+        source = f"SELECT {row} WHERE EXISTS (SELECT 1 FROM a)" if guarded else f"VALUES ({row})"
         sql = (
-            f"INSERT INTO gf_runs ({_RUN_COLUMNS}) VALUES ({', '.join(placeholders)}, "
-            f"CASE WHEN %(active)s THEN {_LEASE} END) "
+            f"INSERT INTO gf_runs ({_RUN_COLUMNS}) {source} "
             f"ON CONFLICT (run_id) DO UPDATE SET {updates}"
         )
         return sql, values
@@ -414,8 +418,9 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         create_thread: bool = False,
         temporary_thread: bool = False,
         events: Sequence[WebhookEvent] = (),
+        assistant: AssistantRecord | None = None,
     ) -> None:
-        insert, params = self._run_insert(run)
+        insert, params = self._run_insert(run, guarded=assistant is not None)
         ttl = None if temporary_thread else self._default_ttl
         params |= {
             "thread_id": run.thread_id,
@@ -425,13 +430,18 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         }
         # A thread created here gets the default TTL, armed from now; an existing one has its
         # TTL re-armed (activity). In DO UPDATE, gf_threads is the existing row.
+        guard = " WHERE EXISTS (SELECT 1 FROM a)" if assistant is not None else ""
         if create_thread:
+            row = (
+                "%(thread_id)s, now(), now(), %(thread_metadata)s::jsonb, 'busy', "
+                "%(ttl_strategy)s, %(ttl_minutes)s::float8, "
+                f"{_EXPIRY.format(minutes='%(ttl_minutes)s')}"
+            )
             thread = (
                 "INSERT INTO gf_threads (thread_id, created_at, updated_at, metadata, status, "
-                "ttl_strategy, ttl_minutes, ttl_expires_at) VALUES (%(thread_id)s, now(), now(), "
-                "%(thread_metadata)s::jsonb, 'busy', %(ttl_strategy)s, %(ttl_minutes)s, "
-                f"{_EXPIRY.format(minutes='%(ttl_minutes)s')}) "
-                "ON CONFLICT (thread_id) DO UPDATE SET status = 'busy', "
+                "ttl_strategy, ttl_minutes, ttl_expires_at) "
+                + (f"SELECT {row}{guard} " if guard else f"VALUES ({row}) ")
+                + "ON CONFLICT (thread_id) DO UPDATE SET status = 'busy', "
                 "metadata = gf_threads.metadata || excluded.metadata, updated_at = now(), "
                 f"{_REARM_OF.format(table='gf_threads.')}"
             )
@@ -440,11 +450,26 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
                 "UPDATE gf_threads SET status = 'busy', updated_at = now(), "
                 f"metadata = metadata || %(thread_metadata)s::jsonb, {_REARM} "
                 "WHERE thread_id = %(thread_id)s"
+                + (" AND EXISTS (SELECT 1 FROM a)" if guard else "")
             )
-        # One statement: the thread and the run (and the events, gated on the run's row).
+        # One statement: the thread and the run (and the events, gated on the run's row),
+        # all gated on the assistant being as read (the a CTE), when one is given.
         sql = f"WITH t AS ({thread}), r AS ({insert} RETURNING 1)"
-        _, made = await self._change(sql, params, events, gate="r")
+        if assistant is not None:
+            params |= {
+                "as_read_id": assistant.assistant_id,
+                "as_read_version": assistant.version,
+                "as_read_updated": assistant.updated_at,
+            }
+            sql = (
+                "WITH a AS (SELECT 1 FROM gf_assistants WHERE assistant_id = %(as_read_id)s "
+                "AND version = %(as_read_version)s AND updated_at = %(as_read_updated)s), "
+                + sql[len("WITH ") :]
+            )
+        written, made = await self._change(sql, params, events, gate="r")
         self._webhooks.deliveries_written += made
+        if not written:
+            raise AssistantChangedError(run.assistant_id)
 
     @shielded
     async def set_run_status(

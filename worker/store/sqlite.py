@@ -39,6 +39,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from worker.store import migrations
 from worker.store.base import (
     ACTIVE_RUN_STATES,
+    AssistantRecord,
     Claim,
     RunRecord,
     RunState,
@@ -409,6 +410,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
         create_thread: bool = False,
         temporary_thread: bool = False,
         events: Sequence[WebhookEvent] = (),
+        assistant: AssistantRecord | None = None,
     ) -> None:
         begin = BeginRun(
             run,
@@ -418,6 +420,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
             None if temporary_thread else self._default_ttl,
             events,
             self._clock(),
+            assistant,
         )
         self._webhooks.deliveries_written += await self._write.write(begin)
 

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from worker.store.base import ACTIVE_RUN_STATES, Claim, RunRecord, RunState, ThreadStatus
+from worker.store.base import (
+    ACTIVE_RUN_STATES,
+    AssistantChangedError,
+    AssistantRecord,
+    Claim,
+    RunRecord,
+    RunState,
+    ThreadStatus,
+)
 from worker.store.sqlite_rows import run_from_row, to_json
 from worker.store.sqlite_webhooks import insert_events
 from worker.store.thread_ttl import ThreadTTL
@@ -83,9 +91,24 @@ class BeginRun:
     ttl: ThreadTTL | None
     events: Sequence[WebhookEvent]
     now: datetime
+    assistant: AssistantRecord | None = None
 
     def __call__(self, conn: sqlite3.Connection) -> int:
-        """Returns how many webhook deliveries the events made."""
+        """Returns how many webhook deliveries the events made; raises
+        ``AssistantChangedError`` (its savepoint undone) when ``assistant`` is not as read."""
+        if (
+            self.assistant is not None
+            and not conn.execute(
+                "SELECT 1 FROM gf_assistants WHERE assistant_id = ? AND version = ? "
+                "AND updated_at = ?",
+                (
+                    self.assistant.assistant_id,
+                    self.assistant.version,
+                    self.assistant.updated_at.isoformat(),
+                ),
+            ).fetchone()
+        ):
+            raise AssistantChangedError(self.assistant.assistant_id)
         now, metadata = self.now.isoformat(), to_json(dict(self.thread_metadata))
         at = self.now.timestamp()
         if self.create_thread:

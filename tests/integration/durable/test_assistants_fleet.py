@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import httpx
 import pytest
 from langgraph_sdk import get_client
 
@@ -83,6 +84,16 @@ async def test_an_assistant_made_through_the_lb_runs_on_every_worker(
         assert isinstance(out, dict)
         assert out["answer"] == "yo ann!"
         assert [v["version"] for v in await sdk.assistants.get_versions(aid)] == [2, 1]
+    # Each worker runs the assistant as the store has it, though it keeps the last one it
+    # read: back to version 1 on one, then deleted there, as the other sees at its next run.
+    async with other.client() as sdk:
+        await sdk.assistants.set_latest(aid, 1)
+    async with maker.client() as sdk:
+        out = await sdk.runs.wait(None, aid, input={"name": "ann"})
+        assert isinstance(out, dict)
+        assert out["answer"] == "ahoy ann!"
+    async with other.client() as sdk:
+        await sdk.assistants.set_latest(aid, 2)
 
     # Through the LB, round robin: every run, on either worker, uses the assistant.
     async with get_client(url=lb_url, api_key=None) as sdk:
@@ -96,3 +107,9 @@ async def test_an_assistant_made_through_the_lb_runs_on_every_worker(
         out = await sdk.runs.wait(thread["thread_id"], aid, input={"name": "di"})
         assert isinstance(out, dict)
         assert out["answer"] == "yo di!"
+    async with other.client() as sdk:
+        await sdk.assistants.delete(aid)
+    async with maker.client() as sdk:
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await sdk.runs.wait(None, aid, input={"name": "ed"})
+        assert refused.value.response.status_code == 404

@@ -11,7 +11,14 @@ import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
 from worker.store import Store, create_store
-from worker.store.base import RunRecord, RunState, ThreadRecord
+from worker.store.assistants import new_assistant
+from worker.store.base import (
+    AssistantChangedError,
+    AssistantPatch,
+    RunRecord,
+    RunState,
+    ThreadRecord,
+)
 from worker.store.thread_ttl import ThreadTTL
 from worker.store.webhooks import HookRecord, WebhookEvent
 
@@ -239,3 +246,44 @@ async def test_a_sweepers_delete_goes_with_the_events_only_under_its_claim(
     )
     assert (await store.get_thread("t1"), await store.get_run("r1")) == (None, None)
     assert await _claimed_events(store) == ["msg_w1"]
+
+
+@pytest.mark.parametrize("create_thread", [True, False])
+async def test_a_run_made_from_an_assistant_changed_since_is_not_written(
+    store: Store, create_thread: bool
+) -> None:
+    """``begin_run(assistant=...)`` writes the run only if the assistant is still as read."""
+    now = datetime.now(UTC)
+    read = await store.create_assistant(
+        new_assistant(assistant_id="a", graph_id="g", now=now, context={"x": 1})
+    )
+    if not create_thread:
+        await store.create_thread("t1", {})
+    await store.begin_run(
+        _run("r1", "t1"), thread_metadata={}, create_thread=create_thread, assistant=read
+    )
+    assert await store.get_run("r1") is not None
+    await store.set_run_status("r1", "success", thread_status="idle")
+    # Changed on another worker, then deleted: a run made from the first read is refused
+    # each time, and neither it nor its thread's change is written.
+    await store.patch_assistant("a", AssistantPatch(context={"x": 2}))
+    for _ in range(2):
+        with pytest.raises(AssistantChangedError):
+            await store.begin_run(
+                _run("r2", "t2" if create_thread else "t1"),
+                thread_metadata={"run": 2},
+                create_thread=create_thread,
+                assistant=read,
+            )
+        assert await store.get_run("r2") is None
+        if create_thread:
+            assert await store.get_thread("t2") is None
+        else:
+            thread = await store.get_thread("t1")
+            assert thread is not None
+            assert (thread.status, thread.metadata) == ("idle", {})
+        await store.delete_assistant("a")
+    # As read again, it is written.
+    again = await store.create_assistant(new_assistant(assistant_id="a", graph_id="g", now=now))
+    await store.begin_run(_run("r3", "t3"), thread_metadata={}, create_thread=True, assistant=again)
+    assert await store.get_run("r3") is not None
