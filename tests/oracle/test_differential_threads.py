@@ -470,3 +470,19 @@ async def test_stateless_on_completion(pair: tuple[Target, Target]) -> None:
             kept.append((await request(target, "GET", thread_path))[0])
         seen.append(kept)
     assert seen[0] == seen[1] == [200, 404]
+
+
+async def test_cancel_many_by_a_status_no_run_has_is_a_404(pair: tuple[Target, Target]) -> None:
+    seen = []
+    for target in pair:
+        sdk = target.client
+        thread_id, (run_id,) = await _slow_runs(target, 1)
+        running = await request(target, "POST", "/runs/cancel", {"status": "running"})
+        await sdk.runs.join(thread_id, run_id)
+        status = (await sdk.runs.get(thread_id, run_id))["status"]
+        nothing = await request(target, "POST", "/runs/cancel", {"status": "running"})
+        seen.append((running[0], status, nothing[0], nothing[1]))
+    assert seen[0][:3] == seen[1][:3] == (204, "interrupted", 404)
+    ours, theirs = seen[0][3], seen[1][3]
+    assert ours["detail"] == theirs["detail"] == "No runs found to cancel."
+    assert ours["error"]["code"] == "run_not_found"

@@ -52,7 +52,10 @@ async def _targets(request: web.Request, body: RunsCancelBody) -> list[RunRecord
         statuses: tuple[RunState, ...] = (
             ACTIVE_RUN_STATES if body.status == "all" else (body.status,)
         )
-        return await store.find_active_runs(statuses)
+        found = await store.find_active_runs(statuses)
+        if not found:
+            raise NotFound("No runs found to cancel.", code="run_not_found")
+        return found
     assert body.thread_id is not None  # the body's rule: both, when status is absent
     assert body.run_ids is not None
     await request.app[SERVICE].thread(body.thread_id)
@@ -70,7 +73,8 @@ async def _targets(request: web.Request, body: RunsCancelBody) -> list[RunRecord
 async def cancel_runs(request: web.Request) -> web.Response:
     """Cancel runs by ``status`` (the fleet's), or ``thread_id`` + ``run_ids``: 204.
 
-    Runs that already ended are left as they are; every named run must exist (404).
+    Runs that already ended are left as they are; every named run must exist, and a status
+    must match some run (404, as the official server).
     """
     action = request.query.get("action", "interrupt")
     if action not in ("interrupt", "rollback"):

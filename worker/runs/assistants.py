@@ -29,10 +29,12 @@ SYSTEM_METADATA = {"created_by": "system"}
 
 @dataclass(frozen=True, slots=True)
 class ResolvedAssistant:
-    """A run's assistant and the graph it runs."""
+    """A run's assistant and the graph it runs; ``cached``: the assistant came from an
+    ``AssistantCache``, so it may have changed since."""
 
     assistant: AssistantRecord
     entry: GraphEntry
+    cached: bool = False
 
 
 def default_assistant_name(entry: GraphEntry) -> str:
@@ -122,6 +124,7 @@ async def resolve_assistant(
             code="invalid_assistant",
         )
     assistant = cache.get(assistant_id) if cache is not None else None
+    cached = assistant is not None
     if assistant is None:
         assistant = await store.get_assistant(assistant_id)
         if assistant is None:
@@ -135,7 +138,7 @@ async def resolve_assistant(
             f"does not serve (graphs served here: {', '.join(graphs.names)})",
             code="assistant_not_found",
         )
-    return ResolvedAssistant(assistant, served)
+    return ResolvedAssistant(assistant, served, cached)
 
 
 def merge_run_config(

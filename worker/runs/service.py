@@ -9,8 +9,9 @@
 5. write the run's record, and only then
 6. start it. The caller answers 2xx after this returns: an accepted run is always on record.
 
-Step 5 is one transaction (``Store.begin_run``), written only if the assistant is still as
-read (a cached one may have changed on another worker: then steps 2-5 are done again): the
+Step 5 is one transaction (``Store.begin_run``), written only if a cached assistant is still
+as read (it may have changed on another worker: then steps 2-5 are done again, from the
+store): the
 run's record, its thread made busy (or created) and, for a run that starts at once, its
 start -- the record is written ``running`` with the start's webhook events, and the run has
 nothing more to write when it starts. A thread created there gets the default TTL
@@ -45,8 +46,6 @@ from worker.store.base import (
     Store,
     ThreadRecord,
 )
-
-ASSISTANT_READS = 3  # reads of an assistant that keeps changing before a run gives up (409)
 
 
 def _utcnow() -> datetime:
@@ -112,27 +111,17 @@ class RunService:
         # merged under the run's (stored so, so a resumed run gets the same). The assistant
         # comes from this worker's cache when it can; the run's record is written only if
         # the assistant is still as read, else it is read again and the run made anew.
-        for _ in range(ASSISTANT_READS):
-            resolved = await resolve_assistant(
-                self.store, self.graphs, assistant_id, self.assistants
-            )
-            try:
-                return await self._create_from(
-                    slot,
-                    resolved,
-                    spec,
-                    thread_id,
-                    if_not_exists,
-                    multitask_strategy,
-                    metadata,
-                    run_id,
-                )
-            except AssistantChangedError:
-                self.assistants.forget(resolved.assistant.assistant_id)
-        raise Conflict(
-            f"assistant {assistant_id} kept changing while the run was being created; retry",
-            code="assistant_changed",
-        )
+        args = (spec, thread_id, if_not_exists, multitask_strategy, metadata, run_id)
+        resolved = await resolve_assistant(self.store, self.graphs, assistant_id, self.assistants)
+        if not resolved.cached:
+            return await self._create_from(slot, resolved, *args)
+        try:
+            return await self._create_from(slot, resolved, *args, check=True)
+        except AssistantChangedError:
+            self.assistants.forget(resolved.assistant.assistant_id)
+        # Changed since this worker read it: as read now, as a run reads it without a cache.
+        resolved = await resolve_assistant(self.store, self.graphs, assistant_id, self.assistants)
+        return await self._create_from(slot, resolved, *args)
 
     async def _create_from(
         self,
@@ -144,7 +133,11 @@ class RunService:
         multitask_strategy: MultitaskStrategy,
         metadata: dict[str, Any] | None,
         run_id: str | None,
+        *,
+        check: bool = False,
     ) -> ActiveRun:
+        """``create`` from ``resolved``; ``check``: write the run only if the assistant is
+        still as read (``AssistantChangedError`` otherwise)."""
         entry = resolved.entry
         spec = apply_assistant(spec, resolved)
         if spec.webhook:
@@ -165,7 +158,7 @@ class RunService:
             worker_id=self._worker_id,
         )
         return await self._admit_and_start(
-            slot, record, spec, entry, thread, assistant=resolved.assistant
+            slot, record, spec, entry, thread, assistant=resolved.assistant if check else None
         )
 
     async def _thread_for(

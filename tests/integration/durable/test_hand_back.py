@@ -45,6 +45,8 @@ async def test_a_stateless_run_handed_back_resumes_after_its_done_steps(
         assert await first.manager.release_all() == 1
         # Its checkpoint at exit is in the store now, and none is left in the worker's memory.
         assert not scratch.storage
+        assert not scratch.writes
+        assert not scratch.blobs
         assert (await entry.graph.aget_state(config)).values["steps"] == ["first"]
 
         second = await make_worker(
@@ -59,3 +61,22 @@ async def test_a_stateless_run_handed_back_resumes_after_its_done_steps(
         assert await second.app[STORE].get_thread(run["thread_id"]) is None
     finally:
         await sdk.aclose()
+
+
+async def test_stateless_runs_leave_nothing_in_the_workers_memory(
+    make_worker: WorkerFactory, store_url: str, tmp_path: Path
+) -> None:
+    worker = await make_worker(graphs=COUNTING, store=store_url)
+    entry = worker.app[GRAPHS].get("counting")
+    assert entry is not None
+    assert entry.scratch is not None
+    scratch = entry.scratch.checkpointer
+    assert isinstance(scratch, InMemorySaver)
+    async with worker.client() as sdk:
+        for _ in range(3):
+            out = await sdk.runs.wait(None, "counting", input={"log": str(tmp_path / "log")})
+            assert isinstance(out, dict)
+            assert out["steps"] == ["first", "second", "third"]
+    # Each run drops its checkpoints from the worker's memory when it ends.
+    await eventually(lambda: worker.manager.load == 0)
+    assert (scratch.storage, scratch.writes, scratch.blobs) == ({}, {}, {})
