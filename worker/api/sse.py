@@ -98,9 +98,9 @@ async def pump_remote(
     a worker that took the run over (a crash, a hand-back) is asked too, even if the run
     has ended there since. Events of earlier attempts are skipped. The stream ends at the
     run's end entry, or when a quiet spell finds the run ended on the worker last asked (its
-    end entry was lost, or that worker no longer holds its events). If the
-    relay fails, the stream just ends: the SDK then reads the run and reconnects with its
-    ``Last-Event-ID`` while the run is still going.
+    end entry was lost, or that worker no longer holds its events). If the relay fails, the
+    stream just ends: the SDK then reads the run and reconnects with its ``Last-Event-ID``
+    while the run is still going.
     """
     run_id = record.run_id
     after_seq = max(after_seq, first_seq(record.attempt) - 1)

@@ -9,14 +9,14 @@
 5. write the run's record, and only then
 6. start it. The caller answers 2xx after this returns: an accepted run is always on record.
 
-Step 5 is one transaction (``Store.begin_run``), written only if a cached assistant is still
-as read (it may have changed on another worker: then steps 2-5 are done again, from the
-store): the
-run's record, its thread made busy (or created) and, for a run that starts at once, its
-start -- the record is written ``running`` with the start's webhook events, and the run has
-nothing more to write when it starts. A thread created there gets the default TTL
-(langgraph.json's ``checkpointer.ttl``, as ``POST /threads`` gives it), except a stateless
-run's thread deleted when the run ends; the TTL of an existing thread restarts.
+Step 5 is one transaction (``Store.begin_run``): the run's record, its thread made busy (or
+created) and, for a run that starts at once, its start -- the record is written ``running``
+with the start's webhook events, and the run has nothing more to write when it starts. A
+thread created there gets the default TTL (langgraph.json's ``checkpointer.ttl``, as
+``POST /threads`` gives it), except a stateless run's thread deleted when the run ends; the
+TTL of an existing thread restarts. A run made from a cached assistant is written only if
+the assistant is still as read; if it changed (on another worker), steps 2-5 are done again
+with the assistant read from the store.
 """
 
 from __future__ import annotations
