@@ -1,15 +1,16 @@
 """Whole-thread operations on LangGraph checkpoints, for any checkpointer.
 
-``BaseCheckpointSaver`` declares ``copy_thread`` and ``prune`` but the SQLite saver does not
-implement them, so both are built here from what every saver has (``alist``, ``aput``,
-``aput_writes``, ``adelete_thread``): the same code serves both stores.
+``BaseCheckpointSaver`` declares ``copy_thread`` and ``prune`` but LangGraph's savers do not
+all implement them, so both are built here from what every saver has (``alist``, ``aput``,
+``aput_writes``, ``adelete_thread``); pruning to the latest checkpoints uses the saver's own
+one-transaction ``akeep_latest`` when it has one (the stores' savers do).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
@@ -72,12 +73,25 @@ async def copy_checkpoints(
     return len(tuples)
 
 
-async def keep_latest(saver: BaseCheckpointSaver[Any], thread_id: str) -> None:
-    """Drop every checkpoint of the thread but the latest of each namespace.
+@runtime_checkable
+class KeepsLatest(Protocol):
+    """A saver that prunes a thread to its latest checkpoints itself, in one transaction
+    (both stores' savers)."""
 
-    The latest ones are rewritten as roots after the thread's checkpoints are deleted, so
-    the thread's state (values, next tasks, pending interrupts) stays what it was.
+    async def akeep_latest(self, thread_id: str) -> None: ...
+
+
+async def keep_latest(saver: BaseCheckpointSaver[Any], thread_id: str) -> None:
+    """Drop every checkpoint of the thread but the latest of each namespace, which become
+    roots; the thread's state (values, next tasks, pending interrupts) stays what it was.
+
+    The stores' savers do it in one transaction (``KeepsLatest``). For any other saver the
+    latest ones are read, the thread's checkpoints deleted and the latest written back as
+    roots: a crash between those steps would lose the thread's checkpoints.
     """
+    if isinstance(saver, KeepsLatest):
+        await saver.akeep_latest(thread_id)
+        return
     latest: dict[str, CheckpointTuple] = {}
     for tup in await _tuples(saver, thread_id):
         latest[tup.config["configurable"].get("checkpoint_ns", "")] = tup

@@ -120,6 +120,36 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         async with self._cursor(pipeline=True) as cur:
             await cur.executemany(query, params)
 
+    async def akeep_latest(self, thread_id: str) -> None:
+        """Drop every checkpoint of the thread but the latest of each namespace, with the
+        writes and blobs only those held, and make the latest ones roots: one statement, so
+        a crash leaves the thread either as it was or pruned."""
+        async with self._cursor() as cur:
+            await cur.execute(_KEEP_LATEST, {"thread": str(thread_id)})
+
+
+# The latest checkpoint of each namespace; a checkpoint, write or blob of the thread outside
+# them goes. Every part sees the thread as it was before the statement (one snapshot), and
+# the deleted and the updated checkpoint rows are distinct.
+_LATEST_MATCH = (
+    "SELECT 1 FROM latest l WHERE l.checkpoint_ns = x.checkpoint_ns "
+    "AND l.checkpoint_id = x.checkpoint_id"
+)
+_KEEP_LATEST = (
+    "WITH latest AS (SELECT DISTINCT ON (checkpoint_ns) checkpoint_ns, checkpoint_id, "
+    "checkpoint FROM checkpoints WHERE thread_id = %(thread)s "
+    "ORDER BY checkpoint_ns, checkpoint_id DESC), "
+    "w AS (DELETE FROM checkpoint_writes x WHERE x.thread_id = %(thread)s "
+    f"AND NOT EXISTS ({_LATEST_MATCH})), "
+    "b AS (DELETE FROM checkpoint_blobs x WHERE x.thread_id = %(thread)s AND NOT EXISTS ("
+    "SELECT 1 FROM latest l WHERE l.checkpoint_ns = x.checkpoint_ns "
+    "AND l.checkpoint -> 'channel_versions' ->> x.channel = x.version)), "
+    "c AS (DELETE FROM checkpoints x WHERE x.thread_id = %(thread)s "
+    f"AND NOT EXISTS ({_LATEST_MATCH})) "
+    "UPDATE checkpoints x SET parent_checkpoint_id = NULL WHERE x.thread_id = %(thread)s "
+    f"AND EXISTS ({_LATEST_MATCH})"
+)
+
 
 # Channel values LangGraph keeps in the checkpoint's own JSON rather than as blobs.
 _SCALARS = (str, int, float, bool)

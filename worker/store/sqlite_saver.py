@@ -100,6 +100,23 @@ def _delete_thread(thread_id: str, conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM writes WHERE thread_id = ?", (thread_id,))
 
 
+# The latest checkpoint of each namespace of a thread (checkpoint ids grow with time).
+_LATEST = (
+    "(checkpoint_ns, checkpoint_id) IN (SELECT checkpoint_ns, max(checkpoint_id) "
+    "FROM checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns)"
+)
+
+
+def _keep_latest(thread_id: str, conn: sqlite3.Connection) -> None:
+    """Within the writer's transaction: writes first, while the checkpoints they belong to
+    still say which are the latest."""
+    conn.execute(f"DELETE FROM writes WHERE thread_id = ? AND NOT {_LATEST}", (thread_id,) * 2)
+    conn.execute(f"DELETE FROM checkpoints WHERE thread_id = ? AND NOT {_LATEST}", (thread_id,) * 2)
+    conn.execute(
+        "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ?", (thread_id,)
+    )
+
+
 class PooledSqliteSaver(BaseCheckpointSaver[str]):
     """LangGraph's checkpointer interface on the store's connections (see the module).
 
@@ -296,6 +313,12 @@ class PooledSqliteSaver(BaseCheckpointSaver[str]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._writer.write(functools.partial(_delete_thread, str(thread_id)))
+
+    async def akeep_latest(self, thread_id: str) -> None:
+        """Drop every checkpoint of the thread but the latest of each namespace (with the
+        writes of those dropped), and make the latest ones roots: one transaction, so a
+        crash leaves the thread either as it was or pruned."""
+        await self._writer.write(functools.partial(_keep_latest, str(thread_id)))
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         # LangGraph's SQLite format (a zero-padded counter, then a random tie-breaker), so

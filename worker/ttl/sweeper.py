@@ -131,8 +131,8 @@ class ThreadTTLSweeper:
             # Its end re-arms the expiry; until then the thread is not claimable.
             await self._store.release_thread_ttl_claim(thread_id, self._worker_id)
             return "skipped"
-        # Shielded: a shutdown cancelling the sweep between keep_latest's delete and its
-        # re-writes would leave the thread with no checkpoint at all.
+        # Shielded: a shutdown cancelling the sweep stops waiting for the prune, not the
+        # prune (one transaction on the stores' savers, two steps on any other).
         await asyncio.shield(keep_latest(self._store.checkpointer, thread_id))
         if not await self._store.finish_thread_ttl(thread_id, self._worker_id):
             return "skipped"
