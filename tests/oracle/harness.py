@@ -58,6 +58,10 @@ ORACLE_VENV = REPO / ".oracle-venv"
 ORACLE_CLI = ORACLE_VENV / "bin" / "langgraph"
 GRAPHS_DIR = Path(__file__).resolve().parent / "graphs"
 GRAPHS_CONFIG = GRAPHS_DIR / "langgraph.json"
+# How long a ``slow`` run that a test stops sleeps: long enough to be stopped mid-way on a
+# busy machine, short enough that a stop ``langgraph dev`` applies only at the end (its
+# runs sometimes finish their step before they notice a cancel) does not hold a test long.
+SLOW_S = 8
 
 # String values that are part of the contract, kept by ``shape``.
 KEPT_KEYS = frozenset(

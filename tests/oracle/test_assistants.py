@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.oracle.harness import Target, normalised, shape
+from tests.oracle.harness import SLOW_S, Target, normalised, shape
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -253,7 +253,7 @@ async def test_deleting_an_assistant_interrupts_its_runs(targets: tuple[Target, 
         spared = (await client.assistants.create("slow"))["assistant_id"]
         thread_id = (await client.threads.create())["thread_id"]
         other_thread = (await client.threads.create())["thread_id"]
-        run_id = await _running(target, thread_id, 30, doomed)
+        run_id = await _running(target, thread_id, SLOW_S, doomed)
         # Pending or running: the oracle runs one run at a time.
         other_id = (await client.runs.create(other_thread, spared, input={"delay_s": 1}))["run_id"]
         deleted, _ = await _call(target, "DELETE", f"/assistants/{doomed}")
@@ -283,7 +283,7 @@ async def test_deleting_an_assistant_with_its_threads_stops_their_runs(
         client = target.client
         doomed = (await client.assistants.create("slow"))["assistant_id"]
         thread_id = (await client.threads.create())["thread_id"]
-        run_id = await _running(target, thread_id, 30, doomed)
+        run_id = await _running(target, thread_id, SLOW_S, doomed)
         deleted, _ = await _call(target, "DELETE", f"/assistants/{doomed}?delete_threads=true")
         thread, _ = await _call(target, "GET", f"/threads/{thread_id}")
         run, _ = await _call(target, "GET", f"/threads/{thread_id}/runs/{run_id}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.oracle.harness import Target, normalised, shape
+from tests.oracle.harness import SLOW_S, Target, normalised, shape
 from tests.support import eventually
 from worker.graphs import assistant_id_for
 
@@ -217,7 +217,7 @@ async def test_cancel_a_running_run(targets: tuple[Target, Target]) -> None:
     for target in targets:
         sdk = target.client
         thread_id = (await sdk.threads.create())["thread_id"]
-        run = await sdk.runs.create(thread_id, "slow", input={"delay_s": 30})
+        run = await sdk.runs.create(thread_id, "slow", input={"delay_s": SLOW_S})
 
         async def running(sdk: Any = sdk, thread_id: str = thread_id, run: Any = run) -> bool:
             return (await sdk.runs.get(thread_id, run["run_id"]))["status"] == "running"
@@ -233,7 +233,7 @@ async def test_cancel_a_running_run(targets: tuple[Target, Target]) -> None:
         seen.append((busy, cancelled, joined, final, after))
     # Right after the 202 both runs read "interrupted" too (test_differential_threads).
     assert seen[0] == seen[1]
-    assert seen[0] == ("busy", (202, None), {"delay_s": 30}, "interrupted", "interrupted")
+    assert seen[0] == ("busy", (202, None), {"delay_s": SLOW_S}, "interrupted", "interrupted")
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.oracle.harness import Target, normalised, shape
+from tests.oracle.harness import SLOW_S, Target, normalised, shape
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ async def test_delete_cancels_an_active_run_first(pair: tuple[Target, Target]) -
     for target in pair:
         sdk = target.client
         thread_id = (await sdk.threads.create())["thread_id"]
-        run = await sdk.runs.create(thread_id, "slow", input={"delay_s": 30})
+        run = await sdk.runs.create(thread_id, "slow", input={"delay_s": SLOW_S})
 
         async def running(sdk: Any = sdk, thread_id: str = thread_id, run: Any = run) -> bool:
             return (await sdk.runs.get(thread_id, run["run_id"]))["status"] == "running"
@@ -336,7 +336,7 @@ async def _slow_runs(target: Target, count: int) -> tuple[str, list[str]]:
     sdk = target.client
     thread_id = (await sdk.threads.create())["thread_id"]
     run_ids = [
-        (await sdk.runs.create(thread_id, "slow", input={"delay_s": 30}))["run_id"]
+        (await sdk.runs.create(thread_id, "slow", input={"delay_s": SLOW_S}))["run_id"]
         for _ in range(count)
     ]
 
