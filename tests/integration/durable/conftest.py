@@ -131,6 +131,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open store on the test's database."""
+    opened = create_store(store_url)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
 async def stores(store_url: str) -> AsyncIterator[tuple[Store, Store]]:
     """Two stores on one database, as two workers of a fleet have."""
     pair = (create_store(store_url), create_store(store_url))

@@ -25,22 +25,14 @@ pytestmark = pytest.mark.integration
 STOP_WITHIN_S = 5.0  # well under the 10 s between two lease renewals
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/shared.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
 async def pair(
-    shared_store: str, spawn_worker: ProcessFactory
+    store_url: str, spawn_worker: ProcessFactory
 ) -> AsyncIterator[tuple[LangGraphClient, WorkerProcess, LangGraphClient, WorkerProcess]]:
     """``(sdk_a, a, sdk_b, b)``: two workers on one store, each with the official SDK."""
     a, b = await asyncio.gather(
-        spawn_worker(shared_store, "worker-a", run_lease_s=30),
-        spawn_worker(shared_store, "worker-b", run_lease_s=30),
+        spawn_worker(store_url, "worker-a", run_lease_s=30),
+        spawn_worker(store_url, "worker-b", run_lease_s=30),
     )
     sdk_a, sdk_b = get_client(url=a.url, api_key=None), get_client(url=b.url, api_key=None)
     yield sdk_a, a, sdk_b, b

@@ -18,20 +18,12 @@ pytestmark = pytest.mark.integration
 STEPS = ["first", "second", "third"]
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/shared.sqlite"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.mark.timeout(60)
 async def test_kill_9_mid_run_resumes_on_the_other_worker_without_redoing_steps(
-    shared_store: str, spawn_worker: ProcessFactory, tmp_path: Path
+    store_url: str, spawn_worker: ProcessFactory, tmp_path: Path
 ) -> None:
     a, b = await asyncio.gather(
-        spawn_worker(shared_store, "worker-a"), spawn_worker(shared_store, "worker-b")
+        spawn_worker(store_url, "worker-a"), spawn_worker(store_url, "worker-b")
     )
     log, gate = tmp_path / "steps.log", tmp_path / "gate"
     async with aiohttp.ClientSession() as http:
@@ -76,12 +68,12 @@ async def _checkpointed_first_step(http: aiohttp.ClientSession, url: str, thread
 
 @pytest.mark.timeout(60)
 async def test_a_killed_workers_run_is_resumed_within_5_s_long_before_its_lease_lapses(
-    shared_store: str, spawn_worker: ProcessFactory, tmp_path: Path
+    store_url: str, spawn_worker: ProcessFactory, tmp_path: Path
 ) -> None:
     # A 30 s lease and the default sweep interval: waiting the lease out could not make it.
     a, b = await asyncio.gather(
-        spawn_worker(shared_store, "worker-a", run_lease_s=30, sweep_interval_s=2.0),
-        spawn_worker(shared_store, "worker-b", run_lease_s=30, sweep_interval_s=2),
+        spawn_worker(store_url, "worker-a", run_lease_s=30, sweep_interval_s=2.0),
+        spawn_worker(store_url, "worker-b", run_lease_s=30, sweep_interval_s=2),
     )
     log, gate = tmp_path / "steps.log", tmp_path / "gate"
     async with aiohttp.ClientSession() as http:

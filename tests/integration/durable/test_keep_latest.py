@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import operator
 import sqlite3
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
 import psycopg
@@ -15,7 +14,7 @@ import pytest
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
-from worker.store import Store, create_store
+from worker.store import Store
 from worker.store.checkpoint_ops import KeepsLatest, keep_latest
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -44,14 +43,6 @@ def _graph(saver: Any) -> Any:
     builder.add_edge(START, "sub")
     builder.add_edge("sub", "ask")
     return builder.compile(checkpointer=saver)
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    store = create_store(store_url)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def _config(thread_id: str) -> Any:

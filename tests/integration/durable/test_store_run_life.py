@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
@@ -27,24 +26,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 DEFAULT_TTL = ThreadTTL("delete", 60)
 
 
-def _url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_url"))
-    return f"sqlite:///{tmp_path}/w.sqlite"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    store = create_store(_url(request, tmp_path))
-    await store.open()
-    yield store
-    await store.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def ttl_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture
+async def ttl_store(store_url: str) -> AsyncIterator[Store]:
     """A store whose threads get ``DEFAULT_TTL`` when created without one (langgraph.json)."""
-    store = create_store(_url(request, tmp_path), default_ttl=DEFAULT_TTL)
+    store = create_store(store_url, default_ttl=DEFAULT_TTL)
     await store.open()
     yield store
     await store.close()

@@ -4,29 +4,15 @@ delivery has one claimant at a time, and attempts, retries and hook health are r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from worker.store import Store, create_store
+from worker.store import Store
 from worker.store.base import RunRecord
 from worker.store.webhooks import AttemptResult, Delivery, HookRecord, Target, WebhookEvent
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/outbox.sqlite"
-    else:
-        url = request.getfixturevalue("pg_url")
-    opened = create_store(url)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def _hook(hook_id: str, events: list[str], *, enabled: bool = True) -> HookRecord:
