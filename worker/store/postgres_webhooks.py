@@ -31,6 +31,11 @@ KEEP_ATTEMPTS_PER_HOOK = 100
 _EDITABLE = {"url", "events", "headers", "description", "enabled"}
 _Conn = psycopg.AsyncConnection[DictRow]
 _PENDING = "'pending', 0, now(), NULL, NULL, %(created)s, now(), NULL, NULL"
+# An event's data in an INSERT that may write no row (no hook wants the event; the change it
+# reports did not happen): a text parameter, so the server parses it as JSON only for a row it
+# writes. As ``%s::jsonb`` the parameter is jsonb and parsed at bind time, whether or not the
+# row is written: most of what events cost a run's statements when nobody receives them.
+_LAZY_DATA = "%({param})s::text::jsonb"
 
 
 def _jsonb(value: Any) -> str:
@@ -86,9 +91,10 @@ async def insert_events(conn: _Conn, events: Sequence[WebhookEvent]) -> int:
             if not hooks:
                 continue
             # One statement: the event row only if some hook gets it, and its deliveries.
+            lazy = f"%(id)s, %(type)s, %(run)s, {_LAZY_DATA.format(param='data')}, %(created)s"
             cur = await conn.execute(
                 f"WITH h AS (SELECT hook_id FROM gf_webhooks WHERE {hooks}), "
-                f"e AS (INSERT INTO gf_webhook_events SELECT {row} WHERE EXISTS "
+                f"e AS (INSERT INTO gf_webhook_events SELECT {lazy} WHERE EXISTS "
                 "(SELECT 1 FROM h) RETURNING event_id) "
                 "INSERT INTO gf_webhook_deliveries SELECT e.event_id || '.' || h.hook_id, "
                 f"e.event_id, 'hook', h.hook_id, NULL, h.hook_id, {_PENDING} FROM e, h",
@@ -154,7 +160,8 @@ def event_ctes(events: Sequence[WebhookEvent], gate: str) -> tuple[str, dict[str
         ctes += [
             f"{p}h AS (SELECT hook_id FROM gf_webhooks WHERE {hooks})",
             f"{p}e AS (INSERT INTO gf_webhook_events SELECT %({p}id)s, %({p}type)s, %({p}run)s, "
-            f"%({p}data)s::jsonb, %({p}created)s WHERE EXISTS (SELECT 1 FROM {gate}) AND "
+            f"{_LAZY_DATA.format(param=p + 'data')}, %({p}created)s WHERE EXISTS "
+            f"(SELECT 1 FROM {gate}) AND "
             f"EXISTS (SELECT 1 FROM {p}h) RETURNING event_id)",
             f"{p}d AS (INSERT INTO gf_webhook_deliveries SELECT e.event_id || '.' || h.hook_id, "
             f"e.event_id, 'hook', h.hook_id, NULL, h.hook_id, {pending} FROM {p}e e, {p}h h "
