@@ -60,6 +60,39 @@ def _oracle_versions() -> str:
     return f", `langgraph dev`: langgraph-api {api}, langgraph-cli {cli}, langgraph {langgraph}"
 
 
+def _postgres_settings() -> str:
+    """The server settings that weigh on the Postgres fleet's figures, when it is reachable:
+    a server tuned for tests (autovacuum off, say) is not what a fleet would run on."""
+    dsn = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    names = ("autovacuum", "synchronous_commit", "fsync", "shared_buffers")
+    query = "; ".join(f"SHOW {name}" for name in names)
+    values = _command_output("psql", dsn, "-qAtc", query).splitlines()
+    if len(values) != len(names):
+        return ""
+    return "- PostgreSQL server: " + ", ".join(
+        f"{name} {value}" for name, value in zip(names, values, strict=True)
+    )
+
+
+def _cpu_counters(line: str) -> list[int]:
+    """The ``cpu`` line of /proc/stat: user, nice, system, idle, iowait, irq, softirq, steal."""
+    return [int(v) for v in line.split()[1:9]]
+
+
+def stolen_percent(start: Path) -> float | None:
+    """Share of the CPUs' time since ``start`` (a saved first line of /proc/stat) that the
+    hypervisor gave to other guests (steal); None where there is no such counter."""
+    try:
+        before = _cpu_counters(start.read_text())
+        after = _cpu_counters(Path("/proc/stat").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    if len(before) < 8 or len(after) < 8:
+        return None
+    elapsed = sum(after) - sum(before)
+    return 100.0 * (after[7] - before[7]) / elapsed if elapsed > 0 else None
+
+
 def environment_lines(lb_revision: str) -> list[str]:
     nginx = _first_match(r"nginx/(\S+)", _command_output("nginx", "-v"))
     haproxy = _first_match(r"version (\S+)", _command_output("haproxy", "-v"))
@@ -73,9 +106,11 @@ def environment_lines(lb_revision: str) -> list[str]:
         f"PostgreSQL {postgres}, Redis {redis}"
         f"{_oracle_versions()}"
     )
-    return [
+    lines = [
         f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {_logical_cpus()} logical CPUs, {_cpu_model()}, Linux {platform.release()}",
         f"- Versions: {versions}",
         f"- graphfleet measured: commit {lb_revision}",
     ]
+    settings = _postgres_settings()
+    return [*lines, settings] if settings else lines

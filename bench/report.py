@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from environment import environment_lines
+from environment import environment_lines, stolen_percent
 from report_graphs import sections
 
 # Targets in the order the tables list them; labels as a reader knows them.
@@ -244,6 +244,12 @@ def render(
         f"- Machine's CPU use by other processes just before the run: "
         f"{args.background_busy_pct:.0f} %"
     )
+    stolen = stolen_percent(Path(args.cpu_at_start)) if args.cpu_at_start else None
+    if stolen is not None:
+        lines.append(
+            f"- CPU time taken by the hypervisor for other guests during the run (steal): "
+            f"{stolen:.1f} % (on a shared virtual machine, figures vary with it)"
+        )
     proxy_skipped = {s for s, _ in skipped if s in SCENARIO_TITLES}
     scenarios = sorted({r.scenario for r in runs} | proxy_skipped, key=_scenario_order)
     for scenario in scenarios:
@@ -379,6 +385,7 @@ def main() -> int:
     out.add_argument("--warmup-s", type=float, required=True)
     out.add_argument("--repeats", type=int, required=True)
     out.add_argument("--background-busy-pct", type=float, default=0.0)
+    out.add_argument("--cpu-at-start", help="/proc/stat's first line when the run began")
     out.add_argument("--plot-python", help="a Python with matplotlib, to draw the PNGs")
 
     profile = commands.add_parser("profile", help="summarize a py-spy raw profile")

@@ -484,6 +484,8 @@ main() {
     rm -f "$OUT_DIR"/wrk-*.txt
     RESULTS="$OUT_DIR/results.jsonl"
     : >"$RESULTS"
+    # The CPU counters now: the report says how much time the hypervisor took meanwhile.
+    head -n 1 /proc/stat >"$WORK_DIR/cpu-at-start"
     # Someone else's load on this machine skews every figure: measure it and say so.
     BACKGROUND_BUSY_PCT=$("$PY" "$ROOT/bench/probe.py" busy --seconds 2)
     if ((BACKGROUND_BUSY_PCT > 10)); then
@@ -505,7 +507,8 @@ main() {
         --plot-python "$PLOT_VENV/bin/python" \
         --lb-revision "${LB_REVISION:-none}" \
         --threads "$THREADS" --duration-s "$DURATION_S" --warmup-s "$WARMUP_S" \
-        --repeats "$REPEATS" --background-busy-pct "$BACKGROUND_BUSY_PCT"
+        --repeats "$REPEATS" --background-busy-pct "$BACKGROUND_BUSY_PCT" \
+        --cpu-at-start "$WORK_DIR/cpu-at-start"
     log "report written to $REPORT"
 }
 
