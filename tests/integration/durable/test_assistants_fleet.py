@@ -15,11 +15,13 @@ from langgraph_sdk import get_client
 from lb.app import LoadBalancer
 from lb.settings import LBSettings
 from tests.integration.worker.conftest import Worker, WorkerFactory
+from tests.sql_log import SqlLog
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs" / "assistants" / "langgraph.json"
+COUNTING = GRAPHS.parents[1] / "langgraph.json"
 
 
 @pytest.fixture
@@ -113,3 +115,53 @@ async def test_an_assistant_made_through_the_lb_runs_on_every_worker(
         with pytest.raises(httpx.HTTPStatusError) as refused:
             await sdk.runs.wait(None, aid, input={"name": "ed"})
         assert refused.value.response.status_code == 404
+
+
+def _assistant_reads(log: SqlLog) -> int:
+    """Statements that read an assistant, not counting the check of a run's begin (on
+    SQLite a ``SELECT 1`` of its own; on Postgres inside the begin's ``WITH``)."""
+    return sum(
+        1
+        for sql in log.statements()
+        if sql.startswith("SELECT")
+        and "gf_assistants" in sql
+        and not sql.startswith("SELECT 1 FROM gf_assistants")
+    )
+
+
+async def test_a_run_retried_for_a_changed_assistant_keeps_its_slot(
+    make_worker: WorkerFactory, store_url: str, tmp_path: Path
+) -> None:
+    """A worker with room for one run, whose cached assistant another worker changed: its
+    begin is refused, and the run is written again from the assistant as it is now, in the
+    slot it already held: no 503 from its own first try, the worker full while it runs, and
+    free once it ended."""
+    log = SqlLog()
+    single = await make_worker(store=store_url, graphs=COUNTING, max_concurrency=1, sql_trace=log)
+    other = await make_worker(store=store_url, graphs=COUNTING)
+    steps, gate = tmp_path / "steps.log", tmp_path / "gate"
+    async with single.client() as sdk:
+        assistant = await sdk.assistants.create("counting", metadata={"v": 1})
+        aid = assistant["assistant_id"]
+        await sdk.runs.wait(None, aid, input={"log": str(steps)})  # now in the worker's cache
+    async with other.client() as sdk:
+        await sdk.assistants.update(aid, metadata={"v": 2})
+    async with single.client() as sdk:
+        log.clear()
+        thread = await sdk.threads.create()
+        run = await sdk.runs.create(
+            thread["thread_id"], aid, input={"log": str(steps), "gate": str(gate)}
+        )
+        # Read again only after the refusal.
+        assert _assistant_reads(log) == 1, log.statements()
+        await eventually(lambda: steps.read_text().count("first") == 2)
+        assert single.manager.load == 1
+        with pytest.raises(httpx.HTTPStatusError) as full:
+            await sdk.runs.create(None, aid, input={"log": str(steps)})
+        assert full.value.response.status_code == 503
+        gate.touch()
+        await sdk.runs.join(thread["thread_id"], run["run_id"])
+        assert single.manager.load == 0
+        log.clear()
+        await sdk.runs.wait(None, aid, input={"log": str(steps)})
+        assert _assistant_reads(log) == 0  # from the worker's cache
