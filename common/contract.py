@@ -4,7 +4,8 @@ Both sides import these names, so a path added to the worker cannot be forgotten
 
 - which requests *create work* (a run): only those count against a worker's capacity at the
   LB, and only those may be sent to a worker that is draining; of those, which answer at once
-  and leave the run going (a *background* run), so the LB counts it as load after the answer;
+  and leave the run going (a *background* run), so the LB counts it as load after the answer
+  (as many as ``X-Fleet-Runs-Started`` says, for a batch);
 - which paths *name* a thread or an execution: the LB keeps them on the worker that holds them;
 - the ``at_capacity`` promise: a worker answering ``503 {"error": {"code": "at_capacity"}}``
   did nothing, so the LB may send the same request to another worker;
@@ -29,6 +30,10 @@ RUN_CREATING_SUFFIXES: Final = ("/runs", "/runs/wait", "/runs/stream", "/runs/ba
 RUN_CREATING_PATHS: Final = frozenset({"/graphs/execute"})
 # Of those, the ones answered as soon as the run is created, not when it ends.
 BACKGROUND_RUN_SUFFIXES: Final = ("/runs", "/runs/batch")
+# On such an answer, how many runs it left going when that is not one (``/runs/batch``): the
+# LB counts them all as the worker's load until a health check reports on them. The LB
+# keeps it to itself.
+RUNS_STARTED_HEADER: Final = "X-Fleet-Runs-Started"
 
 # Paths whose second segment names where the work lives: /threads/{id}/..., /executions/{id}.
 THREAD_PREFIX: Final = "/threads/"

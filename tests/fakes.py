@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import WSMsgType, web
 
+from common.contract import RUNS_STARTED_HEADER
+
 FAKE = web.AppKey("fake", "FakeWorker")
 
 
@@ -59,6 +61,7 @@ class FakeWorker:
         r.add_route("*", "/drop", _drop)
         r.add_get("/chunked", _chunked)
         r.add_post("/runs", _runs)
+        r.add_post("/runs/batch", _batch)
         r.add_post("/threads/{thread_id}/runs", _runs)
         r.add_post("/early", _early)
         r.add_get("/gated", _gated)
@@ -233,6 +236,17 @@ async def _runs(request: web.Request) -> web.Response:
     return web.json_response(
         {"worker": fake.name, "run_id": "r1"},
         headers={"Content-Location": f"/threads/{thread}/runs/r1"},
+    )
+
+
+async def _batch(request: web.Request) -> web.Response:
+    """``POST /runs/batch``: as many runs as the body lists, said in the header a worker
+    sets for the LB."""
+    fake = _fake(request)
+    runs = await request.json()
+    return web.json_response(
+        [{"worker": fake.name, "run_id": f"r{i}"} for i in range(len(runs))],
+        headers={RUNS_STARTED_HEADER: str(len(runs))},
     )
 
 

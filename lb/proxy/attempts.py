@@ -105,13 +105,8 @@ class Forwarder:
                 return 503, "-", attempt
             try:
                 status = await self._attempt(ex, instance, request)
-                if 200 <= status < 300:
-                    if key is not None:
-                        self.affinity.pin(key, instance.id)
-                    if request.starts_background:
-                        # The run goes on after its answer: load until a health check says
-                        # how many the worker still holds.
-                        instance.load.background += 1
+                if key is not None and 200 <= status < 300:
+                    self.affinity.pin(key, instance.id)
                 return status, instance.id, attempt
             except AttemptFailed as failure:
                 # Kept without its traceback, which holds this very frame: no reference cycle
@@ -185,6 +180,10 @@ class Forwarder:
                 await relay.tunnel(ex, conn, head)
             else:
                 relay.write_whole(ex, conn, head, response.rechunk)
+            if request.starts_background and 200 <= status < 300:
+                # The runs go on after their answer: load until a health check says how
+                # many the worker still holds.
+                instance.load.background += response.runs_started
             return status
         finally:
             pool.release(conn)

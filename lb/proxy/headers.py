@@ -23,7 +23,13 @@ import itertools
 import secrets
 from typing import Final
 
-from common.contract import THREAD_HEADER, affinity_key, creates_work, starts_background_run
+from common.contract import (
+    RUNS_STARTED_HEADER,
+    THREAD_HEADER,
+    affinity_key,
+    creates_work,
+    starts_background_run,
+)
 from lb.http.exchange import Exchange
 from lb.http.wire import CRLF, HOP_BY_HOP, Headers, connection_tokens, reason, without_named
 from lb.routing.affinity import key_from_location
@@ -196,6 +202,9 @@ def _forwarded_by_proxy(kept: list[bytes], believed: Headers, peer: bytes, host:
         kept.append(b"Forwarded: " + seen[b"forwarded"])
 
 
+_RUNS_STARTED: Final = RUNS_STARTED_HEADER.lower().encode()
+
+
 class ResponseHead:
     """A worker's response head read in one pass: the lines to pass on, and what framing,
     the ``at_capacity`` check and affinity need from it."""
@@ -209,6 +218,7 @@ class ResponseHead:
         "learned",
         "lines",
         "rechunk",
+        "runs_started",
         "upgrade",
     )
 
@@ -220,6 +230,7 @@ class ResponseHead:
         self.chunked = False
         self.upgrade = b""
         self.learned: list[str] | None = None  # affinity keys named by Location headers
+        self.runs_started = 1  # background runs the answer left going (a batch says how many)
         self.rechunk = False  # decided by for_client: the body goes out re-chunked
         self.codings = b""  # transfer codings other than chunked, passed on (RFC 9112 6.1)
         self.fault: str | None = None  # why the response cannot be passed on (then 502)
@@ -247,6 +258,10 @@ class ResponseHead:
                     self.learned = [*(self.learned or ()), learned]
             elif lower == b"x-request-id":
                 continue  # ours is added (the worker echoes the same one)
+            elif lower == _RUNS_STARTED:
+                if value.isdigit() and len(value) < 7:
+                    self.runs_started = int(value)
+                continue  # between the worker and the LB
             kept.append(name + b": " + value)
         self.lines = without_named(kept, tokens - _NOT_NAMEABLE) if tokens else kept
         if transfer_codings is not None and transfer_codings != [b"chunked"]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common.contract import RUNS_STARTED_HEADER
 from worker.api.errors import json_response
 from worker.api.run_specs import spec_from_body
 from worker.api.schemas import RunCreateBody, parse, parse_body, read_json
@@ -43,7 +44,9 @@ async def create_batch(request: web.Request) -> web.Response:
                 metadata=body.metadata,
             )
         created.append(run_view(run.record))
-    return json_response(created)
+    response = json_response(created)
+    response.headers[RUNS_STARTED_HEADER] = str(len(created))
+    return response
 
 
 async def _targets(request: web.Request, body: RunsCancelBody) -> list[RunRecord]:

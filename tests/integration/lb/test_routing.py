@@ -8,6 +8,7 @@ import collections
 import aiohttp
 import pytest
 
+from common.contract import RUNS_STARTED_HEADER
 from tests.fakes import FakeWorker
 from tests.integration.lb.conftest import StartLB, url
 from tests.support import eventually
@@ -111,6 +112,22 @@ async def test_a_background_run_counts_as_load_until_a_health_check_says_it_ende
         await parts.health.check(instance)
     seen = await _spread(client, url(balancer, "/echo"), 40)
     assert set(seen) == {"a", "b"}, seen
+
+
+async def test_a_batch_counts_as_the_runs_it_started(
+    start_lb: StartLB, workers: list[FakeWorker], client: aiohttp.ClientSession
+) -> None:
+    balancer = await start_lb(workers[:1], health_interval_s=60)
+    assert balancer.components is not None
+    (instance,) = balancer.components.registry.snapshot.instances
+    async with client.post(url(balancer, "/runs/batch"), json=[{}, {}, {}]) as response:
+        assert response.status == 200
+        assert len(await response.json()) == 3
+        assert RUNS_STARTED_HEADER not in response.headers  # between the worker and the LB
+    assert instance.load.background == 3
+    async with client.post(url(balancer, "/runs"), json={}) as response:
+        assert response.status == 200
+    assert instance.load.background == 4
 
 
 async def test_a_reported_run_the_lb_itself_waits_on_is_not_counted_twice(

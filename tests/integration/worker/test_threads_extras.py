@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
+from common.contract import RUNS_STARTED_HEADER
 from tests.integration.worker.conftest import Worker
 from tests.support import eventually
 
@@ -82,6 +83,18 @@ async def test_a_batch_with_a_bad_run_starts_none(worker: Worker, client: LangGr
     unknown = "00000000-0000-0000-0000-000000000000"
     status, answer = await _post(worker, "/runs/batch", [good, {**good, "assistant_id": unknown}])
     assert status == 404  # the second names no assistant; the first had started already
+
+
+async def test_a_batch_tells_the_lb_how_many_runs_it_left_going(worker: Worker) -> None:
+    body = [{"assistant_id": "pipeline", "input": {}} for _ in range(3)]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(worker.url + "/runs/batch", json=body) as response,
+    ):
+        assert response.status == 200
+        assert len(await response.json()) == 3
+        assert response.headers[RUNS_STARTED_HEADER] == "3"
+    await eventually(lambda: worker.manager.load == 0)
 
 
 async def test_prune_keep_latest_refuses_a_busy_thread(
