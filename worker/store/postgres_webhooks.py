@@ -34,7 +34,7 @@ _PENDING = "'pending', 0, now(), NULL, NULL, %(created)s, now(), NULL, NULL"
 # An event's data in an INSERT that may write no row (no hook wants the event; the change it
 # reports did not happen): a text parameter, so the server parses it as JSON only for a row it
 # writes. As ``%s::jsonb`` the parameter is jsonb and parsed at bind time, whether or not the
-# row is written: most of what events cost a run's statements when nobody receives them.
+# row is written, for every run, though most runs have no hook to receive their events.
 _LAZY_DATA = "%({param})s::text::jsonb"
 
 
