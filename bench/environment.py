@@ -60,10 +60,9 @@ def _oracle_versions() -> str:
     return f", `langgraph dev`: langgraph-api {api}, langgraph-cli {cli}, langgraph {langgraph}"
 
 
-def _postgres_settings() -> str:
+def _postgres_settings(dsn: str) -> str:
     """The server settings that weigh on the Postgres fleet's figures, when it is reachable:
     a server tuned for tests (autovacuum off, say) is not what a fleet would run on."""
-    dsn = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     names = ("autovacuum", "synchronous_commit", "fsync", "shared_buffers")
     query = "; ".join(f"SHOW {name}" for name in names)
     values = _command_output("psql", dsn, "-qAtc", query).splitlines()
@@ -93,7 +92,9 @@ def stolen_percent(start: Path) -> float | None:
     return 100.0 * (after[7] - before[7]) / elapsed if elapsed > 0 else None
 
 
-def environment_lines(lb_revision: str) -> list[str]:
+def environment_lines(lb_revision: str, pg_dsn: str = "") -> list[str]:
+    """The report's lines on where it ran; ``pg_dsn``: the benchmark's Postgres server, whose
+    settings are named when it answers."""
     nginx = _first_match(r"nginx/(\S+)", _command_output("nginx", "-v"))
     haproxy = _first_match(r"version (\S+)", _command_output("haproxy", "-v"))
     wrk = _first_match(r"wrk (?:debian/)?(\S+)", _command_output("wrk", "--version"))
@@ -112,5 +113,5 @@ def environment_lines(lb_revision: str) -> list[str]:
         f"- Versions: {versions}",
         f"- graphfleet measured: commit {lb_revision}",
     ]
-    settings = _postgres_settings()
+    settings = _postgres_settings(pg_dsn) if pg_dsn else ""
     return [*lines, settings] if settings else lines

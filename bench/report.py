@@ -234,7 +234,7 @@ def render(
     args: argparse.Namespace,
 ) -> tuple[str, dict[str, Any]]:
     """The Markdown report, and the figures `plots.py` draws."""
-    lines = [HEADER, "## This run", "", *environment_lines(args.lb_revision)]
+    lines = [HEADER, "## This run", "", *environment_lines(args.lb_revision, args.pg_dsn)]
     lines.append(
         f"- Settings: {args.duration_s:g} s per measurement, {args.repeats} repeat(s), targets "
         f"alternating; proxy scenarios `wrk -t{args.threads} --latency` after a "
@@ -386,6 +386,7 @@ def main() -> int:
     out.add_argument("--repeats", type=int, required=True)
     out.add_argument("--background-busy-pct", type=float, default=0.0)
     out.add_argument("--cpu-at-start", help="/proc/stat's first line when the run began")
+    out.add_argument("--pg-dsn", default="", help="the benchmark's Postgres (settings named)")
     out.add_argument("--plot-python", help="a Python with matplotlib, to draw the PNGs")
 
     profile = commands.add_parser("profile", help="summarize a py-spy raw profile")

@@ -508,7 +508,7 @@ main() {
         --lb-revision "${LB_REVISION:-none}" \
         --threads "$THREADS" --duration-s "$DURATION_S" --warmup-s "$WARMUP_S" \
         --repeats "$REPEATS" --background-busy-pct "$BACKGROUND_BUSY_PCT" \
-        --cpu-at-start "$WORK_DIR/cpu-at-start"
+        --cpu-at-start "$WORK_DIR/cpu-at-start" --pg-dsn "$PG_ADMIN_DSN"
     log "report written to $REPORT"
 }
 
