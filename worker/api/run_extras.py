@@ -1,8 +1,11 @@
 """Runs in bulk: ``POST /runs/batch`` (stateless background runs) and ``POST /runs/cancel``.
 
-A batch is validated whole before any run starts, so a malformed item starts nothing; each
-run then takes its own capacity slot (503 ``at_capacity`` when the worker is full: runs
-already started keep running and are named in no answer, as with separate requests).
+A batch starts whole or not at all, as far as this worker can tell before it writes: every
+item is validated, its assistant resolved and its webhook checked, and a capacity slot taken
+for each (503 ``at_capacity`` for the whole batch, so the LB may send it to another worker:
+nothing was started), before the first run is written. Only a store failure or an assistant
+deleted meanwhile can stop a batch half-way; the runs already started then keep running.
+A batch larger than the worker's capacity can never start whole: 422.
 """
 
 from __future__ import annotations
@@ -31,19 +34,29 @@ async def create_batch(request: web.Request) -> web.Response:
         raise Unprocessable("body must be a non-empty list of runs", code="invalid_request")
     if len(raw) > _MAX_BATCH:
         raise Unprocessable(f"at most {_MAX_BATCH} runs per batch", code="invalid_request")
+    admission, service = request.app[MANAGER].admission, request.app[SERVICE]
+    if len(raw) > admission.max_concurrency:
+        raise Unprocessable(
+            f"a batch of {len(raw)} runs exceeds this worker's capacity of "
+            f"{admission.max_concurrency} runs; send it in smaller batches",
+            code="batch_too_large",
+        )
     bodies = [parse(RunCreateBody, item) for item in raw]
+    runs = [(body, spec_from_body(body, stateless=True)) for body in bodies]
     created: list[dict[str, Any]] = []
-    for body in bodies:
-        with request.app[MANAGER].admission.reservation() as slot:
-            run = await request.app[SERVICE].create(
+    with admission.reservations(len(runs)) as slots:
+        for body, spec in runs:
+            await service.check(body.assistant_id, spec)
+        for slot, (body, spec) in zip(slots, runs, strict=True):
+            run = await service.create(
                 slot,
                 assistant_id=body.assistant_id,
-                spec=spec_from_body(body, stateless=True),
+                spec=spec,
                 thread_id=None,
                 multitask_strategy=body.multitask_strategy,
                 metadata=body.metadata,
             )
-        created.append(run_view(run.record))
+            created.append(run_view(run.record))
     response = json_response(created)
     response.headers[RUNS_STARTED_HEADER] = str(len(created))
     return response

@@ -4,7 +4,8 @@ A run needs a slot from ``Admission.reserve()`` before anything is read or writt
 ``reserve()`` raises ``AtCapacity`` (503 ``at_capacity``) when every slot is taken or the
 worker drains. A slot is taken synchronously, so two requests cannot both see the last one
 free. The run admitted with a slot ``claim()``s it and keeps it until the run ends; a slot no
-run claimed goes back when its ``reservation()`` block exits.
+run claimed goes back when its ``reservation()`` block exits. ``reservations(n)`` takes n
+slots or none, for a request that starts n runs.
 """
 
 from __future__ import annotations
@@ -74,12 +75,29 @@ class Admission:
     @contextlib.contextmanager
     def reservation(self) -> Iterator[Reservation]:
         """``reserve()`` that gives the slot back on exit unless a run claimed it."""
-        slot = self.reserve()
-        try:
+        with self.reservations(1) as (slot,):
             yield slot
+
+    @contextlib.contextmanager
+    def reservations(self, count: int) -> Iterator[list[Reservation]]:
+        """``count`` slots, or ``AtCapacity`` and none (a batch of runs starts whole or not
+        at all, so its 503 keeps the promise that nothing was done); each slot no run
+        claimed goes back on exit."""
+        if count > 1 and not self.draining and count > self.free:
+            self._metrics.rejected.inc()
+            raise AtCapacity(
+                f"worker has {self.free} free slots for {count} runs "
+                f"({self._held}/{self.max_concurrency} runs)"
+            )
+        slots: list[Reservation] = []
+        try:
+            for _ in range(count):
+                slots.append(self.reserve())
+            yield slots
         finally:
-            if not slot.claimed:
-                slot.release()
+            for slot in slots:
+                if not slot.claimed:
+                    slot.release()
 
     def _give_back(self) -> None:
         self._held -= 1

@@ -123,6 +123,20 @@ class RunService:
         resolved = await resolve_assistant(self.store, self.graphs, assistant_id, self.assistants)
         return await self._create_from(slot, resolved, *args)
 
+    async def check(self, assistant_id: str, spec: RunSpec) -> None:
+        """Raise now what ``create`` would raise for this assistant and spec before it writes
+        anything (no such assistant, config and context both given, a webhook URL refused):
+        a batch checks all its runs before it starts one."""
+        resolved = await resolve_assistant(self.store, self.graphs, assistant_id, self.assistants)
+        await self._applied(spec, resolved)
+
+    async def _applied(self, spec: RunSpec, resolved: ResolvedAssistant) -> RunSpec:
+        """``spec`` with the assistant's config and context merged in, its webhook allowed."""
+        spec = apply_assistant(spec, resolved)
+        if spec.webhook:
+            await self._check_webhook(spec.webhook)
+        return spec
+
     async def _create_from(
         self,
         slot: Reservation,
@@ -139,9 +153,7 @@ class RunService:
         """``create`` from ``resolved``; ``check``: write the run only if the assistant is
         still as read (``AssistantChangedError`` otherwise)."""
         entry = resolved.entry
-        spec = apply_assistant(spec, resolved)
-        if spec.webhook:
-            await self._check_webhook(spec.webhook)
+        spec = await self._applied(spec, resolved)
         thread = await self._thread_for(spec, thread_id, if_not_exists)
         now = self._clock()
         record = RunRecord(

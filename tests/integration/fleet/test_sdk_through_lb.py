@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from tests.integration.fleet.conftest import Fleet, balanced
@@ -156,3 +157,24 @@ async def test_calls_between_workers_cannot_be_made_through_the_lb(fleet: Fleet,
             assert response.status == 200
         async with http.post(stop, json=body, headers={"X-Forwarded-For": "10.0.0.1"}) as r:
             assert r.status == 404
+
+
+async def test_a_batch_refused_by_a_full_worker_starts_once_elsewhere(
+    make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    """A worker without room for a whole batch answers 503 ``at_capacity`` having started none
+    of it, so the LB's retry on the other worker starts each run exactly once."""
+    small, large = await make_worker(max_concurrency=2), await make_worker(max_concurrency=4)
+    async with balanced([small, large], tmp_path / "lb") as balancer:
+        async with small.client() as direct:
+            await direct.runs.create(None, "pipeline", input={"delay_s": 10})
+        await eventually(lambda: small.manager.running == 1)
+        sdk = get_client(url=f"http://127.0.0.1:{balancer.proxy_port}", api_key=None)
+        async with sdk:
+            # Round robin: one of the two batches is sent to the small worker first.
+            for _ in range(2):
+                runs = await sdk.runs.create_batch(
+                    [{"assistant_id": "pipeline", "input": {"delay_s": 10}}] * 2
+                )
+                assert len(runs) == 2
+        assert (small.manager.load, large.manager.load) == (1, 4)

@@ -10,7 +10,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 
 from common.contract import RUNS_STARTED_HEADER
-from tests.integration.worker.conftest import Worker
+from tests.integration.worker.conftest import Worker, WorkerFactory
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -74,15 +74,49 @@ async def test_cancel_many_by_status(worker: Worker, client: LangGraphClient) ->
 
 
 async def test_a_batch_with_a_bad_run_starts_none(worker: Worker, client: LangGraphClient) -> None:
-    good = {"assistant_id": "pipeline", "input": {}}
+    good = {"assistant_id": "pipeline", "input": {"delay_s": 10}}
     for body in ([good, {"assistant_id": "pipeline", "bogus": 1}], [], {"assistant_id": "x"}):
         status, answer = await _post(worker, "/runs/batch", body)
         assert status == 422
         assert "error" in answer
-    assert worker.manager.load == 0
+    # Items that parse but would be refused when made: the good one before each is not started.
     unknown = "00000000-0000-0000-0000-000000000000"
-    status, answer = await _post(worker, "/runs/batch", [good, {**good, "assistant_id": unknown}])
-    assert status == 404  # the second names no assistant; the first had started already
+    refused = [
+        ({**good, "assistant_id": unknown}, 404, "assistant_not_found"),
+        ({**good, "webhook": "ftp://127.0.0.1/hook"}, 422, "invalid_webhook"),
+        ({**good, "config": {"configurable": {"a": 1}}, "context": {"b": 2}}, 400, None),
+    ]
+    for bad, expected_status, code in refused:
+        status, answer = await _post(worker, "/runs/batch", [good, bad])
+        assert status == expected_status, answer
+        if code is not None:
+            assert answer["error"]["code"] == code
+    assert worker.manager.load == 0
+    assert await client.threads.search() == []  # no stateless run's thread was made either
+
+
+async def test_a_full_worker_refuses_a_batch_whole(make_worker: WorkerFactory) -> None:
+    """A batch that does not fit gets 503 ``at_capacity`` with nothing started: the LB sends
+    a 503 so marked to another worker, which must not start the same runs twice."""
+    worker = await make_worker(max_concurrency=3)
+    async with worker.client() as sdk:
+        await sdk.runs.create(None, "pipeline", input={"delay_s": 10})
+        await eventually(lambda: worker.manager.running == 1)
+        runs = [{"assistant_id": "pipeline", "input": {"delay_s": 10}} for _ in range(3)]
+        status, answer = await _post(worker, "/runs/batch", runs)
+        assert status == 503
+        assert answer["error"]["code"] == "at_capacity"
+        assert worker.manager.load == 1
+        assert len(await sdk.threads.search()) == 1  # only the first run's thread
+        # Larger than the worker can ever hold: no point retrying anywhere.
+        status, answer = await _post(worker, "/runs/batch", runs * 2)
+        assert status == 422
+        assert answer["error"]["code"] == "batch_too_large"
+        # A batch that fits starts whole.
+        status, answer = await _post(worker, "/runs/batch", runs[:2])
+        assert status == 200
+        assert len(answer) == 2
+        assert worker.manager.load == 3
 
 
 async def test_a_batch_tells_the_lb_how_many_runs_it_left_going(worker: Worker) -> None:

@@ -50,3 +50,28 @@ def test_a_reservation_block_gives_the_slot_back_when_it_raises() -> None:
     with pytest.raises(ValueError, match="bad body"), admission.reservation():
         raise ValueError("bad body")
     assert admission.load == 0
+
+
+def test_reservations_take_every_slot_asked_or_none() -> None:
+    metrics = WorkerMetrics()
+    admission = Admission(max_concurrency=3, metrics=metrics)
+    held = admission.reserve()
+    with pytest.raises(AtCapacity, match="2 free slots for 3 runs"), admission.reservations(3):
+        pass
+    assert admission.load == 1
+    assert metrics.registry.get_sample_value("graphfleet_worker_runs_rejected_total") == 1
+
+    def fail_after_one_run() -> None:
+        with admission.reservations(2) as slots:
+            assert admission.load == 3
+            slots[0].claim()  # one run started before the batch failed: its slot stays taken
+            raise ValueError("bad item")
+
+    with pytest.raises(ValueError, match="bad item"):
+        fail_after_one_run()
+    assert admission.load == 2
+    held.release()
+    admission.begin_drain()
+    with pytest.raises(AtCapacity, match="draining"), admission.reservations(2):
+        pass
+    assert admission.load == 1
