@@ -5,8 +5,9 @@ command (``peers``: through Redis, else straight to that worker's recorded addre
 stops it at once. When its holder does not hear the command (unreachable, or it just
 ended), the cancel is written to the run's record, the one message every holder reads: at
 its next lease renewal (every third of ``WORKER_RUN_LEASE_S``) the holder stops a run whose
-record reads cancelled, and a run that reads cancelled is never claimed again, so a holder
-that is gone never has it resumed.
+record reads cancelled, as the record says (interrupt, or rollback: the run undone and
+forgotten), and a run that reads cancelled is never claimed again, so a holder that is gone
+never has it resumed (nor, then, rolled back: its run reads interrupted).
 
 Either way the run's record reads ``interrupted`` (stored as ``cancelled``) before the
 caller answers, as the official server's does, so a GET right after the cancel agrees with
@@ -80,8 +81,7 @@ class Canceller:
             return None
         if action == "pause":
             raise held_elsewhere(record)
-        # Not heard: the record carries the cancel (see the module docstring). A rollback
-        # carried so ends as an interrupt: the holder reads only "cancelled" there.
+        # Not heard: the record carries the cancel and its action (see the module docstring).
         if await self._mark(record, action):
             log.info("run_cancel_written", run_id=record.run_id, holder=holder, action=action)
         return None
@@ -89,7 +89,7 @@ class Canceller:
     async def _mark(self, record: RunRecord, action: CancelAction) -> bool:
         if action == "pause":
             return False
-        return await self.store.set_run_status(record.run_id, "cancelled", if_active=True)
+        return await self.store.cancel_on_record(record.run_id, action)
 
     async def cancel_many(
         self, records: Sequence[RunRecord], action: CancelAction, *, mark: bool = True

@@ -131,12 +131,14 @@ class RunDriver:
 
     async def _refused(self, run: ActiveRun) -> None:
         """The record refused ``run`` its start: it does not execute here. Cancelled on
-        record while it waited for its turn, it ends as a run stopped before it began; taken
-        over (or deleted with its thread), it ends here without a word, like a lost lease."""
+        record while it waited for its turn, it ends as a run stopped before it began (or is
+        forgotten, for a rollback); taken over (or deleted with its thread), it ends here
+        without a word, like a lost lease."""
         run.state, run.started = "pending", False
         self._gauges()
         if run.stop_action is None:
-            run.stop_action = "interrupt" if await self._persistence.still_held(run) else "lost"
+            held = await self._persistence.still_held(run)
+            run.stop_action = await self._persistence.stop_on_record(run) if held else "lost"
         log.info("run_start_refused", stop_action=run.stop_action)
         raise StartRefused(run.run_id)
 

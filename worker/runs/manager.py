@@ -37,7 +37,7 @@ from worker.runs.persistence import RunPersistence
 from worker.runs.relay import RELAY_COMMAND, Relay
 from worker.runs.retention import Retention
 from worker.runs.table import RunTable
-from worker.store.base import RunRecord, Store
+from worker.store.base import RunRecord, StopOnRecord, Store
 
 
 class RunManager:
@@ -191,16 +191,16 @@ class RunManager:
             self._relay.end(run_id, run.record.attempt)
         return True
 
-    def stop_cancelled_on_record(self, run_id: str) -> bool:
-        """Interrupt a run whose record another worker marked cancelled (its command did not
-        reach this one), unless the run is already stopping or ending here; True if it was
-        stopped now."""
+    def stop_cancelled_on_record(self, run_id: str, action: StopOnRecord) -> bool:
+        """Stop (``action``: interrupt or roll back) a run whose record another worker marked
+        cancelled (its command did not reach this one), unless the run is already stopping or
+        ending here; True if it was stopped now."""
         run = self._table.get(run_id)
         if run is None or run.done.is_set() or run.stop_action is not None:
             return False
         if run.outcome is not None:
             return False  # it ended here and is writing that: its record is its own
-        self.stop(run_id, "interrupt")
+        self.stop(run_id, action)
         return True
 
     def lose(self, run_id: str) -> None:

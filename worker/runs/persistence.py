@@ -19,7 +19,7 @@ import structlog
 from worker.runs import checkpoints, executor
 from worker.runs.active import ActiveRun
 from worker.runs.outbox import RunOutbox
-from worker.store.base import RunState, Store, ThreadStatus
+from worker.store.base import RunState, StopOnRecord, Store, ThreadStatus
 from worker.store.checkpoint_ops import copy_checkpoints
 
 log = structlog.get_logger("worker.runs")
@@ -52,6 +52,10 @@ class RunPersistence:
         """Whether ``run``'s record is still this worker's attempt (whatever its status)."""
         record = await self._store.get_run(run.run_id)
         return record is not None and (record.worker_id, record.attempt) == self._holder(run)
+
+    async def stop_on_record(self, run: ActiveRun) -> StopOnRecord:
+        """What the cancel written to ``run``'s record asks for (interrupt if it says none)."""
+        return await self._store.stop_on_record(run.run_id) or "interrupt"
 
     async def stopped(self, run: ActiveRun) -> executor.Outcome:
         """The outcome of a run stopped by request; a rollback is undone in the store."""

@@ -4,7 +4,8 @@ Every worker runs both loops. The heartbeat renews the leases of the runs this w
 executes every third of ``WORKER_RUN_LEASE_S``; a run whose lease another worker took in the
 meantime (this worker stalled past its lease) is stopped here without a word written, since
 its new holder now reports on it; a run whose record another worker marked cancelled (that
-worker's command did not reach this one: ``worker.runs.cancelling``) is interrupted here.
+worker's command did not reach this one: ``worker.runs.cancelling``) is stopped here as the
+mark asks: interrupted, or rolled back.
 The sweeper, every ``WORKER_SWEEP_INTERVAL_S`` while the worker takes work, claims runs whose
 lease expired (their worker died, or released them at shutdown) up to its free capacity and
 resumes them from their last checkpoint; runs past ``WORKER_RUN_MAX_ATTEMPTS`` are failed by
@@ -138,8 +139,10 @@ class Recovery:
                 if record.status in ACTIVE_RUN_STATES:
                     log.warning("run_lease_lost", run_id=run_id)
                     self._manager.lose(run_id)
-            elif record.status == "cancelled" and self._manager.stop_cancelled_on_record(run_id):
-                log.info("run_cancelled_on_record", run_id=run_id)
+            elif record.status == "cancelled":
+                action = await self._store.stop_on_record(run_id) or "interrupt"
+                if self._manager.stop_cancelled_on_record(run_id, action):
+                    log.info("run_cancelled_on_record", run_id=run_id, action=action)
 
     async def sweep_forever(self) -> None:
         while True:

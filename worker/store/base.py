@@ -39,6 +39,7 @@ RunState = Literal[
 ]
 ACTIVE_RUN_STATES: tuple[RunState, ...] = ("pending", "running")
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+StopOnRecord = Literal["interrupt", "rollback"]  # what a cancel on a run's record asks for
 # Called with the text of each SQL statement a store runs (diagnostics, tests).
 SqlTrace = Callable[[str], None]
 SortOrder = Literal["asc", "desc"]
@@ -430,6 +431,17 @@ class Store(abc.ABC):
         activity on the thread: it re-arms the thread's TTL, as ``update_thread`` does.
         Returns whether the record was written.
         """
+
+    @abc.abstractmethod
+    async def cancel_on_record(self, run_id: str, action: StopOnRecord) -> bool:
+        """Mark a pending or running run cancelled, with the ``action`` its holder applies
+        when it reads the mark (``stop_on_record``); False when the run had ended (an
+        outcome is never overwritten). The mark ends the run's lease, as any end does."""
+
+    @abc.abstractmethod
+    async def stop_on_record(self, run_id: str) -> StopOnRecord | None:
+        """What the cancel on ``run_id``'s record asks for; None when it reads no cancel,
+        and ``interrupt`` for a run cancelled otherwise (a thread or assistant deleted)."""
 
     @abc.abstractmethod
     async def get_run(self, run_id: str) -> RunRecord | None: ...

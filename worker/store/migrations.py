@@ -236,6 +236,13 @@ SQLITE: tuple[Migration, ...] = (
             "WHERE ttl_expires_at IS NOT NULL",
         ),
     ),
+    Migration(
+        10,
+        "stop action on record",
+        # What a cancel written to a run's record asks its holder to do (interrupt or
+        # rollback): the holder reads it when the cancel's command did not reach it.
+        ("ALTER TABLE gf_runs ADD COLUMN stop_action TEXT",),
+    ),
 )
 
 POSTGRES_MIGRATIONS_TABLE_DDL = f"""
@@ -450,5 +457,12 @@ POSTGRES: tuple[Migration, ...] = (
             "CREATE INDEX gf_threads_ttl ON gf_threads (ttl_expires_at) "
             "WHERE ttl_expires_at IS NOT NULL",
         ),
+    ),
+    Migration(
+        9,
+        "stop action on record",
+        # What a cancel written to a run's record asks its holder to do (interrupt or
+        # rollback): the holder reads it when the cancel's command did not reach it.
+        ("ALTER TABLE gf_runs ADD COLUMN stop_action TEXT",),
     ),
 )

@@ -43,6 +43,7 @@ from worker.store.base import (
     RunRecord,
     RunState,
     SqlTrace,
+    StopOnRecord,
     Store,
     ThreadExistsError,
     ThreadQuery,
@@ -531,6 +532,23 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
             (thread_id, status, status, limit, offset),
         )
         return [_run(row) for row in rows]
+
+    @shielded
+    async def cancel_on_record(self, run_id: str, action: StopOnRecord) -> bool:
+        rows = await self._fetch(
+            "UPDATE gf_runs SET status = 'cancelled', stop_action = %s, updated_at = now(), "
+            f"lease_expires_at = NULL WHERE run_id = %s AND status IN {_ACTIVE} RETURNING 1",
+            (action, run_id),
+        )
+        return bool(rows)
+
+    async def stop_on_record(self, run_id: str) -> StopOnRecord | None:
+        rows = await self._fetch(
+            "SELECT coalesce(stop_action, 'interrupt') AS action FROM gf_runs "
+            "WHERE run_id = %s AND status = 'cancelled'",
+            (run_id,),
+        )
+        return rows[0]["action"] if rows else None
 
     @shielded
     async def delete_run(self, run_id: str) -> bool:

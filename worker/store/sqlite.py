@@ -43,6 +43,7 @@ from worker.store.base import (
     Claim,
     RunRecord,
     RunState,
+    StopOnRecord,
     Store,
     ThreadExistsError,
     ThreadQuery,
@@ -469,6 +470,25 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
         params += [limit, offset]
         async with self._conn.execute(sql, params) as cur:
             return [run_from_row(row) for row in await cur.fetchall()]
+
+    @shielded
+    @serial
+    async def cancel_on_record(self, run_id: str, action: StopOnRecord) -> bool:
+        cur = await self._conn.execute(
+            "UPDATE gf_runs SET status = 'cancelled', stop_action = ?, updated_at = ?, "
+            f"lease_expires_at = NULL WHERE run_id = ? AND status IN {ACTIVE}",
+            (action, self._clock().isoformat(), run_id),
+        )
+        await self._conn.commit()
+        return cur.rowcount > 0
+
+    async def stop_on_record(self, run_id: str) -> StopOnRecord | None:
+        rows = await self._select(
+            "SELECT coalesce(stop_action, 'interrupt') FROM gf_runs "
+            "WHERE run_id = ? AND status = 'cancelled'",
+            (run_id,),
+        )
+        return rows[0][0] if rows else None
 
     @shielded
     @serial

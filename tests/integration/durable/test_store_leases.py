@@ -154,25 +154,33 @@ async def test_a_status_write_is_fenced_by_the_holder_and_its_attempt(store_url:
         await store.close()
 
 
-async def test_a_write_if_active_leaves_an_ended_run_as_it_is(store_url: str) -> None:
-    """What a cancel's mark relies on: it never overwrites an outcome, and a run cancelled on
-    record cannot be made running again by its holder."""
+async def test_a_cancel_on_record_leaves_an_ended_run_as_it_is(store_url: str) -> None:
+    """A cancel's mark never overwrites an outcome; a run cancelled on record cannot be made
+    running again by its holder, and its record says what the cancel asked for."""
     store = create_store(store_url, lease_s=30)
     await store.open()
     try:
         await store.create_thread("t", {})
         await store.create_run(_run("r1", "w0"))
-        assert await store.set_run_status("r1", "cancelled", if_active=True)
+        assert await store.stop_on_record("r1") is None
+        assert await store.cancel_on_record("r1", "rollback")
         assert not await store.set_run_status("r1", "running", holder=("w0", 1), if_active=True)
-        assert not await store.set_run_status("r1", "cancelled", if_active=True)
+        assert not await store.cancel_on_record("r1", "interrupt")
         record = await store.get_run("r1")
         assert record is not None
-        assert record.status == "cancelled"
+        assert (record.status, record.lease_expires_at) == ("cancelled", None)
+        assert await store.stop_on_record("r1") == "rollback"  # the first mark stands
         await store.create_run(_run("r2", "w0"))
         assert await store.set_run_status("r2", "success", result={"x": 1}, holder=("w0", 1))
+        assert not await store.cancel_on_record("r2", "interrupt")
         assert not await store.set_run_status("r2", "cancelled", if_active=True)
         record = await store.get_run("r2")
         assert record is not None
         assert (record.status, record.result) == ("success", {"x": 1})
+        assert await store.stop_on_record("r2") is None
+        # Cancelled by a status write (no action on record): an interrupt.
+        await store.create_run(_run("r3", "w0"))
+        assert await store.set_run_status("r3", "cancelled", if_active=True)
+        assert await store.stop_on_record("r3") == "interrupt"
     finally:
         await store.close()

@@ -1,6 +1,7 @@
 """A cancel whose command cannot reach the run's holder is written to the run's record, and
-the holder acts on it: a running run at its next lease renewal, a run still waiting for its
-turn when it would start. And the call one worker makes to another, refused when misaddressed.
+the holder acts on it as asked (interrupt or rollback): a running run at its next lease
+renewal, a run still waiting for its turn when it would start. And the call one worker makes
+to another, refused when misaddressed.
 
 Two workers share a SQLite file, no Redis. Worker B advertises an address where nothing
 listens (a wildcard one, so no sweeper takes it for dead), so every command sent to it fails.
@@ -68,6 +69,29 @@ async def test_a_running_run_stops_at_its_holders_next_lease_renewal(
     assert (await sdk_a.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
 
 
+async def test_a_rollback_on_record_undoes_the_run_at_its_holders_next_renewal(
+    make_worker: WorkerFactory, tmp_path: Path, clients: list[LangGraphClient]
+) -> None:
+    a, b = await _pair(make_worker, tmp_path, run_lease_s=1.5)  # renewed every 0.5 s
+    sdk_a, sdk_b = _sdk(a, clients), _sdk(b, clients)
+    thread_id = (await sdk_b.threads.create())["thread_id"]
+    first = await sdk_b.runs.create(thread_id, "pipeline", input={})
+    await sdk_b.runs.join(thread_id, first["run_id"])
+    before = await sdk_b.threads.get_state(thread_id)
+    run = await sdk_b.runs.create(thread_id, "pipeline", input={"delay_s": 30})
+
+    async def input_checkpointed() -> bool:  # what the rollback must undo
+        return bool((await sdk_a.threads.get_state(thread_id))["values"].get("delay_s") == 30)
+
+    await eventually(input_checkpointed)
+    await sdk_a.runs.cancel(thread_id, run["run_id"], action="rollback")
+    await eventually(lambda: b.manager.load == 0, timeout_s=5)
+    # Undone: the run is forgotten and the thread is back to its state before it.
+    assert [r["run_id"] for r in await sdk_a.runs.list(thread_id)] == [first["run_id"]]
+    assert (await sdk_a.threads.get_state(thread_id))["values"] == before["values"]
+    assert (await sdk_a.threads.get(thread_id))["status"] == "idle"
+
+
 async def test_a_run_cancelled_while_it_waits_never_starts(
     make_worker: WorkerFactory, tmp_path: Path, clients: list[LangGraphClient]
 ) -> None:
@@ -81,6 +105,12 @@ async def test_a_run_cancelled_while_it_waits_never_starts(
     await eventually(lambda: b.manager.load == 0, timeout_s=10)
     assert (await sdk_a.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
     assert (await sdk_a.threads.get_state(thread_id))["values"] == {}  # no step ran
+    # Rolled back while it waits: it never starts, and is forgotten.
+    await sdk_b.runs.create(thread_id, "pipeline", input={}, after_seconds=1)
+    await sdk_a.runs.cancel_many(status="pending", action="rollback")
+    await eventually(lambda: b.manager.load == 0, timeout_s=10)
+    assert [r["run_id"] for r in await sdk_a.runs.list(thread_id)] == [run["run_id"]]
+    assert (await sdk_a.threads.get_state(thread_id))["values"] == {}
 
 
 async def test_the_stop_call_between_workers(make_worker: WorkerFactory) -> None:
