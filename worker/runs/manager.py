@@ -11,6 +11,10 @@ The parts, each in its own module: ``admission`` (capacity, draining), ``table``
 task), ``persistence``, ``retention`` (finished runs kept for replay), ``announce`` (the
 live feed and the relay cache) and ``observers`` (who hears that a run started or ended).
 
+A run made with ``stream_resumable`` is relayed from its start (with Redis), so its stream
+can be replayed by any worker after this one stopped; other runs are relayed only when a
+reader elsewhere asks.
+
 A run claimed from a stopped worker (``recovered``) resumes from its last checkpoint: the
 graph is invoked with no input on its thread, so the nodes it had finished do not run
 again. At shutdown, runs that outlived the drain are handed back (their lease expired at
@@ -127,6 +131,10 @@ class RunManager:
         return run
 
     def start(self, run: ActiveRun) -> None:
+        if run.spec.stream_resumable and self._relay.enabled:
+            # A resumable stream must outlive this worker (a deploy, a crash): its events go
+            # to the relay from the first, not only once another worker asks for them.
+            self.relay(run.run_id)
         run.task = asyncio.create_task(self._driver.drive(run), name=f"run-{run.run_id}")
         if run.stop_action is not None and run.stop_action != "pause":
             # Stopped between admit() and start() (while its record was being written).

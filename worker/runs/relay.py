@@ -10,7 +10,8 @@ TTL.
 A run's events are relayed on demand: a worker asked to stream a run another worker
 executes sends that worker the ``relay`` command, and from then on the executing worker
 writes the run's events (those it still holds first) to the run's stream. Runs nobody
-follows elsewhere (most) cost Redis nothing. An attempt's end entry has the id just below
+follows elsewhere (most) cost Redis nothing; a run made with ``stream_resumable`` is relayed
+from its start, so its stream outlives its worker. An attempt's end entry has the id just below
 the next attempt's first event, so a stream read from an attempt's first id on never sees
 an earlier attempt's events or end.
 

@@ -169,3 +169,32 @@ async def test_a_run_is_relayed_only_once_another_worker_streams_it(
     finally:
         await sdk_a.aclose()
         await client.aclose()
+
+
+async def test_a_resumable_stream_is_replayed_after_its_worker_is_gone(
+    pair: tuple[Worker, Worker],
+) -> None:
+    """A run made with ``stream_resumable`` writes its events to Redis as it makes them, so
+    once it ended and its worker stopped (a deploy), the other worker replays all of it."""
+    a, b = pair
+    async with a.client() as sdk_a:
+        thread_id = (await sdk_a.threads.create())["thread_id"]
+        run = await sdk_a.runs.create(
+            thread_id,
+            "pipeline",
+            input={"payload": 1},
+            stream_mode=["custom", "values"],
+            stream_resumable=True,
+        )
+        await sdk_a.runs.join(thread_id, run["run_id"])
+    local = a.manager.get(run["run_id"])
+    assert local is not None
+    produced = [(str(e.seq), e.name, e.data.decode()) for e in local.events.retained()]
+    assert len(produced) == 1 + 6 + 3
+    await a.runner.cleanup()
+    path = f"/threads/{thread_id}/runs/{run['run_id']}/stream"
+    async with aiohttp.ClientSession() as http, http.get(b.url + path) as response:
+        assert response.status == 200
+        metadata, *replayed = await _read_events(response)
+    assert metadata[1] == "metadata"
+    assert replayed == produced
