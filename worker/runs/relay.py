@@ -11,9 +11,9 @@ A run's events are relayed on demand: a worker asked to stream a run another wor
 executes sends that worker the ``relay`` command, and from then on the executing worker
 writes the run's events (those it still holds first) to the run's stream. Runs nobody
 follows elsewhere (most) cost Redis nothing; a run made with ``stream_resumable`` is relayed
-from its start, so its stream outlives its worker. An attempt's end entry has the id just below
-the next attempt's first event, so a stream read from an attempt's first id on never sees
-an earlier attempt's events or end.
+from its start, so its stream outlives its worker. An attempt's end entry has the id just
+below the next attempt's first event, so a stream read from an attempt's first id on never
+sees an earlier attempt's events or end.
 
 Publishing never blocks a run and never fails one: writes go through a bounded queue to one
 background task. While Redis is unreachable, writes are dropped with a logged warning and
