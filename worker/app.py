@@ -115,6 +115,7 @@ async def _open_store(
         pool_size=settings.store_pool_size,
         prepared_statements=settings.store_prepared_statements,
         sqlite_synchronous=settings.sqlite_synchronous,
+        postgres_synchronous_commit=settings.postgres_synchronous_commit,
         default_ttl=ttl.default,
         trace=trace,
     )

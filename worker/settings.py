@@ -53,6 +53,16 @@ class WorkerSettings(BaseSettings):
         "crash; the last ones may be lost on power loss or OS crash) or full (fsync per commit: "
         "survives those too, slower).",
     )
+    postgres_synchronous_commit: Literal[
+        "server", "on", "off", "local", "remote_write", "remote_apply"
+    ] = Field(
+        "server",
+        description="Postgres store durability, set on this worker's connections: server "
+        "(the server's own setting, on by default: a commit survives a server crash, OS crash "
+        "and power loss) or one of Postgres' synchronous_commit values; off answers before "
+        "the commit is flushed, so the last commits (up to three wal_writer_delay) may be lost "
+        "on a server or OS crash, never on a worker crash; the database stays consistent.",
+    )
     store_pool_size: int = Field(
         10, ge=1, description="Most connections to a Postgres store (psycopg pool)."
     )

@@ -21,13 +21,15 @@ def create_store(
     pool_size: int = 10,
     prepared_statements: bool = True,
     sqlite_synchronous: Synchronous = "normal",
+    postgres_synchronous_commit: str = "server",
     default_ttl: ThreadTTL | None = None,
     trace: SqlTrace | None = None,
 ) -> Store:
     """The store for ``url``: ``sqlite:///path`` or ``postgresql://...``; ``default_ttl`` is
     the TTL of threads created without one (langgraph.json ``checkpointer.ttl``);
-    ``prepared_statements``: whether a Postgres store prepares its frequent statements; ``trace``
-    hears every SQL statement it runs (diagnostics, tests)."""
+    ``prepared_statements``: whether a Postgres store prepares its frequent statements;
+    ``postgres_synchronous_commit``: its connections' ``synchronous_commit`` (``server``: as
+    the server says); ``trace`` hears every SQL statement it runs (diagnostics, tests)."""
     if url.startswith("sqlite://"):
         return SqliteStore(
             url,
@@ -42,6 +44,7 @@ def create_store(
             lease_s=lease_s,
             pool_size=pool_size,
             prepared_statements=prepared_statements,
+            synchronous_commit=postgres_synchronous_commit,
             default_ttl=default_ttl,
             trace=trace,
         )

@@ -68,6 +68,7 @@ _RUN_COLUMNS = (
     "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
 )
 _ACTIVE = "('pending', 'running')"
+_SYNCHRONOUS_COMMIT = ("server", "on", "off", "local", "remote_write", "remote_apply")
 _LEASE = "now() + make_interval(secs => %(lease_s)s)"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
 # A TTL's expiry from now, for an SQL expression of its minutes (NULL: no expiry).
@@ -133,14 +134,18 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         lease_s: float = 30.0,
         pool_size: int = 10,
         prepared_statements: bool = True,
+        synchronous_commit: str = "server",
         default_ttl: ThreadTTL | None = None,
         trace: SqlTrace | None = None,
     ) -> None:
         """``default_ttl``: the TTL of threads created without one. ``prepared_statements``:
-        whether connections prepare statements they send often (see ``open``). ``trace``,
-        when given, is
-        called with every SQL statement sent through a cursor (``BEGIN``/``COMMIT`` of
-        explicit transactions are not): for diagnostics and tests."""
+        whether connections prepare statements they send often (see ``open``).
+        ``synchronous_commit``: set on each connection, unless ``server`` (the server's own).
+        ``trace``, when given, is called with every SQL statement sent through a cursor
+        (``BEGIN``/``COMMIT`` of explicit transactions are not): for diagnostics and tests."""
+        if synchronous_commit not in _SYNCHRONOUS_COMMIT:
+            raise ValueError(f"unknown synchronous_commit {synchronous_commit!r}")
+        self._synchronous_commit = synchronous_commit
         self._url = url
         self._default_ttl = default_ttl
         self._lease_s = lease_s
@@ -150,6 +155,12 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         self._pool: AsyncConnectionPool[_Conn] | None = None
         self._saver: PooledPostgresSaver | None = None
         self._webhooks = PostgresWebhookStore(lambda: self.pool.connection())
+
+    async def _configure(self, conn: _Conn) -> None:
+        """A new pool connection's session settings (autocommit: they hold at once)."""
+        await conn.execute(
+            "SELECT set_config('synchronous_commit', %s, false)", (self._synchronous_commit,)
+        )
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any]:
@@ -181,7 +192,12 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         if self._trace is not None:
             options["cursor_factory"] = traced_cursor(self._trace)
         pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(
-            self._url, min_size=1, max_size=self._pool_size, open=False, kwargs=options
+            self._url,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            kwargs=options,
+            configure=self._configure if self._synchronous_commit != "server" else None,
         )
         await pool.open(wait=True, timeout=30.0)
         self._pool = pool

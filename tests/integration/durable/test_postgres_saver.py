@@ -116,3 +116,29 @@ async def test_what_it_writes_langgraphs_own_saver_reads_back(
     assert got.metadata["step"] == 2
     assert got.parent_config is None
     assert got.pending_writes == [("task-1", "state", value), ("task-1", "step", 3)]
+
+
+async def _synchronous_commit(conn: psycopg.AsyncConnection[Any]) -> str:
+    cur = await conn.execute("SHOW synchronous_commit")
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row["synchronous_commit"] if isinstance(row, dict) else row[0])
+
+
+async def test_synchronous_commit_is_what_the_worker_asks_on_every_connection(
+    pg_url: str,
+) -> None:
+    """``WORKER_POSTGRES_SYNCHRONOUS_COMMIT``: every pool connection (the records' and the
+    checkpointer's) commits as asked; ``server`` leaves the server's own setting."""
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+        server = await _synchronous_commit(conn)
+    for asked, expected in (("off", "off"), ("local", "local"), ("server", server)):
+        store = PostgresStore(pg_url, pool_size=2, synchronous_commit=asked)
+        await store.open()
+        try:
+            async with store.pool.connection() as first, store.pool.connection() as second:
+                assert [await _synchronous_commit(c) for c in (first, second)] == [expected] * 2
+        finally:
+            await store.close()
+    with pytest.raises(ValueError, match="synchronous_commit"):
+        PostgresStore(pg_url, synchronous_commit="sometimes")
