@@ -5,6 +5,7 @@
 # Settings (environment):
 #   BENCH_RUNS_CONCURRENCY="1 4 16"   closed-loop clients, runs scenario
 #   BENCH_RUNS_TARGETS="langgraph-dev lb-sqlite worker-sqlite lb-postgres"
+#     (also: lb-postgres-async, the Postgres fleet with WORKER_POSTGRES_SYNCHRONOUS_COMMIT=off)
 #   BENCH_INPROCESS="none/default sqlite/default sqlite/exit postgres/default postgres/exit"
 #   BENCH_SSE_STREAMS=5000  BENCH_SSE_OPEN_PER_S=1000  BENCH_SSE_HOLD_S=10
 #   BENCH_SSE_INTERVAL_S=0.5  BENCH_SSE_IDLE_STREAMS=50   (low-load time to first event)
@@ -191,21 +192,28 @@ start_runs_targets() {
                 start_worker worker-sqlite "${ports[5]}" "sqlite:///$WORK_DIR/single.sqlite"
                 RUN_URL[$target]="http://127.0.0.1:${ports[5]}/runs/wait"
                 ;;
-            lb-postgres)
+            lb-postgres | lb-postgres-async)
                 if ! postgres_up || ! redis_up; then
                     "$PY" "$ROOT/bench/report.py" skip --results "$RESULTS" --scenario runs \
                         --target "$target" --reason "PostgreSQL or Redis not reachable"
                     continue
                 fi
-                fresh_database graphfleet_bench_fleet
+                # The same fleet; -async commits without waiting for the flush (as SQLite's
+                # default, WAL with synchronous=normal, does not sync per commit either).
+                local first=6 commit=server
+                if [[ $target == lb-postgres-async ]]; then
+                    first=10 commit=off
+                fi
+                fresh_database "graphfleet_bench_${target//-/_}"
                 store=$DATABASE_DSN
                 REDIS_USED=1
-                local redis=(WORKER_REDIS_URL="$REDIS_URL" WORKER_REDIS_PREFIX="$REDIS_PREFIX")
-                start_worker lb-postgres-w1 "${ports[6]}" "$store" "${redis[@]}"
-                start_worker lb-postgres-w2 "${ports[7]}" "$store" "${redis[@]}"
-                start_fleet_lb lb-postgres "${ports[8]}" "${ports[9]}" \
-                    "http://127.0.0.1:${ports[6]},http://127.0.0.1:${ports[7]}" 2
-                RUN_URL[$target]="http://127.0.0.1:${ports[8]}/runs/wait"
+                local worker_env=(WORKER_REDIS_URL="$REDIS_URL" WORKER_REDIS_PREFIX="$REDIS_PREFIX$target:"
+                    WORKER_POSTGRES_SYNCHRONOUS_COMMIT="$commit")
+                start_worker "$target-w1" "${ports[first]}" "$store" "${worker_env[@]}"
+                start_worker "$target-w2" "${ports[first + 1]}" "$store" "${worker_env[@]}"
+                start_fleet_lb "$target" "${ports[first + 2]}" "${ports[first + 3]}" \
+                    "http://127.0.0.1:${ports[first]},http://127.0.0.1:${ports[first + 1]}" 2
+                RUN_URL[$target]="http://127.0.0.1:${ports[first + 2]}/runs/wait"
                 ;;
             *) die "unknown target '$target' in BENCH_RUNS_TARGETS" ;;
         esac
@@ -238,7 +246,7 @@ run_runs_scenario() {
     log "scenario runs: starting langgraph dev, workers and LBs"
     copy_graphs
     local ports round concurrency target
-    mapfile -t ports < <("$PY" "$ROOT/bench/probe.py" ports 10)
+    mapfile -t ports < <("$PY" "$ROOT/bench/probe.py" ports 14)
     start_runs_targets "${ports[@]}"
     for target in "${!RUN_URL[@]}"; do
         log "warm-up: $target"
