@@ -207,7 +207,8 @@ start_runs_targets() {
                 fresh_database "graphfleet_bench_${target//-/_}"
                 store=$DATABASE_DSN
                 REDIS_USED=1
-                local worker_env=(WORKER_REDIS_URL="$REDIS_URL" WORKER_REDIS_PREFIX="$REDIS_PREFIX$target:"
+                local worker_env=(WORKER_REDIS_URL="$REDIS_URL"
+                    WORKER_REDIS_PREFIX="$REDIS_PREFIX$target:"
                     WORKER_POSTGRES_SYNCHRONOUS_COMMIT="$commit")
                 start_worker "$target-w1" "${ports[first]}" "$store" "${worker_env[@]}"
                 start_worker "$target-w2" "${ports[first + 1]}" "$store" "${worker_env[@]}"
