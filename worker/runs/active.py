@@ -58,6 +58,9 @@ class ActiveRun:
     turn: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    # Its task has begun: a stop asked before then is seen by the task as it begins (a task
+    # cancelled before its first step never runs, not even its clean-up).
+    driving: bool = False
 
     @property
     def run_id(self) -> str:

@@ -51,13 +51,18 @@ async def starting_point(run: ActiveRun) -> tuple[RunSpec, str | None]:
 
 async def stopped_outcome(store: Store, run: ActiveRun) -> executor.Outcome:
     """How a run stopped by request (interrupt or rollback) ended; rollback undoes it."""
+    wrote = run.started
+    if run.recovered and not run.started:
+        # Claimed from a worker that stopped: what that one wrote is found by the run's id.
+        spec, run.base_checkpoint_id = await starting_point(run)
+        wrote = spec is not run.spec
     if run.stop_action == "rollback":
-        if run.started:
+        if wrote:
             await _rollback(store, run)
         else:
             await store.delete_run(run.run_id)
         return executor.Outcome("cancelled", None)
-    if not run.started:
+    if not wrote:
         return executor.Outcome("cancelled", None)
     values, _ = await executor.final_values(run.graph, run.thread_id)
     return executor.Outcome("cancelled", values)

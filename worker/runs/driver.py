@@ -63,8 +63,11 @@ class RunDriver:
         outcome: executor.Outcome | None = None
         started = loop.time()
         structlog.contextvars.bind_contextvars(run_id=run.run_id, thread_id=run.thread_id)
+        run.driving = True  # from here a stop cancels this task (see ActiveRun.driving)
         try:
             try:
+                if run.stop_action not in (None, "pause"):
+                    raise StartRefused(run.run_id)  # stopped before this task began
                 await self._turn(run)
                 started = loop.time()
                 outcome = await self._execute(run)

@@ -135,10 +135,9 @@ class RunManager:
             # A resumable stream must outlive this worker (a deploy, a crash): its events go
             # to the relay from the first, not only once another worker asks for them.
             self.relay(run.run_id)
+        # A run stopped before its task begins (between admit() and start(), while its
+        # record was written, or one ended for a holder that died) stops as that task begins.
         run.task = asyncio.create_task(self._driver.drive(run), name=f"run-{run.run_id}")
-        if run.stop_action is not None and run.stop_action != "pause":
-            # Stopped between admit() and start() (while its record was being written).
-            run.task.cancel(f"run {run.stop_action} requested")
 
     def abort(self, run: ActiveRun, *, keep_slot: bool = False) -> None:
         """Undo ``admit()`` for a run whose record could not be written; ``keep_slot``: its

@@ -9,7 +9,9 @@ mark asks: interrupted, or rolled back.
 The sweeper, every ``WORKER_SWEEP_INTERVAL_S`` while the worker takes work, claims runs whose
 lease expired (their worker died, or released them at shutdown) up to its free capacity and
 resumes them from their last checkpoint; runs past ``WORKER_RUN_MAX_ATTEMPTS`` are failed by
-the store instead.
+the store instead. A run cancelled on record keeps its lease until its holder ends it, so
+one whose holder died is claimed too, and ended here as the cancel asked (its thread's status
+set, a rollback undone) rather than resumed.
 
 A dead worker is not waited out: before each claim the sweeper probes the recorded URL of
 every other lease holder, and a holder whose address *refuses the connection* (nothing listens
@@ -136,7 +138,8 @@ class Recovery:
             if record is None:
                 continue
             if record.worker_id != self._worker_id:
-                if record.status in ACTIVE_RUN_STATES:
+                # Taken over: to resume it, or to end it as a cancel on its record asks.
+                if record.status in (*ACTIVE_RUN_STATES, "cancelled"):
                     log.warning("run_lease_lost", run_id=run_id)
                     self._manager.lose(run_id)
             elif record.status == "cancelled":

@@ -204,7 +204,9 @@ class RunService:
             return await self._admit_and_start(slot, again, spec, entry, _Thread(record.thread_id))
 
     async def recover(self, record: RunRecord) -> ActiveRun:
-        """Resume ``record``, just claimed from a worker that stopped (already on record)."""
+        """Resume ``record``, just claimed from a worker that stopped (already on record); one
+        cancelled on record is only ended, as its cancel asks (interrupt or rollback)."""
+        stop = await self.store.stop_on_record(record.run_id)
         with self.manager.admission.reservation() as slot:
             entry = self.graph(record.graph_id)
             spec = RunSpec.model_validate(record.kwargs)
@@ -217,6 +219,8 @@ class RunService:
                 ephemeral=spec.on_completion == "delete",
                 recovered=True,
             )
+            if stop is not None:
+                run.stop_action = stop  # start() cancels it before it executes a step
             self.manager.start(run)
             return run
 

@@ -31,9 +31,15 @@ def request_stop(run: ActiveRun | None, run_id: str, action: CancelAction) -> Ac
         run.control.request_drain("pause")
         return run
     run.stop_action = action
-    if run.task is not None:
-        run.task.cancel(f"run {action} requested")
+    _cancel(run, f"run {action} requested")
     return run
+
+
+def _cancel(run: ActiveRun, reason: str) -> None:
+    """Cancel ``run``'s task once it has begun; one that has not sees ``stop_action`` as it
+    begins (see ``ActiveRun.driving``)."""
+    if run.task is not None and run.driving:
+        run.task.cancel(reason)
 
 
 async def hand_back(runs: Iterable[ActiveRun]) -> int:
@@ -46,7 +52,7 @@ async def hand_back(runs: Iterable[ActiveRun]) -> int:
     for run in runs:
         if run.task is not None and not run.task.done():
             run.stop_action = "release"
-            run.task.cancel("worker shutting down; run released to the fleet")
+            _cancel(run, "worker shutting down; run released to the fleet")
             tasks.append(run.task)
     await asyncio.gather(*tasks, return_exceptions=True)
     return len(tasks)
@@ -56,7 +62,7 @@ def lose(run: ActiveRun | None) -> None:
     """Stop a run whose lease another worker now holds, writing nothing about it."""
     if run is not None and run.task is not None and not run.task.done():
         run.stop_action = "lost"
-        run.task.cancel("run lost its lease to another worker")
+        _cancel(run, "run lost its lease to another worker")
 
 
 async def wait_done(runs: Iterable[ActiveRun], timeout_s: float) -> bool:

@@ -461,8 +461,15 @@ POSTGRES: tuple[Migration, ...] = (
     Migration(
         9,
         "stop action on record",
-        # What a cancel written to a run's record asks its holder to do (interrupt or
-        # rollback): the holder reads it when the cancel's command did not reach it.
-        ("ALTER TABLE gf_runs ADD COLUMN stop_action TEXT",),
+        (
+            # What a cancel written to a run's record asks its holder to do (interrupt or
+            # rollback): the holder reads it when the cancel's command did not reach it.
+            "ALTER TABLE gf_runs ADD COLUMN stop_action TEXT",
+            # A run holds a lease while it is active, and a cancelled one until its holder
+            # ends it: a lapsed lease of either is the sweeper's to take.
+            "DROP INDEX gf_runs_lease",
+            "CREATE INDEX gf_runs_lease ON gf_runs (lease_expires_at) "
+            "WHERE lease_expires_at IS NOT NULL",
+        ),
     ),
 )

@@ -68,6 +68,18 @@ _RUN_COLUMNS = (
     "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
 )
 _ACTIVE = "('pending', 'running')"
+
+
+def _holds_lease(row: str = "") -> str:
+    """Whether the run (``row``: a table alias and dot, or nothing) holds a lease: while it is
+    active, and once cancelled on record until its holder ends it (a lapsed lease then means
+    that holder is gone, and the sweeper ends the run instead)."""
+    return (
+        f"({row}status IN {_ACTIVE} OR "
+        f"({row}status = 'cancelled' AND {row}lease_expires_at IS NOT NULL))"
+    )
+
+
 _SYNCHRONOUS_COMMIT = ("server", "on", "off", "local", "remote_write", "remote_apply")
 _LEASE = "now() + make_interval(secs => %(lease_s)s)"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
@@ -552,8 +564,8 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
     @shielded
     async def cancel_on_record(self, run_id: str, action: StopOnRecord) -> bool:
         rows = await self._fetch(
-            "UPDATE gf_runs SET status = 'cancelled', stop_action = %s, updated_at = now(), "
-            f"lease_expires_at = NULL WHERE run_id = %s AND status IN {_ACTIVE} RETURNING 1",
+            "UPDATE gf_runs SET status = 'cancelled', stop_action = %s, updated_at = now() "
+            f"WHERE run_id = %s AND status IN {_ACTIVE} RETURNING 1",
             (action, run_id),
         )
         return bool(rows)
@@ -652,9 +664,10 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
                 cur = await conn.execute(
                     f"UPDATE gf_runs SET worker_id = %(worker)s, lease_expires_at = {_LEASE}, "
                     "attempt = attempt + 1, updated_at = now() WHERE run_id IN (SELECT r.run_id "
-                    f"FROM gf_runs r WHERE r.{expired} AND r.graph_id = ANY(%(graphs)s) "
-                    "AND NOT EXISTS (SELECT 1 FROM gf_runs o WHERE o.thread_id = r.thread_id "
-                    f"AND o.status IN {_ACTIVE} AND o.created_at < r.created_at) "
+                    f"FROM gf_runs r WHERE {_holds_lease('r.')} AND r.lease_expires_at < now() "
+                    "AND r.graph_id = ANY(%(graphs)s) AND NOT EXISTS (SELECT 1 FROM gf_runs o "
+                    f"WHERE o.thread_id = r.thread_id AND {_holds_lease('o.')} "
+                    "AND o.created_at < r.created_at) "
                     "ORDER BY r.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                     f"RETURNING {_RUN_COLUMNS}",
                     params,
@@ -674,8 +687,9 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
     async def lease_holders(self, worker_id: str) -> dict[str, str]:
         rows = await self._fetch(
             "SELECT DISTINCT w.worker_id, w.url FROM gf_runs r JOIN gf_workers w ON "
-            f"w.worker_id = r.worker_id WHERE r.status IN {_ACTIVE} AND "
-            "r.lease_expires_at >= now() AND r.worker_id != %s",
+            "w.worker_id = r.worker_id WHERE r.lease_expires_at >= now() AND "
+            f"{_holds_lease('r.')} "
+            "AND r.worker_id != %s",
             (worker_id,),
         )
         return {row["worker_id"]: row["url"] for row in rows}
@@ -687,7 +701,8 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE gf_runs SET lease_expires_at = 'epoch' WHERE worker_id = %s "
-                f"AND status IN {_ACTIVE} AND (%s::text[] IS NULL OR run_id = ANY(%s))",
+                f"AND {_holds_lease()} "
+                "AND (%s::text[] IS NULL OR run_id = ANY(%s))",
                 (worker_id, run_ids and list(run_ids), run_ids and list(run_ids)),
             )
             return cur.rowcount

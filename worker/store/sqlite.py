@@ -79,6 +79,7 @@ from worker.store.sqlite_runs import (
     ClaimExpiredRuns,
     DeleteThread,
     SetRunStatus,
+    holds_lease,
     insert_run,
 )
 from worker.store.sqlite_saver import PooledSqliteSaver
@@ -475,8 +476,8 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
     @serial
     async def cancel_on_record(self, run_id: str, action: StopOnRecord) -> bool:
         cur = await self._conn.execute(
-            "UPDATE gf_runs SET status = 'cancelled', stop_action = ?, updated_at = ?, "
-            f"lease_expires_at = NULL WHERE run_id = ? AND status IN {ACTIVE}",
+            "UPDATE gf_runs SET status = 'cancelled', stop_action = ?, updated_at = ? "
+            f"WHERE run_id = ? AND status IN {ACTIVE}",
             (action, self._clock().isoformat(), run_id),
         )
         await self._conn.commit()
@@ -571,7 +572,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
     async def lease_holders(self, worker_id: str) -> dict[str, str]:
         async with self._conn.execute(
             "SELECT DISTINCT w.worker_id, w.url FROM gf_runs r JOIN gf_workers w ON "
-            f"w.worker_id = r.worker_id WHERE r.status IN {ACTIVE} AND "
+            f"w.worker_id = r.worker_id WHERE {holds_lease('r.')} AND "
             "r.lease_expires_at >= ? AND r.worker_id != ?",
             (self._clock().timestamp(), worker_id),
         ) as cur:
@@ -580,7 +581,7 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
     @shielded
     @serial
     async def release_runs(self, worker_id: str, run_ids: Sequence[str] | None = None) -> int:
-        sql = f"UPDATE gf_runs SET lease_expires_at = 0 WHERE worker_id = ? AND status IN {ACTIVE}"
+        sql = f"UPDATE gf_runs SET lease_expires_at = 0 WHERE worker_id = ? AND {holds_lease()}"
         params: list[Any] = [worker_id]
         if run_ids is not None:
             if not run_ids:

@@ -41,6 +41,18 @@ RUN_COLUMNS = (
     "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
 )
 ACTIVE = "('pending', 'running')"
+
+
+def holds_lease(row: str = "") -> str:
+    """Whether the run (``row``: a table alias and dot, or nothing) holds a lease: while it is
+    active, and once cancelled on record until its holder ends it (a lapsed lease then means
+    that holder is gone, and the sweeper ends the run instead)."""
+    return (
+        f"({row}status IN {ACTIVE} OR "
+        f"({row}status = 'cancelled' AND {row}lease_expires_at IS NOT NULL))"
+    )
+
+
 # A thread's expiry re-armed by activity at a Unix time (the one parameter), unless a sweeper
 # holds the thread; NULL while it has no TTL.
 REARM = (
@@ -265,9 +277,10 @@ class ClaimExpiredRuns:
             rows = conn.execute(
                 f"UPDATE gf_runs SET worker_id = ?, lease_expires_at = ?, attempt = attempt + 1, "
                 f"updated_at = ? WHERE run_id IN (SELECT r.run_id FROM gf_runs r WHERE "
-                f"r.{expired} AND r.graph_id IN ({graphs}) AND NOT EXISTS (SELECT 1 FROM "
-                f"gf_runs o WHERE o.thread_id = r.thread_id AND o.status IN {ACTIVE} AND "
-                f"o.created_at < r.created_at) ORDER BY r.created_at LIMIT ?) "
+                f"{holds_lease('r.')} AND r.lease_expires_at < ? AND r.graph_id IN ({graphs}) "
+                f"AND NOT EXISTS (SELECT 1 FROM gf_runs o WHERE o.thread_id = r.thread_id AND "
+                f"{holds_lease('o.')} AND o.created_at < r.created_at) "
+                "ORDER BY r.created_at LIMIT ?) "
                 f"RETURNING {RUN_COLUMNS}",
                 (
                     self.worker_id,

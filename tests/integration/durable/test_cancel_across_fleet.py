@@ -17,7 +17,8 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.integration.durable.conftest import ProcessFactory, WorkerProcess
+from tests.integration.durable.conftest import COUNTING_GRAPHS, ProcessFactory, WorkerProcess
+from tests.integration.worker.conftest import WorkerFactory
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -107,3 +108,56 @@ async def test_deleting_an_assistant_through_a_interrupts_its_run_on_b(
     await eventually(lambda: b_runs(0), timeout_s=STOP_WITHIN_S)
     await sdk_b.runs.join(thread_id, run["run_id"])
     assert (await sdk_b.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
+
+
+@pytest.mark.timeout(90)
+async def test_a_cancel_whose_holder_died_is_ended_by_the_worker_that_takes_it(
+    store_url: str, spawn_worker: ProcessFactory, make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    """B is killed mid-run, and the cancels sent for its runs reach no one: they are written to
+    the runs' records. The worker that then finds B gone ends each run as its cancel asked,
+    so no thread is left busy and the rollback is undone."""
+    a = await make_worker(store=store_url, graphs=COUNTING_GRAPHS, sweep_interval_s=3600)
+    b = await spawn_worker(store_url, "worker-b", run_lease_s=30)
+    sdk_a, sdk_b = a.client(), get_client(url=b.url, api_key=None)
+    gate = str(tmp_path / "never")  # each run's second step waits for it: it never comes
+    try:
+        threads, runs, before = [], [], []
+        for name in ("rolled-back", "interrupted"):
+            log = str(tmp_path / f"{name}.log")
+            thread_id = (await sdk_b.threads.create())["thread_id"]
+            done = await sdk_b.runs.wait(thread_id, "counting", input={"log": log})
+            assert isinstance(done, dict)
+            before.append(await sdk_b.threads.get_state(thread_id))
+            run = await sdk_b.runs.create(thread_id, "counting", input={"log": log, "gate": gate})
+            threads.append(thread_id)
+            runs.append(run["run_id"])
+
+            async def first_step_checkpointed(thread_id: str = thread_id) -> bool:
+                state = await sdk_a.threads.get_state(thread_id)
+                return bool(state["values"]["steps"][-1:] == ["first"])
+
+            await eventually(first_step_checkpointed, timeout_s=10)
+        b.kill()
+        await b.proc.wait()
+        await sdk_a.runs.cancel(threads[0], runs[0], action="rollback")
+        await sdk_a.runs.cancel(threads[1], runs[1], action="interrupt")
+        # A worker that sweeps finds B's address refusing: it takes the runs and ends them.
+        await make_worker(store=store_url, graphs=COUNTING_GRAPHS, sweep_interval_s=0.1)
+
+        async def ended() -> bool:
+            statuses = [(await sdk_a.threads.get(t))["status"] for t in threads]
+            return statuses == ["idle", "interrupted"]
+
+        await eventually(ended, timeout_s=15)
+        # Rolled back: the run is forgotten, its thread as it was before it.
+        assert runs[0] not in [r["run_id"] for r in await sdk_a.runs.list(threads[0])]
+        assert (await sdk_a.threads.get_state(threads[0]))["values"] == before[0]["values"]
+        # Interrupted: the run reads so, its thread keeps the step it finished.
+        assert (await sdk_a.runs.get(threads[1], runs[1]))["status"] == "interrupted"
+        state = await sdk_a.threads.get_state(threads[1])
+        assert state["values"]["steps"][-1:] == ["first"]
+        assert state["next"] == ["second"]
+    finally:
+        await sdk_a.aclose()
+        await sdk_b.aclose()

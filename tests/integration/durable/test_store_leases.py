@@ -168,7 +168,7 @@ async def test_a_cancel_on_record_leaves_an_ended_run_as_it_is(store_url: str) -
         assert not await store.cancel_on_record("r1", "interrupt")
         record = await store.get_run("r1")
         assert record is not None
-        assert (record.status, record.lease_expires_at) == ("cancelled", None)
+        assert record.status == "cancelled"
         assert await store.stop_on_record("r1") == "rollback"  # the first mark stands
         await store.create_run(_run("r2", "w0"))
         assert await store.set_run_status("r2", "success", result={"x": 1}, holder=("w0", 1))
@@ -182,5 +182,39 @@ async def test_a_cancel_on_record_leaves_an_ended_run_as_it_is(store_url: str) -
         await store.create_run(_run("r3", "w0"))
         assert await store.set_run_status("r3", "cancelled", if_active=True)
         assert await store.stop_on_record("r3") == "interrupt"
+    finally:
+        await store.close()
+
+
+async def test_a_cancel_on_record_keeps_the_lease_until_its_holder_ends_the_run(
+    store_url: str,
+) -> None:
+    """A holder that dies before it reads the cancel leaves its lease to lapse: the run is then
+    claimed (to be ended as asked, not resumed), after the runs before it on its thread; once
+    ended it holds nothing, and no release makes it claimable again."""
+    store = create_store(store_url, lease_s=30)
+    await store.open()
+    try:
+        await store.create_thread("t", {})
+        await store.record_worker("w0", "http://10.0.0.1:8000")
+        await store.create_run(_run("r1", "w0"))
+        await store.create_run(_run("r2", "w0"))
+        assert await store.cancel_on_record("r2", "rollback")
+        assert await store.renew_leases("w0", ["r1", "r2"]) == {"r1"}  # r2 is not renewed
+        assert await store.lease_holders("w1") == {"w0": "http://10.0.0.1:8000"}
+        assert await store.release_runs("w0") == 2  # the holder is found dead
+        first = await store.claim_expired_runs("w1", ["g"], limit=5, max_attempts=3)
+        assert [r.run_id for r in first.claimed] == ["r1"]  # r2 waits for the run before it
+        assert await store.set_run_status("r1", "success", holder=("w1", 2))
+        second = await store.claim_expired_runs("w1", ["g"], limit=5, max_attempts=3)
+        assert [(r.run_id, r.status, r.attempt) for r in second.claimed] == [("r2", "cancelled", 2)]
+        assert await store.stop_on_record("r2") == "rollback"
+        assert await store.set_run_status("r2", "cancelled", holder=("w1", 2))
+        ended = await store.get_run("r2")
+        assert ended is not None
+        assert ended.lease_expires_at is None
+        assert await store.release_runs("w1") == 0
+        again = await store.claim_expired_runs("w2", ["g"], limit=5, max_attempts=3)
+        assert (again.claimed, again.abandoned) == ([], [])
     finally:
         await store.close()

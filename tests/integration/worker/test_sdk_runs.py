@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
 from tests.integration.worker.conftest import Worker
 from tests.support import eventually
+from worker.keys import STORE
+from worker.store.base import RunRecord
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +95,33 @@ async def test_cancel_a_running_run(client: LangGraphClient) -> None:
     assert cancelled["status"] == "interrupted"
     # Stopped in its first step: that step is left to run, as after an interrupt.
     assert (await client.threads.get(thread["thread_id"]))["status"] == "interrupted"
+
+
+async def test_a_run_stopped_while_its_record_is_written_ends(
+    worker: Worker, client: LangGraphClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel that reaches a run after its admission and before its task begins (its record
+    still being written) stops it as the task begins: the run ends and gives its slot back."""
+    store = worker.app[STORE]
+    writing, written = asyncio.Event(), asyncio.Event()
+    admitted: list[str] = []
+    begin_run = store.begin_run
+
+    async def slow_begin_run(record: RunRecord, **kwargs: Any) -> None:
+        admitted.append(record.run_id)
+        writing.set()
+        await written.wait()
+        await begin_run(record, **kwargs)
+
+    monkeypatch.setattr(store, "begin_run", slow_begin_run)
+    thread_id = (await client.threads.create())["thread_id"]
+    create = asyncio.create_task(client.runs.create(thread_id, "pipeline", input={"delay_s": 5}))
+    await asyncio.wait_for(writing.wait(), timeout=5)
+    worker.manager.stop(admitted[0], "interrupt")
+    written.set()
+    run = await create
+    await eventually(lambda: worker.manager.load == 0, timeout_s=5)
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
 
 
 async def _status(client: LangGraphClient, thread_id: str, run_id: str, status: str) -> bool:
