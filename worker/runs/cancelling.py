@@ -6,8 +6,8 @@ stops it at once. When its holder does not hear the command (unreachable, or it 
 ended), the cancel is written to the run's record, the one message every holder reads: at
 its next lease renewal (every third of ``WORKER_RUN_LEASE_S``) the holder stops a run whose
 record reads cancelled, as the record says (interrupt, or rollback: the run undone and
-forgotten), and a run that reads cancelled is never claimed again, so a holder that is gone
-never has it resumed (nor, then, rolled back: its run reads interrupted).
+forgotten). The mark keeps the run's lease until its holder ends the run: if that holder is
+gone, the worker that claims the lapsed lease ends the run as asked, and never resumes it.
 
 Either way the run's record reads ``interrupted`` (stored as ``cancelled``) before the
 caller answers, as the official server's does, so a GET right after the cancel agrees with

@@ -202,5 +202,6 @@ class Recovery:
                 await self._store.release_runs(self._worker_id, [record.run_id])
                 continue
             resumed += 1
-            log.info("run_resumed", run_id=record.run_id, attempt=record.attempt)
+            event = "run_resumed" if record.status in ACTIVE_RUN_STATES else "run_ended_for_holder"
+            log.info(event, run_id=record.run_id, attempt=record.attempt)
         return resumed
