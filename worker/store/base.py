@@ -462,10 +462,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def renew_leases(self, worker_id: str, run_ids: Sequence[str]) -> set[str]:
-        """Extend the leases ``worker_id`` holds on ``run_ids``; returns the ids renewed.
+        """Extend the leases ``worker_id`` holds on ``run_ids``; returns the ids of the runs
+        still active and this worker's.
 
-        A run missing from the answer is no longer this worker's (ended, deleted, or claimed
-        by another worker after the lease lapsed).
+        A run missing from the answer is no longer this worker's to execute: ended, deleted,
+        claimed by another worker after the lease lapsed, or cancelled on record (whose lease
+        is extended all the same: the holder is alive and ends the run itself).
         """
 
     @abc.abstractmethod

@@ -607,10 +607,10 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
             return set()
         rows = await self._fetch(
             f"UPDATE gf_runs SET lease_expires_at = {_LEASE} WHERE worker_id = %(worker)s "
-            f"AND status IN {_ACTIVE} AND run_id = ANY(%(ids)s) RETURNING run_id",
+            f"AND {_holds_lease()} AND run_id = ANY(%(ids)s) RETURNING run_id, status",
             {"lease_s": self._lease_s, "worker": worker_id, "ids": list(run_ids)},
         )
-        return {row["run_id"] for row in rows}
+        return {row["run_id"] for row in rows if row["status"] in ACTIVE_RUN_STATES}
 
     @shielded
     async def claim_expired_runs(

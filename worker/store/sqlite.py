@@ -527,11 +527,11 @@ class SqliteStore(SqliteAssistants, SqliteCrons, SqliteThreadTTL, Store):
             return set()
         marks = ", ".join("?" for _ in run_ids)
         rows = await self._conn.execute_fetchall(
-            f"UPDATE gf_runs SET lease_expires_at = ? WHERE worker_id = ? AND status IN "
-            f"{ACTIVE} AND run_id IN ({marks}) RETURNING run_id",
+            f"UPDATE gf_runs SET lease_expires_at = ? WHERE worker_id = ? AND {holds_lease()} "
+            f"AND run_id IN ({marks}) RETURNING run_id, status",
             (self._lease_until(), worker_id, *run_ids),
         )
-        renewed = {row[0] for row in rows}
+        renewed = {row[0] for row in rows if row[1] in ACTIVE_RUN_STATES}
         await self._conn.commit()
         return renewed
 

@@ -200,7 +200,15 @@ async def test_a_cancel_on_record_keeps_the_lease_until_its_holder_ends_the_run(
         await store.create_run(_run("r1", "w0"))
         await store.create_run(_run("r2", "w0"))
         assert await store.cancel_on_record("r2", "rollback")
-        assert await store.renew_leases("w0", ["r1", "r2"]) == {"r1"}  # r2 is not renewed
+        marked = await store.get_run("r2")
+        assert marked is not None
+        assert marked.lease_expires_at is not None
+        # Its holder, alive, keeps the lease but learns the run is no longer its to execute.
+        assert await store.renew_leases("w0", ["r1", "r2"]) == {"r1"}
+        renewed = await store.get_run("r2")
+        assert renewed is not None
+        assert renewed.lease_expires_at is not None
+        assert renewed.lease_expires_at > marked.lease_expires_at
         assert await store.lease_holders("w1") == {"w0": "http://10.0.0.1:8000"}
         assert await store.release_runs("w0") == 2  # the holder is found dead
         first = await store.claim_expired_runs("w1", ["g"], limit=5, max_attempts=3)
