@@ -45,6 +45,17 @@ SqlTrace = Callable[[str], None]
 SortOrder = Literal["asc", "desc"]
 
 
+def holds_lease(row: str = "") -> str:
+    """SQL, for either store, of whether a run (``row``: its table alias and a dot, or nothing)
+    holds a lease: while it is active, and once cancelled on record until its holder ends it
+    (a lapsed lease then means that holder is gone, and the sweeper ends the run instead)."""
+    active = ", ".join(f"'{state}'" for state in ACTIVE_RUN_STATES)
+    return (
+        f"({row}status IN ({active}) OR "
+        f"({row}status = 'cancelled' AND {row}lease_expires_at IS NOT NULL))"
+    )
+
+
 P = ParamSpec("P")
 S = TypeVar("S")
 T = TypeVar("T")

@@ -50,6 +50,7 @@ from worker.store.base import (
     ThreadRecord,
     ThreadStatus,
     finish_writes,
+    holds_lease,
     shielded,
 )
 from worker.store.postgres_assistants import PostgresAssistants
@@ -68,16 +69,6 @@ _RUN_COLUMNS = (
     "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
 )
 _ACTIVE = "('pending', 'running')"
-
-
-def _holds_lease(row: str = "") -> str:
-    """Whether the run (``row``: a table alias and dot, or nothing) holds a lease: while it is
-    active, and once cancelled on record until its holder ends it (a lapsed lease then means
-    that holder is gone, and the sweeper ends the run instead)."""
-    return (
-        f"({row}status IN {_ACTIVE} OR "
-        f"({row}status = 'cancelled' AND {row}lease_expires_at IS NOT NULL))"
-    )
 
 
 _SYNCHRONOUS_COMMIT = ("server", "on", "off", "local", "remote_write", "remote_apply")
@@ -607,7 +598,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
             return set()
         rows = await self._fetch(
             f"UPDATE gf_runs SET lease_expires_at = {_LEASE} WHERE worker_id = %(worker)s "
-            f"AND {_holds_lease()} AND run_id = ANY(%(ids)s) RETURNING run_id, status",
+            f"AND {holds_lease()} AND run_id = ANY(%(ids)s) RETURNING run_id, status",
             {"lease_s": self._lease_s, "worker": worker_id, "ids": list(run_ids)},
         )
         return {row["run_id"] for row in rows if row["status"] in ACTIVE_RUN_STATES}
@@ -664,9 +655,9 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
                 cur = await conn.execute(
                     f"UPDATE gf_runs SET worker_id = %(worker)s, lease_expires_at = {_LEASE}, "
                     "attempt = attempt + 1, updated_at = now() WHERE run_id IN (SELECT r.run_id "
-                    f"FROM gf_runs r WHERE {_holds_lease('r.')} AND r.lease_expires_at < now() "
+                    f"FROM gf_runs r WHERE {holds_lease('r.')} AND r.lease_expires_at < now() "
                     "AND r.graph_id = ANY(%(graphs)s) AND NOT EXISTS (SELECT 1 FROM gf_runs o "
-                    f"WHERE o.thread_id = r.thread_id AND {_holds_lease('o.')} "
+                    f"WHERE o.thread_id = r.thread_id AND {holds_lease('o.')} "
                     "AND o.created_at < r.created_at) "
                     "ORDER BY r.created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                     f"RETURNING {_RUN_COLUMNS}",
@@ -688,7 +679,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         rows = await self._fetch(
             "SELECT DISTINCT w.worker_id, w.url FROM gf_runs r JOIN gf_workers w ON "
             "w.worker_id = r.worker_id WHERE r.lease_expires_at >= now() AND "
-            f"{_holds_lease('r.')} "
+            f"{holds_lease('r.')} "
             "AND r.worker_id != %s",
             (worker_id,),
         )
@@ -701,7 +692,7 @@ class PostgresStore(PostgresAssistants, PostgresCrons, PostgresThreadTTL, Store)
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "UPDATE gf_runs SET lease_expires_at = 'epoch' WHERE worker_id = %s "
-                f"AND {_holds_lease()} "
+                f"AND {holds_lease()} "
                 "AND (%s::text[] IS NULL OR run_id = ANY(%s))",
                 (worker_id, run_ids and list(run_ids), run_ids and list(run_ids)),
             )

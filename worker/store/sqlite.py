@@ -50,6 +50,7 @@ from worker.store.base import (
     ThreadRecord,
     ThreadStatus,
     finish_writes,
+    holds_lease,
     shielded,
 )
 from worker.store.sqlite_assistants import SqliteAssistants
@@ -79,7 +80,6 @@ from worker.store.sqlite_runs import (
     ClaimExpiredRuns,
     DeleteThread,
     SetRunStatus,
-    holds_lease,
     insert_run,
 )
 from worker.store.sqlite_saver import PooledSqliteSaver

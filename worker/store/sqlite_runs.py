@@ -30,6 +30,7 @@ from worker.store.base import (
     RunRecord,
     RunState,
     ThreadStatus,
+    holds_lease,
 )
 from worker.store.sqlite_rows import run_from_row, to_json
 from worker.store.sqlite_webhooks import insert_events
@@ -41,16 +42,6 @@ RUN_COLUMNS = (
     "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
 )
 ACTIVE = "('pending', 'running')"
-
-
-def holds_lease(row: str = "") -> str:
-    """Whether the run (``row``: a table alias and dot, or nothing) holds a lease: while it is
-    active, and once cancelled on record until its holder ends it (a lapsed lease then means
-    that holder is gone, and the sweeper ends the run instead)."""
-    return (
-        f"({row}status IN {ACTIVE} OR "
-        f"({row}status = 'cancelled' AND {row}lease_expires_at IS NOT NULL))"
-    )
 
 
 # A thread's expiry re-armed by activity at a Unix time (the one parameter), unless a sweeper
