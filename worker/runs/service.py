@@ -220,7 +220,7 @@ class RunService:
                 recovered=True,
             )
             if stop is not None:
-                run.stop_action = stop  # start() cancels it before it executes a step
+                run.stop_action = stop  # its task stops it as it begins: no step executes
             self.manager.start(run)
             return run
 

@@ -42,8 +42,6 @@ RUN_COLUMNS = (
     "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
 )
 ACTIVE = "('pending', 'running')"
-
-
 # A thread's expiry re-armed by activity at a Unix time (the one parameter), unless a sweeper
 # holds the thread; NULL while it has no TTL.
 REARM = (
