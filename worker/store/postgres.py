@@ -69,8 +69,6 @@ _RUN_COLUMNS = (
     "multitask_strategy, kwargs, worker_id, result, error, attempt, lease_expires_at"
 )
 _ACTIVE = "('pending', 'running')"
-
-
 _SYNCHRONOUS_COMMIT = ("server", "on", "off", "local", "remote_write", "remote_apply")
 _LEASE = "now() + make_interval(secs => %(lease_s)s)"
 _SORT_COLUMNS = {"thread_id", "created_at", "updated_at", "status"}
