@@ -1,16 +1,16 @@
 """Runs in bulk: ``POST /runs/batch`` (stateless background runs) and ``POST /runs/cancel``.
 
-A batch starts whole or not at all, as far as this worker can tell before it writes: every
-item is validated, its assistant resolved and its webhook checked, and a capacity slot taken
-for each (503 ``at_capacity`` for the whole batch, so the LB may send it to another worker:
-nothing was started), before the first run is written. Only a store failure or an assistant
-deleted meanwhile can stop a batch half-way; the runs already started then keep running.
-A batch larger than the worker's capacity can never start whole: 422.
+A batch starts whole or not at all: every item is validated, its assistant resolved and its
+webhook checked, and a capacity slot taken for each (503 ``at_capacity`` for the whole batch,
+so the LB may send it to another worker: nothing was started), before the first run is
+written. Should a write fail after all (the store, or an assistant deleted meanwhile), the
+runs already started are rolled back. A batch larger than the worker's capacity can never
+start whole: 422.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
 
 from aiohttp import web
 
@@ -22,6 +22,7 @@ from worker.api.thread_context import canceller
 from worker.api.thread_schemas import RunsCancelBody
 from worker.errors import NotFound, Unprocessable
 from worker.keys import MANAGER, SERVICE, STORE
+from worker.runs.active import ActiveRun, RunNotActiveError
 from worker.runs.model import CancelAction, run_view
 from worker.store.base import ACTIVE_RUN_STATES, RunRecord, RunState
 
@@ -43,22 +44,30 @@ async def create_batch(request: web.Request) -> web.Response:
         )
     bodies = [parse(RunCreateBody, item) for item in raw]
     runs = [(body, spec_from_body(body, stateless=True)) for body in bodies]
-    created: list[dict[str, Any]] = []
+    started: list[ActiveRun] = []
     with admission.reservations(len(runs)) as slots:
         for body, spec in runs:
             await service.check(body.assistant_id, spec)
-        for slot, (body, spec) in zip(slots, runs, strict=True):
-            run = await service.create(
-                slot,
-                assistant_id=body.assistant_id,
-                spec=spec,
-                thread_id=None,
-                multitask_strategy=body.multitask_strategy,
-                metadata=body.metadata,
-            )
-            created.append(run_view(run.record))
-    response = json_response(created)
-    response.headers[RUNS_STARTED_HEADER] = str(len(created))
+        try:
+            for slot, (body, spec) in zip(slots, runs, strict=True):
+                run = await service.create(
+                    slot,
+                    assistant_id=body.assistant_id,
+                    spec=spec,
+                    thread_id=None,
+                    multitask_strategy=body.multitask_strategy,
+                    metadata=body.metadata,
+                )
+                started.append(run)
+        except BaseException:
+            # Refused half-way after all (the store failed, an assistant was deleted
+            # meanwhile): the runs started are rolled back, so none of the batch is left.
+            for run in started:
+                with contextlib.suppress(RunNotActiveError):
+                    request.app[MANAGER].stop(run.run_id, "rollback")
+            raise
+    response = json_response([run_view(run.record) for run in started])
+    response.headers[RUNS_STARTED_HEADER] = str(len(started))
     return response
 
 

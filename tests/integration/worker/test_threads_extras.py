@@ -12,6 +12,8 @@ from langgraph_sdk.client import LangGraphClient
 from common.contract import RUNS_STARTED_HEADER
 from tests.integration.worker.conftest import Worker, WorkerFactory
 from tests.support import eventually
+from worker.keys import STORE
+from worker.store.base import RunRecord
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +95,31 @@ async def test_a_batch_with_a_bad_run_starts_none(worker: Worker, client: LangGr
             assert answer["error"]["code"] == code
     assert worker.manager.load == 0
     assert await client.threads.search() == []  # no stateless run's thread was made either
+
+
+async def test_a_batch_whose_write_fails_half_way_leaves_no_run(
+    worker: Worker, client: LangGraphClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails after the checks passed (here the store, on the second run): the run
+    already started is rolled back, so nothing of the batch is left."""
+    store = worker.app[STORE]
+    begin_run = store.begin_run
+    calls = 0
+
+    async def failing_second(record: RunRecord, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("the store went away")
+        await begin_run(record, **kwargs)
+
+    monkeypatch.setattr(store, "begin_run", failing_second)
+    runs = [{"assistant_id": "pipeline", "input": {"delay_s": 10}} for _ in range(3)]
+    status, answer = await _post(worker, "/runs/batch", runs)
+    assert status == 500
+    assert answer["error"]["code"] == "internal"
+    await eventually(lambda: worker.manager.load == 0, timeout_s=5)
+    assert await client.threads.search() == []  # the first run's thread went with it
 
 
 async def test_a_full_worker_refuses_a_batch_whole(make_worker: WorkerFactory) -> None:
