@@ -64,7 +64,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     app = web.Application()
     app.router.add_post("/{name}", handle)
-    runner = web.AppRunner(app, access_log=None)
+    # As the worker fixture's: a teardown waits at most a second for a request in progress.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
