@@ -206,7 +206,8 @@ class RunService:
     async def recover(self, record: RunRecord) -> ActiveRun:
         """Resume ``record``, just claimed from a worker that stopped (already on record); one
         cancelled on record is only ended, as its cancel asks (interrupt or rollback)."""
-        stop = await self.store.stop_on_record(record.run_id)
+        cancelled = record.status == "cancelled"  # claimed to be ended, not resumed
+        stop = await self.store.stop_on_record(record.run_id) if cancelled else None
         with self.manager.admission.reservation() as slot:
             entry = self.graph(record.graph_id)
             spec = RunSpec.model_validate(record.kwargs)
